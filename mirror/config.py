@@ -1,0 +1,269 @@
+"""One validated configuration schema for the kiosk.
+
+The schema is a set of frozen dataclasses. Every field carries its default, its
+bounds and a one-line description; `config/mirror.toml` documents the same keys
+and a test keeps the two in step. Loading collects *every* problem, each naming
+the key, what is wrong and the expected form, so `mirror check-config` can list
+them all at once.
+
+Environment overrides: `MIRROR_<SECTION>_<KEY>=value`, e.g.
+`MIRROR_CAMERA_SOURCE=video`. Values are parsed as TOML scalars when possible,
+else taken as strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "config"
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+DEMO_CLIP = ASSETS_DIR / "demo_clip.mp4"
+
+
+class ConfigError(Exception):
+    """Raised with the full list of problems found in a config."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def opt(default, doc: str, *, min=None, max=None, choices=None):
+    return field(default=default, metadata={"doc": doc, "min": min, "max": max, "choices": choices})
+
+
+GESTURES = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
+MOTIONS = ("circle", "swipe_left", "swipe_right", "dwell")
+ACTIONS = ("none", "next_color", "prev_color", "confirm", "cancel", "help", "call_staff",
+           "toggle_debug", "call_friend", "hang_up", "select")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = opt("webcam", "where frames come from",
+                      choices=("webcam", "video", "images", "realsense", "recorded_depth"))
+    device: int = opt(0, "V4L2 camera index (/dev/videoN) for source = webcam", min=0, max=63)
+    path: str = opt("", "video file, image folder or recorded colour+depth folder for the file sources")
+    width: int = opt(1280, "requested capture width in pixels", min=160, max=3840)
+    height: int = opt(720, "requested capture height in pixels", min=120, max=2160)
+    fps: int = opt(30, "requested capture rate (file sources are paced to it)", min=1, max=120)
+    loop: bool = opt(True, "restart a video or folder at its end")
+    stall_timeout_s: float = opt(2.0, "no frame for this long counts as a lost camera", min=0.2, max=60.0)
+    reconnect_initial_s: float = opt(0.5, "first reopen delay after a loss; doubles each try", min=0.05, max=60.0)
+    reconnect_max_s: float = opt(10.0, "longest delay between reopen attempts", min=0.1, max=600.0)
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    enabled: bool = opt(True, "use depth when the source provides it")
+    cut_beyond_m: float = opt(0.6, "drop mask pixels this far behind the person's median depth", min=0.05, max=5.0)
+    presence_max_m: float = opt(2.5, "someone nearer than this counts as present", min=0.3, max=8.0)
+    presence_min_fraction: float = opt(0.08, "share of the frame that must be that near", min=0.001, max=1.0)
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    hands_model: str = opt("lite", "MediaPipe hand landmark model for the live loop", choices=("lite", "full"))
+    max_hands: int = opt(2, "hands tracked at once", min=1, max=4)
+    hands_width: int = opt(640, "frames are scaled to this width for hand tracking", min=160, max=3840)
+    min_hand_confidence: float = opt(0.5, "minimum hand detection confidence", min=0.05, max=0.99)
+    garment_refresh_s: float = opt(1.0, "how often the slow garment model (pose + colour) is rebuilt", min=0.1, max=60.0)
+    mask_smoothing: float = opt(0.5, "temporal smoothing of the garment matte (0 = none, 0.9 = heavy)", min=0.0, max=0.95)
+    feather_px: int = opt(5, "edge feather radius of the garment matte at 720p", min=0, max=40)
+
+
+@dataclass(frozen=True)
+class GesturesConfig:
+    hold_frames: int = opt(4, "frames a gesture must hold before it fires", min=1, max=60)
+    cooldown_s: float = opt(1.0, "quiet time after a gesture fires", min=0.0, max=10.0)
+    min_score: float = opt(0.6, "minimum classifier score to count a gesture", min=0.0, max=1.0)
+    circle_min_radius: float = opt(0.04, "smallest circle radius, as a fraction of frame width", min=0.005, max=0.5)
+    degrees_per_turn: float = opt(360.0, "hue degrees moved by one full circle of the finger", min=10.0, max=1080.0)
+    swipe_min_distance: float = opt(0.25, "horizontal travel for a swipe, as a fraction of frame width", min=0.05, max=1.0)
+    swipe_max_s: float = opt(0.6, "a swipe must complete within this time", min=0.1, max=3.0)
+    dwell_s: float = opt(1.2, "hold a hand still over a control this long to press it", min=0.2, max=10.0)
+    hue_mode: str = opt("wheel", "circle turns the hue smoothly (wheel) or steps catalogue colours (catalog)",
+                        choices=("wheel", "catalog"))
+
+
+@dataclass(frozen=True)
+class ActionsConfig:
+    open_palm: str = opt("help", "action for an open palm", choices=ACTIONS)
+    fist: str = opt("cancel", "action for a fist", choices=ACTIONS)
+    pointing_up: str = opt("select", "action for an index finger up", choices=ACTIONS)
+    thumbs_up: str = opt("confirm", "action for a thumbs-up", choices=ACTIONS)
+    thumbs_down: str = opt("cancel", "action for a thumbs-down", choices=ACTIONS)
+    victory: str = opt("call_friend", "action for a victory sign", choices=ACTIONS)
+    pinch: str = opt("call_staff", "action for a pinch", choices=ACTIONS)
+    swipe_left: str = opt("prev_color", "action for a swipe to the shopper's left", choices=ACTIONS)
+    swipe_right: str = opt("next_color", "action for a swipe to the shopper's right", choices=ACTIONS)
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    fullscreen: bool = opt(True, "take the whole screen (kiosk); false opens a window")
+    width: int = opt(1080, "output width in pixels (portrait)", min=90, max=4320)
+    height: int = opt(1920, "output height in pixels (portrait)", min=160, max=7680)
+    mirror: bool = opt(True, "flip the camera image left-right, like a mirror")
+    fps: int = opt(30, "render rate cap", min=5, max=120)
+    show_fps: bool = opt(False, "start with the FPS/debug overlay on")
+    idle_hint_s: float = opt(6.0, "show the help hint after someone is present but idle this long", min=1.0, max=600.0)
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    path: str = opt("", "catalogue TOML file; empty = the bundled example config/catalog.toml")
+    product: str = opt("", "SKU shown at start; empty = the first product")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
+    journal: bool = opt(True, "also log to the systemd journal when it is reachable")
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    gestures: GesturesConfig = field(default_factory=GesturesConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Directory that relative paths in the file are resolved against.
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def catalog_path(self) -> Path:
+        return self.resolve(self.catalog.path) if self.catalog.path else CONFIG_DIR / "catalog.toml"
+
+    def replace(self, section: str, **changes) -> "Config":
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+SECTIONS: dict[str, type] = {
+    name: hint for name, hint in typing.get_type_hints(Config).items() if name != "base_dir"
+}
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_value(key: str, ftype: type, meta: dict, value) -> tuple[object, str | None]:
+    """Return (coerced value, problem or None)."""
+    expected = _TYPE_NAMES[ftype]
+    if ftype is bool:
+        if not isinstance(value, bool):
+            return None, f"{key}: got {value!r}, expected {expected}"
+    elif ftype is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, f"{key}: got {value!r}, expected {expected}"
+    elif ftype is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"{key}: got {value!r}, expected {expected}"
+        value = float(value)
+    elif ftype is str:
+        if not isinstance(value, str):
+            return None, f"{key}: got {value!r}, expected {expected}"
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        return None, f"{key}: got {value!r}, expected one of {', '.join(choices)}"
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        return None, f"{key}: got {value!r}, expected a value from {lo} to {hi}"
+    return value, None
+
+
+def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for name, raw in env.items():
+        if not name.startswith("MIRROR_"):
+            continue
+        rest = name[len("MIRROR_"):].lower()
+        for section in SECTIONS:
+            if rest.startswith(section + "_"):
+                try:
+                    value = tomllib.loads(f"v = {raw}")["v"]
+                except tomllib.TOMLDecodeError:
+                    value = raw
+                out.setdefault(section, {})[rest[len(section) + 1:]] = value
+                break
+    return out
+
+
+def build(data: dict, *, base_dir: str = ".", source: str = "config",
+          env: typing.Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document (plus env overrides) into a Config."""
+    problems: list[str] = []
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for section, values in _env_overrides(os.environ if env is None else env).items():
+        if isinstance(merged.get(section, {}), dict):
+            merged.setdefault(section, {}).update(values)
+    sections = {}
+    for name, value in merged.items():
+        if name not in SECTIONS:
+            problems.append(f"[{name}]: unknown section, expected one of {', '.join(SECTIONS)}")
+        elif not isinstance(value, dict):
+            problems.append(f"{name}: expected a [{name}] table")
+    for name, cls in SECTIONS.items():
+        given = merged.get(name, {})
+        if not isinstance(given, dict):
+            continue
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in given.items():
+            if key not in fields:
+                problems.append(f"{name}.{key}: unknown key, expected one of {', '.join(fields)}")
+                continue
+            coerced, problem = _check_value(f"{name}.{key}", hints[key], fields[key].metadata, value)
+            if problem:
+                problems.append(problem)
+            else:
+                kwargs[key] = coerced
+        sections[name] = cls(**kwargs)
+    if not problems:
+        cam = sections["camera"]
+        if cam.source in ("video", "images", "recorded_depth") and not cam.path:
+            problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {cam.source!r}")
+        if cam.reconnect_initial_s > cam.reconnect_max_s:
+            problems.append("camera.reconnect_initial_s: larger than camera.reconnect_max_s, expected it to be smaller")
+        if sections["display"].width > sections["display"].height:
+            problems.append("display.width: wider than display.height, expected a portrait size")
+    if problems:
+        raise ConfigError(problems, source)
+    return Config(**sections, base_dir=base_dir)
+
+
+def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None = None) -> Config:
+    """Load and validate a TOML config file; None gives the embedded defaults."""
+    if path is None:
+        return build({}, env=env, source="defaults")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found; create it or pass an existing file (see {CONFIG_DIR / 'mirror.toml'})"], str(p))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"cannot read it ({e.__class__.__name__}: {e})"], str(p))
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"not valid TOML: {e}"], str(p))
+    return build(data, base_dir=str(p.resolve().parent), source=str(p), env=env)
+
+
+def documented_defaults() -> dict[str, dict[str, object]]:
+    """The defaults as a TOML-shaped dict (used to check config/mirror.toml)."""
+    return {name: dataclasses.asdict(cls()) for name, cls in SECTIONS.items()}

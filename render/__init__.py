@@ -1,0 +1,1 @@
+"""The pygame compositor: the mirrored view and its overlays."""

@@ -1,0 +1,1 @@
+"""Capture, hand tracking, gestures, garment segmentation and recolouring."""

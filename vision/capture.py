@@ -1,0 +1,431 @@
+"""Frame sources, and the supervisor that keeps one alive.
+
+Every source has the same small interface: `open()`, `read() -> Frame`,
+`close()`. `read()` raises `EndOfStream` at the end of a non-looping file and
+`SourceError` when the device fails. `SupervisedSource` runs a source in its own
+thread, always holds the latest frame, and reopens a lost or stalled camera with
+exponential backoff, announcing the loss and the recovery on the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class SourceError(Exception):
+    """A source could not be opened or read; the message says how to fix it."""
+
+
+class EndOfStream(Exception):
+    pass
+
+
+@dataclass
+class Frame:
+    image: np.ndarray            # BGR uint8, HxWx3
+    ts: float                    # time.monotonic() when captured
+    index: int
+    depth: np.ndarray | None = None   # uint16 millimetres aligned to image, or None
+
+
+class FrameSource:
+    name = "source"
+
+    def open(self) -> None: ...
+
+    def read(self) -> Frame:
+        raise NotImplementedError
+
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def check_depth(image: np.ndarray, depth: np.ndarray | None, where: str) -> None:
+    if depth is None:
+        return
+    if depth.shape[:2] != image.shape[:2]:
+        raise SourceError(f"{where}: depth is {depth.shape[1]}x{depth.shape[0]} but colour is "
+                          f"{image.shape[1]}x{image.shape[0]}; record depth aligned to the colour stream")
+
+
+class WebcamSource(FrameSource):
+    def __init__(self, device: int = 0, width: int = 1280, height: int = 720, fps: int = 30):
+        self.device, self.width, self.height, self.fps = device, width, height, fps
+        self.name = f"camera {device}"
+        self._cap = None
+        self._n = 0
+
+    def open(self) -> None:
+        if not os.path.exists(f"/dev/video{self.device}"):
+            raise SourceError(f"camera index {self.device} does not exist (/dev/video{self.device} is missing); "
+                              f"check the cable or set camera.device")
+        cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            raise SourceError(f"camera {self.device} cannot be opened; is another program using it?")
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FPS, self.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._cap = cap
+
+    def read(self) -> Frame:
+        if self._cap is None:
+            raise SourceError(f"{self.name} is not open")
+        ok, img = self._cap.read()
+        if not ok or img is None:
+            raise SourceError(f"{self.name} stopped delivering frames")
+        self._n += 1
+        return Frame(img, time.monotonic(), self._n)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class _Paced:
+    """Releases frames no faster than `fps` (0 = as fast as possible)."""
+
+    def __init__(self, fps: float):
+        self.period = 1.0 / fps if fps else 0.0
+        self.next_t = 0.0
+
+    def wait(self) -> None:
+        if not self.period:
+            return
+        now = time.monotonic()
+        if self.next_t > now:
+            time.sleep(self.next_t - now)
+            now = self.next_t
+        self.next_t = max(now, self.next_t) + self.period
+
+
+class VideoFileSource(FrameSource):
+    def __init__(self, path: str | Path, loop: bool = True, fps: float = 0.0):
+        self.path = Path(path)
+        self.loop = loop
+        self.name = f"video {self.path.name}"
+        self._pace = _Paced(fps)
+        self._cap = None
+        self._n = 0
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"video file {self.path} not found")
+        cap = cv2.VideoCapture(str(self.path))
+        ok, _ = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            cap.release()
+            raise SourceError(f"{self.path}: cannot decode any frame; is it a video file (mp4, avi, mkv)?")
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._cap = cap
+
+    def read(self) -> Frame:
+        if self._cap is None:
+            raise SourceError(f"{self.name} is not open")
+        ok, img = self._cap.read()
+        if not ok:
+            if not self.loop:
+                raise EndOfStream(self.name)
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, img = self._cap.read()
+            if not ok:
+                raise SourceError(f"{self.path}: decoding failed when looping")
+        self._pace.wait()
+        self._n += 1
+        return Frame(img, time.monotonic(), self._n)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a colour image or raise SourceError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError(f"image {p} not found")
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise SourceError(f"{p}: cannot decode the image; is it a valid JPEG or PNG?")
+    return img
+
+
+class ImageFolderSource(FrameSource):
+    def __init__(self, path: str | Path, loop: bool = True, fps: float = 0.0):
+        self.path = Path(path)
+        self.loop = loop
+        self.name = f"images {self.path}"
+        self._pace = _Paced(fps)
+        self._files: list[Path] = []
+        self._i = 0
+        self._n = 0
+
+    def open(self) -> None:
+        if not self.path.is_dir():
+            raise SourceError(f"image folder {self.path} not found")
+        self._files = sorted(f for f in self.path.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        if not self._files:
+            raise SourceError(f"{self.path}: no images (.jpg, .png, .bmp, .webp) in the folder")
+        self._i = 0
+
+    def read(self) -> Frame:
+        for _ in range(len(self._files) + 1):
+            if self._i >= len(self._files):
+                if not self.loop:
+                    raise EndOfStream(self.name)
+                self._i = 0
+            f = self._files[self._i]
+            self._i += 1
+            try:
+                img = read_image(f)
+            except SourceError as e:
+                log.warning("skipping %s", e)
+                continue
+            self._pace.wait()
+            self._n += 1
+            return Frame(img, time.monotonic(), self._n)
+        raise SourceError(f"{self.path}: none of the images can be decoded")
+
+
+class RecordedDepthSource(FrameSource):
+    """A folder of `NNNN_color.png` + `NNNN_depth.png` (16-bit millimetres) pairs."""
+
+    def __init__(self, path: str | Path, loop: bool = True, fps: float = 0.0):
+        self.path = Path(path)
+        self.loop = loop
+        self.name = f"recorded depth {self.path}"
+        self._pace = _Paced(fps)
+        self._pairs: list[tuple[Path, Path]] = []
+        self._i = 0
+        self._n = 0
+
+    def open(self) -> None:
+        if not self.path.is_dir():
+            raise SourceError(f"recorded depth folder {self.path} not found")
+        colours = sorted(self.path.glob("*_color.png"))
+        self._pairs = [(c, c.with_name(c.name.replace("_color.png", "_depth.png"))) for c in colours]
+        self._pairs = [(c, d) for c, d in self._pairs if d.exists()]
+        if not self._pairs:
+            raise SourceError(f"{self.path}: no NNNN_color.png + NNNN_depth.png pairs found")
+        self._i = 0
+
+    def read(self) -> Frame:
+        if self._i >= len(self._pairs):
+            if not self.loop:
+                raise EndOfStream(self.name)
+            self._i = 0
+        c, d = self._pairs[self._i]
+        self._i += 1
+        img = read_image(c)
+        depth = cv2.imread(str(d), cv2.IMREAD_UNCHANGED)
+        if depth is None or depth.ndim != 2 or depth.dtype != np.uint16:
+            raise SourceError(f"{d}: expected a single-channel 16-bit PNG of millimetres")
+        check_depth(img, depth, str(d))
+        self._pace.wait()
+        self._n += 1
+        return Frame(img, time.monotonic(), self._n, depth)
+
+
+class RealSenseSource(FrameSource):
+    """Intel RealSense colour plus depth aligned to colour (pip extra `realsense`)."""
+
+    def __init__(self, width: int = 1280, height: int = 720, fps: int = 30):
+        self.width, self.height, self.fps = width, height, fps
+        self.name = "realsense"
+        self._pipe = None
+        self._align = None
+        self._n = 0
+
+    def open(self) -> None:
+        try:
+            import pyrealsense2 as rs  # optional extra
+        except ImportError:
+            raise SourceError("pyrealsense2 is not installed; run: pip install 'smart-mirror[realsense]'")
+        pipe = rs.pipeline()
+        cfg = rs.config()
+        cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.bgr8, self.fps)
+        cfg.enable_stream(rs.stream.depth, rs.format.z16, self.fps)
+        try:
+            profile = pipe.start(cfg)
+        except RuntimeError as e:
+            raise SourceError(f"RealSense camera not available ({e}); check the USB 3 cable")
+        self._scale_mm = profile.get_device().first_depth_sensor().get_depth_scale() * 1000.0
+        self._align = rs.align(rs.stream.color)
+        self._pipe = pipe
+
+    def read(self) -> Frame:
+        if self._pipe is None:
+            raise SourceError("realsense is not open")
+        try:
+            frames = self._align.process(self._pipe.wait_for_frames(2000))
+        except RuntimeError as e:
+            raise SourceError(f"RealSense stopped delivering frames ({e})")
+        img = np.asanyarray(frames.get_color_frame().get_data()).copy()
+        depth = np.asanyarray(frames.get_depth_frame().get_data()).astype(np.float32) * self._scale_mm
+        depth = np.clip(depth, 0, 65535).astype(np.uint16)
+        check_depth(img, depth, "realsense")
+        self._n += 1
+        return Frame(img, time.monotonic(), self._n, depth)
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            try:
+                self._pipe.stop()
+            finally:
+                self._pipe = None
+
+
+def source_from_config(cam, resolve: Callable[[str], Path] = Path, paced: bool = True) -> FrameSource:
+    """Build the configured source (`cam` is a CameraConfig)."""
+    fps = cam.fps if paced else 0
+    if cam.source == "webcam":
+        return WebcamSource(cam.device, cam.width, cam.height, cam.fps)
+    if cam.source == "video":
+        return VideoFileSource(resolve(cam.path), cam.loop, fps)
+    if cam.source == "images":
+        return ImageFolderSource(resolve(cam.path), cam.loop, fps)
+    if cam.source == "recorded_depth":
+        return RecordedDepthSource(resolve(cam.path), cam.loop, fps)
+    if cam.source == "realsense":
+        return RealSenseSource(cam.width, cam.height, cam.fps)
+    raise SourceError(f"unknown camera.source {cam.source!r}")
+
+
+class SupervisedSource:
+    """Keeps a source running in a thread and always offers the latest frame.
+
+    A source that raises, or delivers nothing for `stall_timeout` seconds, is
+    closed and reopened after a backoff that doubles up to `backoff_max`.
+    `on_event(name, message)` is told `camera.lost` and `camera.restored`.
+    """
+
+    def __init__(self, factory: Callable[[], FrameSource], *, stall_timeout: float = 2.0,
+                 backoff_initial: float = 0.5, backoff_max: float = 10.0,
+                 on_event: Callable[[str, str], None] | None = None):
+        self.factory = factory
+        self.stall_timeout = stall_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.on_event = on_event or (lambda name, msg: None)
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._source: FrameSource | None = None
+        self._last_frame_t = time.monotonic()
+        self.ok = False
+        self.ended = False
+        self.problem = "camera starting"
+        self.reconnects = 0
+
+    def start(self) -> "SupervisedSource":
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        src = self._source
+        if src is not None:
+            src.close()
+        if self._thread:
+            self._thread.join(timeout=3)
+
+    def latest(self) -> tuple[Frame | None, int]:
+        """The newest frame and its sequence number (grows by one per frame)."""
+        with self._cond:
+            self._check_stall()
+            return self._latest, self._seq
+
+    def wait_newer(self, seq: int, timeout: float = 0.5) -> tuple[Frame | None, int]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > seq or self._stop.is_set() or self.ended, timeout)
+            self._check_stall()
+            return self._latest, self._seq
+
+    def _check_stall(self) -> None:
+        if self.ok and time.monotonic() - self._last_frame_t > self.stall_timeout:
+            self._lost(f"no frame for {self.stall_timeout:.1f} s")
+            src = self._source
+            if src is not None:
+                threading.Thread(target=src.close, daemon=True).start()  # unblocks a stuck read
+
+    def _lost(self, why: str) -> None:
+        if self.ok:
+            self.ok = False
+            self.problem = f"camera unavailable, retrying ({why})"
+            log.warning("camera lost: %s", why)
+            self.on_event("camera.lost", self.problem)
+
+    def _run(self) -> None:
+        delay = self.backoff_initial
+        while not self._stop.is_set():
+            try:
+                src = self.factory()
+                src.open()
+            except SourceError as e:
+                self.problem = f"camera unavailable, retrying: {e}"
+                if self.ok or self.reconnects == 0:
+                    log.warning("%s", self.problem)
+                self._lost(str(e))
+                self.reconnects += 1
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            self._source = src
+            try:
+                while not self._stop.is_set():
+                    frame = src.read()
+                    with self._cond:
+                        self._latest = frame
+                        self._seq += 1
+                        self._last_frame_t = time.monotonic()
+                        if not self.ok:
+                            self.ok = True
+                            restored = self.reconnects > 0
+                            self.problem = ""
+                            if restored:
+                                log.info("camera restored: %s", src.name)
+                                self.on_event("camera.restored", f"{src.name} is back")
+                        self._cond.notify_all()
+                    delay = self.backoff_initial
+            except EndOfStream:
+                self.ended = True
+                with self._cond:
+                    self._cond.notify_all()
+                return
+            except Exception as e:  # any failure of a device read: report and reopen
+                if not self._stop.is_set():
+                    self._lost(str(e) or e.__class__.__name__)
+            finally:
+                self._source = None
+                src.close()
+            if self._stop.is_set():
+                return
+            self.reconnects += 1
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.backoff_max)

@@ -1,0 +1,168 @@
+"""Discrete hand gestures from 21 hand landmarks. Pure code: no I/O, no models.
+
+Each finger gets an extension value in [0, 1] from its joint bend and how far
+its tip reaches from the wrist. Each gesture is a fuzzy rule over those values
+(every finger must be clearly extended or clearly curled), so a hand shape
+outside the vocabulary, such as index+pinky or thumb+pinky or a half-open hand,
+satisfies no rule and comes out as `none`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+VOCABULARY = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
+
+WRIST = 0
+THUMB = (1, 2, 3, 4)
+FINGERS = {"index": (5, 6, 7, 8), "middle": (9, 10, 11, 12), "ring": (13, 14, 15, 16), "pinky": (17, 18, 19, 20)}
+
+
+def _clamp01(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def _angle(u: np.ndarray, v: np.ndarray) -> float:
+    """Angle in degrees between two vectors."""
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    if nu < 1e-6 or nv < 1e-6:
+        return 0.0
+    return float(np.degrees(np.arccos(np.clip(np.dot(u, v) / (nu * nv), -1.0, 1.0))))
+
+
+@dataclass(frozen=True)
+class HandShape:
+    """Per-finger extension in [0, 1] and a few directions, all from landmarks."""
+    index: float
+    middle: float
+    ring: float
+    pinky: float
+    thumb: float
+    thumb_up: float        # +1 thumb points straight up in the image, -1 straight down
+    index_up: float        # same for the index finger
+    pinch: float           # 1 when thumb and index tips touch
+    palm: float            # palm size in the landmark units
+
+
+def finger_extension(p: np.ndarray, idx: tuple[int, int, int, int]) -> float:
+    mcp, pip, dip, tip = (p[i] for i in idx)
+    bend = _angle(pip - mcp, dip - pip) + _angle(dip - pip, tip - dip)
+    e_bend = _clamp01((130.0 - bend) / 90.0)
+    reach = np.linalg.norm(tip - p[WRIST]) / max(1e-6, np.linalg.norm(pip - p[WRIST]))
+    e_reach = _clamp01((reach - 0.95) / 0.35)
+    return 0.5 * (e_bend + e_reach)
+
+
+def thumb_extension(p: np.ndarray, palm: float) -> float:
+    cmc, mcp, ip, tip = (p[i] for i in THUMB)
+    bend = _angle(mcp - cmc, ip - mcp) + _angle(ip - mcp, tip - ip)
+    e_bend = _clamp01((100.0 - bend) / 70.0)
+    # A tucked thumb lies across the index finger's base.
+    away = np.linalg.norm(tip[:2] - p[5][:2]) / palm
+    e_away = _clamp01((away - 0.35) / 0.4)
+    return 0.5 * (e_bend + e_away)
+
+
+def measure(points: np.ndarray) -> HandShape:
+    """`points`: (21, 3) landmarks with x, y (and z) in the same units, y down."""
+    p = np.asarray(points, np.float32)
+    if p.shape[1] == 2:
+        p = np.concatenate([p, np.zeros((21, 1), np.float32)], 1)
+    palm = float(np.linalg.norm(p[9][:2] - p[WRIST][:2])) or 1e-6
+    ext = {name: finger_extension(p, idx) for name, idx in FINGERS.items()}
+    t_dir = p[4][:2] - p[2][:2]
+    i_dir = p[8][:2] - p[5][:2]
+    thumb_up = float(-t_dir[1] / (np.linalg.norm(t_dir) + 1e-6))
+    index_up = float(-i_dir[1] / (np.linalg.norm(i_dir) + 1e-6))
+    gap = np.linalg.norm(p[4][:2] - p[8][:2]) / palm
+    return HandShape(ext["index"], ext["middle"], ext["ring"], ext["pinky"],
+                     thumb_extension(p, palm), thumb_up, index_up, _clamp01((0.45 - gap) / 0.25), palm)
+
+
+def _ext(e: float) -> float:
+    return _clamp01((e - 0.3) / 0.35)
+
+
+def _cur(e: float) -> float:
+    return _clamp01((0.7 - e) / 0.35)
+
+
+def scores(s: HandShape) -> dict[str, float]:
+    """The membership of each vocabulary gesture, in [0, 1]."""
+    four_curled = min(_cur(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky))
+    up = _clamp01((s.thumb_up - 0.5) / 0.3)
+    down = _clamp01((-s.thumb_up - 0.5) / 0.3)
+    return {
+        "open_palm": min(_ext(s.index), _ext(s.middle), _ext(s.ring), _ext(s.pinky), _clamp01(s.thumb / 0.5)),
+        "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else 1.0, 1.0 - s.pinch * 0.5),
+        "pointing_up": min(_ext(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky),
+                           _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch),
+        "thumbs_up": min(four_curled, _ext(s.thumb), up),
+        "thumbs_down": min(four_curled, _ext(s.thumb), down),
+        "victory": min(_ext(s.index), _ext(s.middle), _cur(s.ring), _cur(s.pinky), 1.0 - s.pinch),
+        # Thumb and index tips touch while the index is not folded into the palm.
+        "pinch": min(s.pinch, _clamp01((s.index - 0.15) / 0.25)),
+    }
+
+
+@dataclass(frozen=True)
+class Classification:
+    gesture: str
+    score: float
+
+
+def classify(points: np.ndarray, min_score: float = 0.6) -> Classification:
+    sc = scores(measure(points))
+    name = max(sc, key=sc.get)
+    best = sc[name]
+    runner_up = max(v for k, v in sc.items() if k != name)
+    if best < min_score or best - runner_up < 0.1:
+        return Classification("none", round(1.0 - best, 3))
+    return Classification(name, round(best, 3))
+
+
+def best_of(classifications: list[Classification]) -> Classification:
+    """For several hands: the most confident action gesture, else none."""
+    actions = [c for c in classifications if c.gesture != "none"]
+    if actions:
+        return max(actions, key=lambda c: c.score)
+    if classifications:
+        return max(classifications, key=lambda c: c.score)
+    return Classification("none", 1.0)
+
+
+class GestureFilter:
+    """Temporal hysteresis: a gesture fires after holding `hold_frames` frames;
+    then nothing fires for `cooldown_s`, and the same gesture fires again only
+    after the hand has let go of it."""
+
+    def __init__(self, hold_frames: int = 4, cooldown_s: float = 1.0, min_score: float = 0.6):
+        self.hold_frames, self.cooldown_s, self.min_score = hold_frames, cooldown_s, min_score
+        self._current = "none"
+        self._count = 0
+        self._cooldown_until = -1e9
+        self._last_fired: str | None = None
+
+    def update(self, c: Classification, t: float) -> str | None:
+        name = c.gesture if c.score >= self.min_score else "none"
+        if name != self._current:
+            self._current, self._count = name, 0
+            if name == "none":
+                self._last_fired = None
+        self._count += 1
+        if name == "none" or name == self._last_fired or t < self._cooldown_until:
+            return None
+        if self._count >= self.hold_frames:
+            self._last_fired = name
+            self._cooldown_until = t + self.cooldown_s
+            return name
+        return None
+
+    @property
+    def holding(self) -> tuple[str, float]:
+        """The gesture being held and its progress toward firing, 0..1."""
+        if self._current == "none" or self._current == self._last_fired:
+            return "none", 0.0
+        return self._current, min(1.0, self._count / self.hold_frames)

@@ -1,0 +1,55 @@
+"""Hand tracking with MediaPipe Hands: frames in, landmark sets out."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision import models
+
+
+@dataclass(frozen=True)
+class Hand:
+    # (21, 3): x and y in pixels of the analysed frame, z in the same scale
+    # (MediaPipe's relative depth times the frame width).
+    points: np.ndarray
+    handedness: str
+    score: float
+    frame_size: tuple[int, int]   # (width, height) the points refer to
+
+    def normalised(self) -> np.ndarray:
+        w, h = self.frame_size
+        return self.points[:, :2] / np.array([w, h], np.float32)
+
+
+class HandTracker:
+    """`static=True` treats every image alone (photos); False tracks across frames."""
+
+    def __init__(self, *, static: bool = False, model: str = "lite", max_hands: int = 2,
+                 min_conf: float = 0.5, width: int | None = 640):
+        self._hands = models.hands(static, 0 if model == "lite" else 1, max_hands, min_conf)
+        self.width = width
+        self._lock = threading.Lock()
+
+    def process(self, bgr: np.ndarray) -> list[Hand]:
+        h, w = bgr.shape[:2]
+        img = bgr
+        if self.width and w > self.width:
+            img = cv2.resize(bgr, (self.width, round(h * self.width / w)), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        with self._lock:
+            res = self._hands.process(rgb)
+        out: list[Hand] = []
+        if not res.multi_hand_landmarks:
+            return out
+        for lms, handed in zip(res.multi_hand_landmarks, res.multi_handedness):
+            pts = np.array([[p.x * w, p.y * h, p.z * w] for p in lms.landmark], np.float32)
+            cls = handed.classification[0]
+            out.append(Hand(pts, cls.label, float(cls.score), (w, h)))
+        return out
+
+    def close(self) -> None:
+        self._hands.close()

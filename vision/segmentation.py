@@ -1,0 +1,355 @@
+"""Person and garment segmentation.
+
+Two speeds, one model:
+
+* `GarmentModel.build()` is the slow, careful step (about 0.2 s). It runs pose,
+  lays out seeds (torso and legs = garment; face, hair, hands and background =
+  not garment), lets GrabCut at 320 px settle the boundary by colour, then
+  learns colour histograms of garment versus the rest of the person and a
+  spatial prior. The kiosk reruns it about once a second in the background.
+* `GarmentModel.matte()` is the cheap per-frame step (about 1 ms at 320 px):
+  the current person mask times the histogram back-projection times the prior.
+
+`segment_image()` is the photo path used by `mirror segment`: the slow step,
+with its GrabCut result refined to soft edges at full resolution.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision import models
+
+WORK_WIDTH = 320
+# Lab histogram bins: coarse lightness, finer chroma.
+HIST_BINS = [8, 24, 24]
+HIST_RANGES = [0, 256, 0, 256, 0, 256]
+
+
+class PersonSegmenter:
+    """MediaPipe selfie segmentation; returns a float32 [0,1] mask at `width`."""
+
+    def __init__(self, width: int = 256):
+        self.width = width
+        self._model = models.selfie_segmentation(landscape=False)
+        self._lock = threading.Lock()
+
+    def process(self, bgr: np.ndarray) -> np.ndarray:
+        h, w = bgr.shape[:2]
+        small = cv2.resize(bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        with self._lock:
+            res = self._model.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        return res.segmentation_mask.astype(np.float32)
+
+
+class PoseEstimator:
+    def __init__(self, static: bool = False):
+        self._model = models.pose(static)
+        self._lock = threading.Lock()
+
+    def process(self, bgr: np.ndarray) -> np.ndarray | None:
+        """(33, 3) array of x, y in pixels of `bgr` and visibility, or None."""
+        h, w = bgr.shape[:2]
+        with self._lock:
+            res = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        if not res.pose_landmarks:
+            return None
+        return np.array([[p.x * w, p.y * h, p.visibility] for p in res.pose_landmarks.landmark], np.float32)
+
+
+def _resize_to(img: np.ndarray, width: int, interp=cv2.INTER_AREA) -> np.ndarray:
+    h, w = img.shape[:2]
+    return cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=interp)
+
+
+def _vis(p: np.ndarray, i: int, t: float = 0.5) -> bool:
+    return bool(p[i, 2] >= t)
+
+
+def _skin_rule(ycrcb: np.ndarray) -> np.ndarray:
+    cr, cb = ycrcb[..., 1].astype(np.int16), ycrcb[..., 2].astype(np.int16)
+    return (cr > 135) & (cr < 180) & (cb > 80) & (cb < 135) & (ycrcb[..., 0] > 40)
+
+
+@dataclass
+class Layout:
+    """Body geometry from pose, in pixels of the work image."""
+    head_center: tuple[float, float]
+    head_axes: tuple[float, float]
+    chin_y: float
+    shoulder_y: float
+    torso: np.ndarray            # polygon of the torso core
+    legs: list[np.ndarray]       # thick lines hip->knee(->ankle)
+    hands: list[tuple[tuple[float, float], float]]  # centre, radius
+    face_core: tuple[tuple[float, float], tuple[float, float]]
+    arms: list[np.ndarray]
+
+
+def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
+    w, h = size
+    if not (_vis(p, 11) and _vis(p, 12)) or not _vis(p, 0, 0.3):
+        return None
+    ls, rs = p[11, :2], p[12, :2]
+    sw = float(np.linalg.norm(ls - rs))
+    if sw < 4:
+        return None
+    eyes = np.mean(p[[2, 5], :2], axis=0)
+    mouth = np.mean(p[[9, 10], :2], axis=0)
+    nose = p[0, :2]
+    ear_d = float(np.linalg.norm(p[7, :2] - p[8, :2]))
+    face_w = max(ear_d, 0.45 * sw)
+    eye_mouth = max(2.0, float(mouth[1] - eyes[1]))
+    chin_y = float(mouth[1] + 1.1 * eye_mouth)
+    head_c = (float(nose[0]), float(eyes[1] - 0.2 * eye_mouth))
+    head_axes = (0.62 * face_w, max(0.85 * face_w, chin_y - head_c[1]))
+    shoulder_y = float((ls[1] + rs[1]) / 2)
+    mid_s = (ls + rs) / 2
+    if _vis(p, 23, 0.3) and _vis(p, 24, 0.3) and p[23, 1] < h * 1.3:
+        lh, rh = p[23, :2], p[24, :2]
+    else:
+        down = np.array([0.0, 1.6 * sw], np.float32)
+        lh, rh = ls + down, rs + down
+    mid_h = (lh + rh) / 2
+    # Torso core: between the shoulders pulled toward the body's axis, from
+    # just below the shoulder line to just above the hips, clipped to the image.
+    top = shoulder_y + 0.12 * sw
+    bottom = max(top + 0.2 * sw, float((lh[1] + rh[1]) / 2) - 0.1 * sw)
+    mid_x = float(mid_s[0])
+    half_top = 0.32 * sw
+    half_bot = max(0.3 * sw, 0.35 * float(abs(lh[0] - rh[0])))
+    mid_hx = float(mid_h[0])
+    torso = np.array([[mid_x - half_top, top], [mid_x + half_top, top],
+                      [mid_hx + half_bot, bottom], [mid_hx - half_bot, bottom]], np.float32)
+    torso[:, 1] = np.minimum(torso[:, 1], h - 1)
+    legs = []
+    for hip, knee, ankle in ((23, 25, 27), (24, 26, 28)):
+        if _vis(p, hip, 0.3) and _vis(p, knee, 0.5):
+            pts = [p[hip, :2], p[knee, :2]] + ([p[ankle, :2]] if _vis(p, ankle, 0.5) else [])
+            legs.append(np.array(pts, np.float32))
+    arms = []
+    for s, e, wr in ((11, 13, 15), (12, 14, 16)):
+        if _vis(p, e):
+            arms.append(np.array([p[s, :2], p[e, :2]] + ([p[wr, :2]] if _vis(p, wr) else []), np.float32))
+    hands = []
+    for wr, a, b in ((15, 17, 19), (16, 18, 20)):
+        if _vis(p, wr) and _vis(p, a, 0.3) and _vis(p, b, 0.3):
+            c = (p[wr, :2] + p[a, :2] + p[b, :2]) / 3
+            r = max(float(np.linalg.norm(p[a, :2] - p[wr, :2])) * 1.1, 0.08 * sw)
+            hands.append(((float(c[0]), float(c[1])), r))
+    face_core = ((float(nose[0]), float((eyes[1] + mouth[1]) / 2)),
+                 (0.28 * face_w, 0.55 * eye_mouth + 1))
+    return Layout(head_c, head_axes, chin_y, shoulder_y, torso, legs, hands, face_core, arms)
+
+
+def _ellipse(mask, center, axes, value):
+    cv2.ellipse(mask, (round(center[0]), round(center[1])),
+                (max(1, round(axes[0])), max(1, round(axes[1]))), 0, 0, 360, value, -1)
+
+
+def _skin_mask(lab: np.ndarray, ycrcb: np.ndarray, face_pixels_lab: np.ndarray | None) -> np.ndarray:
+    """Skin in the work image: close in chroma to the face, or the generic rule if no face."""
+    rule = _skin_rule(ycrcb)
+    if face_pixels_lab is not None and len(face_pixels_lab) >= 30:
+        ab = face_pixels_lab[:, 1:].astype(np.float32)
+        mean = ab.mean(0)
+        cov = np.cov(ab.T) + np.eye(2) * 4.0
+        icov = np.linalg.inv(cov)
+        d = lab[..., 1:].astype(np.float32) - mean
+        m = np.einsum("...i,ij,...j->...", d, icov, d)
+        return (m < 9.0) & (lab[..., 0] > 35)
+    return rule
+
+
+class GarmentModel:
+    """What the garment looks like and where it is; see the module docstring."""
+
+    def __init__(self, hist_g: np.ndarray, hist_rest: np.ndarray, prior: np.ndarray,
+                 layout: Layout | None, seg: np.ndarray):
+        self.hist_g = hist_g
+        self.hist_rest = hist_rest
+        self.prior = prior            # float32 [0,1] at work size
+        self.layout = layout
+        self.seg = seg                # the GrabCut result, uint8 {0,1} at work size
+        ratio = hist_g / (hist_g + hist_rest + 1e-3)
+        self._lut = np.clip(ratio * 255.0, 0, 255).astype(np.float32)
+
+    @classmethod
+    def build(cls, bgr: np.ndarray, person: np.ndarray, pose_px: np.ndarray | None,
+              iterations: int = 3, depth_mm: np.ndarray | None = None) -> "GarmentModel | None":
+        """`person`: float mask (any size); `pose_px`: landmarks in pixels of `bgr`."""
+        h0, w0 = bgr.shape[:2]
+        img = _resize_to(bgr, WORK_WIDTH)
+        h, w = img.shape[:2]
+        s = w / w0
+        pm = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
+        lab = cv2.cvtColor(img, cv2.COLOR_BGR2Lab)
+        ycrcb = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+        pose = None
+        if pose_px is not None:
+            pose = pose_px.copy()
+            pose[:, :2] *= s
+        layout = body_layout(pose, (w, h)) if pose is not None else None
+
+        inside = pm > 0.5
+        if inside.sum() < 0.01 * w * h:
+            return None
+        gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+        gc[inside] = cv2.GC_PR_FGD
+        outside = cv2.erode((pm < 0.2).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        gc[outside] = cv2.GC_BGD
+
+        not_garment = np.zeros((h, w), np.uint8)
+        hands = np.zeros((h, w), np.uint8)
+        seeds = np.zeros((h, w), np.uint8)
+        face_px = None
+        if layout is not None:
+            face = np.zeros((h, w), np.uint8)
+            _ellipse(face, *layout.face_core, 1)
+            face_pick = (face > 0) & inside & _skin_rule(ycrcb)
+            face_px = lab[face_pick] if face_pick.sum() >= 30 else None
+            _ellipse(not_garment, layout.head_center, layout.head_axes, 1)
+            for c, r in layout.hands:
+                cv2.circle(hands, (round(c[0]), round(c[1])), max(1, round(r)), 1, -1)
+            cv2.fillConvexPoly(seeds, np.round(layout.torso).astype(np.int32), 1)
+            thick = max(2, round(0.08 * np.linalg.norm(layout.torso[0] - layout.torso[1]) + 2))
+            for leg in layout.legs:
+                cv2.polylines(seeds, [np.round(leg).astype(np.int32)], False, 1, thick)
+            above = np.zeros((h, w), bool)
+            above[: max(0, int(layout.chin_y)), :] = True
+            gc[above & inside] = cv2.GC_PR_BGD
+        else:
+            # No pose: the top fifth of the person is taken as head, the middle as torso.
+            ys, xs = np.nonzero(inside)
+            top, bottom = ys.min(), ys.max()
+            head_end = top + int(0.22 * (bottom - top))
+            not_garment[top:head_end, :] = 1
+            band = np.zeros((h, w), np.uint8)
+            band[head_end + int(0.15 * (bottom - top)):, :] = 1
+            seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
+
+        skin = _skin_mask(lab, ycrcb, face_px) & inside
+        hair = _hair_like(lab, inside & ~skin, layout)
+        seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (hands == 0)
+        if hair is not None and (seeds & hair).sum() < 0.5 * seeds.sum():
+            # Hair lying on the torso (a braid, long hair); unless the garment
+            # itself is hair-coloured, it must not teach GrabCut the garment.
+            seeds &= ~hair
+            gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
+        if seeds.sum() < 20:
+            return None
+        gc[(not_garment > 0) & inside] = cv2.GC_BGD
+        gc[((hands > 0) | skin) & (gc != cv2.GC_BGD)] = cv2.GC_PR_BGD
+        gc[seeds] = cv2.GC_FGD
+        if depth_mm is not None:
+            far = cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)
+            cut = (far > 0) & (pm > 0.5)
+            if cut.sum() > 50:
+                med = float(np.median(far[cut]))
+                gc[(far > med + 600) & (gc != cv2.GC_FGD)] = cv2.GC_BGD
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(img, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:
+            return None
+        seg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+        seg &= inside.astype(np.uint8)
+        seg = _keep_big_parts(seg, seeds)
+        rest = inside & (seg == 0)
+        hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
+        hist_r = cv2.calcHist([lab], [0, 1, 2], rest.astype(np.uint8), HIST_BINS, HIST_RANGES)
+        hist_g = cv2.GaussianBlur(hist_g.reshape(HIST_BINS[0], -1), (3, 3), 0).reshape(HIST_BINS)
+        hist_g /= max(1.0, float(seg.sum()))
+        hist_r /= max(1.0, float(rest.sum()))
+        # Where the garment may be next frame: the current one, dilated; never the head.
+        k = max(3, int(0.06 * w) | 1)
+        prior = cv2.dilate(seg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
+        if layout is not None:
+            head = np.zeros((h, w), np.uint8)
+            _ellipse(head, layout.head_center, layout.head_axes, 1)
+            prior[head > 0] = 0
+        prior = cv2.GaussianBlur(prior, (k, k), 0)
+        return cls(hist_g, hist_r, prior, layout, seg)
+
+    def matte(self, bgr_small: np.ndarray, person_small: np.ndarray) -> np.ndarray:
+        """Per-frame soft garment matte at the work size of `bgr_small`."""
+        h, w = bgr_small.shape[:2]
+        lab = cv2.cvtColor(bgr_small, cv2.COLOR_BGR2Lab)
+        prob = cv2.calcBackProject([lab], [0, 1, 2], self._lut, HIST_RANGES, 1.0).astype(np.float32) / 255.0
+        prob = cv2.GaussianBlur(prob, (5, 5), 0)
+        prior = self.prior if self.prior.shape == (h, w) else cv2.resize(self.prior, (w, h))
+        person = person_small if person_small.shape == (h, w) else cv2.resize(person_small, (w, h))
+        m = np.clip((prob - 0.35) * 3.0, 0.0, 1.0) * person * prior
+        return m
+
+
+def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -> np.ndarray | None:
+    """Pixels coloured like the hair sampled around the top of the head."""
+    if layout is None:
+        return None
+    h, w = lab.shape[:2]
+    ring = np.zeros((h, w), np.uint8)
+    ax = (layout.head_axes[0] * 1.2, layout.head_axes[1] * 1.05)
+    _ellipse(ring, layout.head_center, ax, 1)
+    fc, fa = layout.face_core
+    _ellipse(ring, fc, (fa[0] * 2.0, fa[1] * 2.2), 0)
+    ring[int(max(0, layout.chin_y)):, :] = 0
+    sample = lab[(ring > 0) & candidates].astype(np.float32)
+    if len(sample) < 40:
+        return None
+    mean = sample.mean(0)
+    cov = np.cov(sample.T) + np.eye(3) * 9.0
+    d = lab.astype(np.float32) - mean
+    m = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
+    return (m < 7.8) & candidates
+
+
+def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Drop specks: keep connected parts that touch a seed or are large."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seg, connectivity=8)
+    if n <= 2:
+        return seg
+    keep = np.zeros(n, bool)
+    seeded = np.unique(labels[seeds & (seg > 0)])
+    keep[seeded] = True
+    biggest = stats[1:, cv2.CC_STAT_AREA].max()
+    keep[1:] |= stats[1:, cv2.CC_STAT_AREA] > 0.15 * biggest
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+def refine_to(mask_small: np.ndarray, bgr: np.ndarray, feather_px: int = 4) -> np.ndarray:
+    """Upsample a small binary/soft mask to `bgr`'s size with edges that follow the image."""
+    h, w = bgr.shape[:2]
+    up = cv2.resize(mask_small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    radius = max(2, round(w / WORK_WIDTH * 2))
+    try:
+        guide = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+        up = cv2.ximgproc.guidedFilter(guide, up, radius, 1e-3)
+    except AttributeError:  # opencv without contrib
+        up = cv2.GaussianBlur(up, (0, 0), radius / 2)
+    if feather_px > 0:
+        up = cv2.GaussianBlur(up, (0, 0), feather_px / 2)
+    return np.clip(up, 0.0, 1.0)
+
+
+class PhotoSegmenter:
+    """The careful path for single photos (`mirror segment`, `mirror recolor`)."""
+
+    def __init__(self):
+        self.person = PersonSegmenter(width=256)
+        self.pose = PoseEstimator(static=True)
+
+    def garment(self, bgr: np.ndarray, feather_px: int = 3) -> np.ndarray:
+        """Soft garment matte, float32 [0,1], same size as `bgr` (zeros if no person)."""
+        h, w = bgr.shape[:2]
+        person = self.person.process(bgr)
+        pose = self.pose.process(bgr)
+        model = GarmentModel.build(bgr, person, pose, iterations=4)
+        if model is None:
+            return np.zeros((h, w), np.float32)
+        person_full = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
+        return refine_to(model.seg, bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
