@@ -264,8 +264,9 @@ class GarmentModel:
         hist_g = cv2.GaussianBlur(hist_g.reshape(HIST_BINS[0], -1), (3, 3), 0).reshape(HIST_BINS)
         hist_g /= max(1.0, float(seg.sum()))
         hist_r /= max(1.0, float(rest.sum()))
-        # Where the garment may be next frame: the current one, dilated; never the head.
-        k = max(3, int(0.06 * w) | 1)
+        # Where the garment may be next frame: the GrabCut result, softened a
+        # little for movement; never the head.
+        k = max(3, int(0.03 * w) | 1)
         prior = cv2.dilate(seg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
         if layout is not None:
             head = np.zeros((h, w), np.uint8)
@@ -278,12 +279,22 @@ class GarmentModel:
         """Per-frame soft garment matte at the work size of `bgr_small`."""
         h, w = bgr_small.shape[:2]
         lab = cv2.cvtColor(bgr_small, cv2.COLOR_BGR2Lab)
-        prob = cv2.calcBackProject([lab], [0, 1, 2], self._lut, HIST_RANGES, 1.0).astype(np.float32) / 255.0
+        prob = self._lut.ravel()[_bin_index(lab)] / 255.0
         prob = cv2.GaussianBlur(prob, (5, 5), 0)
         prior = self.prior if self.prior.shape == (h, w) else cv2.resize(self.prior, (w, h))
         person = person_small if person_small.shape == (h, w) else cv2.resize(person_small, (w, h))
-        m = np.clip((prob - 0.35) * 3.0, 0.0, 1.0) * person * prior
-        return m
+        # The spatial prior carries the shape; colour vetoes what has moved in
+        # front (a hand) or out of it.
+        m = prior * person * (0.3 + 0.7 * np.clip((prob - 0.2) * 2.5, 0.0, 1.0))
+        return np.clip((m - 0.25) * 2.0, 0.0, 1.0)
+
+
+def _bin_index(lab: np.ndarray) -> np.ndarray:
+    """Flat HIST_BINS index of each Lab pixel (cv2.calcBackProject mishandles 3-D histograms)."""
+    l_bins, a_bins, b_bins = HIST_BINS
+    lab16 = lab.astype(np.uint16)
+    return ((lab16[..., 0] * l_bins >> 8) * (a_bins * b_bins)
+            + (lab16[..., 1] * a_bins >> 8) * b_bins + (lab16[..., 2] * b_bins >> 8))
 
 
 def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -> np.ndarray | None:

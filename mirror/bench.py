@@ -1,0 +1,198 @@
+"""`mirror bench`: the whole per-frame pipeline over N frames of a clip.
+
+Decoding is done up front and excluded. Per frame: hand tracking and person
+segmentation (in parallel), the garment matte, gesture interpretation,
+recolouring and composition of the portrait output picture. `--naive` also
+runs the naive pipeline from the brief (hands, selfie segmentation and pose on
+every frame at full resolution, then full-frame recolouring) on the same
+frames, so the ratio comes from one run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirror.config import Config
+from mirror.pipeline import VisionPipeline, VisionResult, render_frame
+from render.compositor import Compositor, UiState
+from vision.capture import Frame, SourceError, VideoFileSource
+from vision.hands import HandTracker
+from vision.interaction import HandInput
+from vision.recolor import recolor
+from vision.segmentation import PoseEstimator, body_layout
+from vision import models
+
+MAX_DECODED = 240          # unique frames held in memory; the clip loops over them
+WARMUP = 8
+COLOR = (60, 40, 200)
+
+
+def decode(path: Path, n: int) -> list[np.ndarray]:
+    src = VideoFileSource(path, loop=False)
+    src.open()
+    frames = []
+    try:
+        while len(frames) < min(n, MAX_DECODED):
+            try:
+                frames.append(src.read().image)
+            except Exception:
+                break
+    finally:
+        src.close()
+    if not frames:
+        raise SourceError(f"{path}: no frames could be decoded")
+    return frames
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+class Progress:
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def tick(self, i: int) -> None:
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > 0.5 or i == self.total):
+            self.last = now
+            fps = i / max(1e-6, now - self.t0)
+            print(f"\r{self.label}: {i}/{self.total} frames, {fps:5.1f} fps", end="", file=sys.stderr, flush=True)
+            if i == self.total:
+                print(file=sys.stderr)
+
+
+def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Compositor, progress: bool) -> dict:
+    pipe = VisionPipeline(cfg.vision, cfg.depth, parallel=True)
+    hand_input = HandInput(cfg.gestures, mirror=cfg.display.mirror)
+    stages: dict[str, list[float]] = {k: [] for k in ("hands", "segment", "gestures", "recolor", "compose")}
+    totals: list[float] = []
+    prog = Progress("optimised", n, progress)
+    try:
+        for i in range(WARMUP):
+            pipe.process(Frame(frames[i % len(frames)], time.monotonic(), i))
+        t_start = time.perf_counter()
+        for i in range(n):
+            t0 = time.perf_counter()
+            img = frames[i % len(frames)]
+            res = pipe.process(Frame(img, time.monotonic(), i))
+            t1 = time.perf_counter()
+            hand_input.update(res.hands, time.monotonic())
+            t2 = time.perf_counter()
+            out = render_frame(res, COLOR, cfg.vision.feather_px)
+            t3 = time.perf_counter()
+            comp.compose(out, UiState(cursor=hand_input.cursor, product="bench", color_bgr=COLOR))
+            t4 = time.perf_counter()
+            stages["hands"].append(res.timings["hands"])
+            stages["segment"].append(res.timings["segment"])
+            stages["gestures"].append((t2 - t1) * 1000)
+            stages["recolor"].append((t3 - t2) * 1000)
+            stages["compose"].append((t4 - t3) * 1000)
+            totals.append((t4 - t0) * 1000)
+            prog.tick(i + 1)
+        wall = time.perf_counter() - t_start
+    finally:
+        pipe.close()
+    out = summarise(n, wall, totals, stages)
+    out["garment_refreshes"] = pipe.refreshes
+    out["garment_refresh_p50_ms"] = round(statistics.median(pipe.refresh_ms), 1) if pipe.refresh_ms else 0.0
+    return out
+
+
+class NaivePipeline:
+    """Everything on every frame at full resolution, one after another."""
+
+    def __init__(self):
+        self.hands = HandTracker(static=False, model="full", width=None)
+        self.seg = models.selfie_segmentation(landscape=False)
+        self.pose = PoseEstimator(static=False)
+
+    def matte(self, img: np.ndarray) -> np.ndarray:
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        person = self.seg.process(rgb).segmentation_mask.astype(np.float32)
+        pose = self.pose.process(img)
+        region = np.zeros(img.shape[:2], np.uint8)
+        lay = body_layout(pose, (img.shape[1], img.shape[0])) if pose is not None else None
+        if lay is not None:
+            cv2.fillConvexPoly(region, np.round(lay.torso).astype(np.int32), 1)
+            region = cv2.dilate(region, np.ones((61, 61), np.uint8))
+        return person * region
+
+
+def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool) -> dict:
+    nv = NaivePipeline()
+    stages: dict[str, list[float]] = {k: [] for k in ("hands", "segment", "recolor", "compose")}
+    totals: list[float] = []
+    prog = Progress("naive", n, progress)
+    for i in range(WARMUP):
+        nv.hands.process(frames[i % len(frames)])
+    t_start = time.perf_counter()
+    for i in range(n):
+        img = frames[i % len(frames)]
+        t0 = time.perf_counter()
+        nv.hands.process(img)
+        t1 = time.perf_counter()
+        m = nv.matte(img)
+        t2 = time.perf_counter()
+        out = recolor(img, m, COLOR)
+        t3 = time.perf_counter()
+        comp.compose(out, UiState(product="bench", color_bgr=COLOR))
+        t4 = time.perf_counter()
+        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[k].append(v * 1000)
+        totals.append((t4 - t0) * 1000)
+        prog.tick(i + 1)
+    return summarise(n, time.perf_counter() - t_start, totals, stages)
+
+
+def summarise(n: int, wall: float, totals: list[float], stages: dict[str, list[float]]) -> dict:
+    return {
+        "frames": n,
+        "fps": round(n / wall, 2),
+        "p50_ms": round(pct(totals, 0.5), 2),
+        "p95_ms": round(pct(totals, 0.95), 2),
+        "stages": {k: {"p50_ms": round(pct(v, 0.5), 2), "p95_ms": round(pct(v, 0.95), 2)} for k, v in stages.items()},
+    }
+
+
+def print_table(name: str, r: dict) -> None:
+    print(f"{name}: {r['frames']} frames, {r['fps']:.1f} fps, per frame p50 {r['p50_ms']:.1f} ms, "
+          f"p95 {r['p95_ms']:.1f} ms")
+    for k, v in r["stages"].items():
+        print(f"  {k:<9} p50 {v['p50_ms']:6.2f} ms   p95 {v['p95_ms']:6.2f} ms")
+
+
+def bench(cfg: Config, video: Path, frames_n: int, *, naive: bool, as_json: bool, progress: bool = True) -> dict:
+    models.check_bundled()
+    frames = decode(video, frames_n)
+    h, w = frames[0].shape[:2]
+    comp = Compositor(cfg.display.width, cfg.display.height, mirror=cfg.display.mirror, headless=True)
+    try:
+        result = run_optimised(cfg, frames, frames_n, comp, progress)
+        result["video"] = str(video)
+        result["size"] = f"{w}x{h}"
+        if naive:
+            nr = run_naive(frames, frames_n, comp, progress)
+            result["naive"] = nr
+            result["ratio"] = round(result["fps"] / max(1e-6, nr["fps"]), 2)
+    finally:
+        comp.close()
+    print_table("optimised", result)
+    if naive:
+        print_table("naive", result["naive"])
+        print(f"ratio: {result['ratio']:.2f}x the naive pipeline's fps")
+    if as_json:
+        print(json.dumps(result))
+    return result

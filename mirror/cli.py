@@ -1,0 +1,230 @@
+"""The `mirror` command line.
+
+Every subcommand exits 0 on success; on bad input it exits 2 with one line on
+stderr that names what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+def _fail(msg: str) -> int:
+    print(f"mirror: error: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _quiet_native_logs() -> None:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+def _load_config(path: str | None):
+    from mirror import config
+    return config.load(path)
+
+
+def cmd_check_config(args) -> int:
+    from mirror import config
+    from mirror.catalog import load_catalog
+    try:
+        cfg = config.load(args.file)
+        load_catalog(cfg.catalog_path())
+    except config.ConfigError as e:
+        for p in e.problems:
+            print(f"{e.source}: {p}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.file}: ok")
+    return 0
+
+
+def cmd_gesture(args) -> int:
+    from vision import gestures as G
+    from vision.capture import SourceError, read_image
+    from vision.hands import HandTracker
+    tracker = HandTracker(static=True, model="full", max_hands=2, min_conf=0.3, width=None)
+    status = 0
+    for path in args.images:
+        try:
+            img = read_image(path)
+        except SourceError as e:
+            print(f"mirror: error: {e}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        hands = tracker.process(img)
+        best = G.best_of([G.classify(h.points) for h in hands])
+        print(json.dumps({"image": path, "gesture": best.gesture, "score": best.score, "hands": len(hands)}),
+              flush=True)
+    return status
+
+
+def _photo_matte(path: str):
+    from vision.capture import read_image
+    from vision.segmentation import PhotoSegmenter
+    img = read_image(path)
+    return img, PhotoSegmenter().garment(img)
+
+
+def _write_image(path: str, img) -> None:
+    import cv2
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"output folder {out.parent} does not exist")
+    try:
+        ok = cv2.imwrite(str(out), img)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise UsageError(f"cannot write {out}; use a .png or .jpg name in a writable folder")
+
+
+def cmd_segment(args) -> int:
+    import numpy as np
+    img, matte = _photo_matte(args.image)
+    _write_image(args.out, np.clip(matte * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    print(f"{args.out}: garment covers {float(matte.mean()) * 100:.1f}% of the image")
+    return 0
+
+
+def cmd_recolor(args) -> int:
+    from mirror.catalog import CatalogError, load_catalog
+    from vision.colors import ColorError, parse_color
+    from vision.recolor import recolor
+    try:
+        table = load_catalog(_load_config(args.config).catalog_path()).colour_table()
+    except CatalogError:
+        table = {}
+    try:
+        color = parse_color(args.color, table)
+    except ColorError as e:
+        raise UsageError(str(e))
+    img, matte = _photo_matte(args.image)
+    _write_image(args.out, recolor(img, matte, color))
+    print(f"{args.out}: recoloured {float(matte.mean()) * 100:.1f}% of the image")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from mirror.bench import bench
+    cfg = _load_config(args.config)
+    if args.frames < 1:
+        raise UsageError("--frames must be at least 1")
+    bench(cfg, Path(args.video), args.frames, naive=args.naive, as_json=args.json,
+          progress=sys.stderr.isatty() or not args.json)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from mirror.kiosk import run_kiosk
+    cfg = _load_config(args.config)
+    return run_kiosk(cfg, headless=args.headless, duration=args.duration)
+
+
+def cmd_demo(args) -> int:
+    from mirror.demo import run_demo
+    return run_demo(out_dir=Path(args.out), seconds=args.seconds, headless=args.headless,
+                    window=args.window)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mirror",
+        description="Smart-mirror kiosk: live mirrored view, hand gestures, garment recolouring.",
+        epilog="Config keys are documented in config/mirror.toml. Logs go to the systemd journal when available.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("demo", help="run the whole kiosk on the bundled clip with a scripted timeline",
+                       description="Runs the kiosk on the bundled clip, with no camera, reader or network. "
+                                   "A scripted timeline injects what the clip cannot show (a circle gesture, "
+                                   "a swipe) and the screen says so. With a display it opens a window; "
+                                   "without one it runs headless, writes a recording and screenshots to --out "
+                                   "and prints live stats.")
+    s.add_argument("--out", default="demo-out", help="folder for the recording and screenshots (default: demo-out)")
+    s.add_argument("--seconds", type=float, default=12.0, help="how long to run (default: 12)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--headless", action="store_true", default=None, help="force headless even with a display")
+    g.add_argument("--window", action="store_true", help="force a window (needs a display)")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("run", help="run the kiosk from a config file",
+                       description="Runs the kiosk: camera, vision, session and the fullscreen portrait view. "
+                                   "Press d for the debug overlay and q or Esc to quit when a keyboard is attached.")
+    s.add_argument("--config", help="TOML config file (default: the embedded defaults)")
+    s.add_argument("--headless", action="store_true", help="no window (for tests and diagnostics)")
+    s.add_argument("--duration", type=float, help="stop after this many seconds")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("gesture", help="name the hand gesture in each image (one JSON line per image)",
+                       description='Prints {"image", "gesture", "score", "hands"} per image. Gestures: '
+                                   "open_palm, fist, pointing_up, thumbs_up, thumbs_down, victory, pinch or none.")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    s.set_defaults(func=cmd_gesture)
+
+    s = sub.add_parser("segment", help="write the garment mask of a photo",
+                       description="Writes a single-channel 8-bit mask, the size of IMAGE: 255 = garment.")
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("--out", required=True, metavar="MASK.png")
+    s.set_defaults(func=cmd_segment)
+
+    s = sub.add_parser("recolor", help="recolour the garment in a photo",
+                       description="Recolours the garment, keeping its shading and texture. --color takes "
+                                   "'#RRGGBB', a catalogue or basic colour name, or a hue like 'hue:200'.")
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("--color", required=True)
+    s.add_argument("--out", required=True, metavar="OUT.png")
+    s.add_argument("--config", help="config whose catalogue supplies colour names")
+    s.set_defaults(func=cmd_recolor)
+
+    s = sub.add_parser("bench", help="benchmark the per-frame pipeline on a clip",
+                       description="Runs hands, segmentation, gestures, recolouring and composition over N frames "
+                                   "(decoding excluded, the clip loops) and prints fps and p50/p95 per stage. "
+                                   "--naive also runs the naive pipeline for the ratio.")
+    s.add_argument("video", metavar="VIDEO")
+    s.add_argument("--frames", type=int, default=300, help="frames to process (default: 300)")
+    s.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    s.add_argument("--naive", action="store_true", help="also run the naive pipeline and print the ratio")
+    s.add_argument("--config", help="config file (vision and display settings)")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("check-config", help="validate a config file and list every problem")
+    s.add_argument("file", metavar="FILE")
+    s.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_native_logs()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from mirror.logs import setup_logging
+    setup_logging(verbose=args.verbose, journal=args.command in ("run", "demo"))
+    from mirror.catalog import CatalogError
+    from mirror.config import ConfigError
+    from vision.capture import SourceError
+    from vision.colors import ColorError
+    from vision.models import ModelError
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        return _fail(f"{e.source}: {e.problems[0]}" + (f" (and {len(e.problems) - 1} more; run mirror check-config)"
+                                                      if len(e.problems) > 1 else ""))
+    except (UsageError, SourceError, CatalogError, ColorError, ModelError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130

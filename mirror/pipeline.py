@@ -1,0 +1,132 @@
+"""The per-frame vision pipeline shared by the kiosk, the demo and the bench.
+
+`VisionPipeline.process(frame)` runs hand tracking and person segmentation at
+the same time on two threads (MediaPipe releases the GIL, so they really run on
+both cores), then the cheap per-frame garment matte. The slow garment model
+(pose + GrabCut) is rebuilt in the background every `garment_refresh_s`.
+
+`render_frame()` turns a frame and its vision result into the recoloured,
+full-size picture the compositor draws.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from vision.capture import Frame
+from vision.depth import cut_behind
+from vision.hands import Hand, HandTracker
+from vision.recolor import recolor
+from vision.segmentation import WORK_WIDTH, GarmentModel, PersonSegmenter, PoseEstimator, refine_to
+
+SEG_WIDTH = 256
+
+
+@dataclass
+class VisionResult:
+    frame: Frame
+    hands: list[Hand]
+    person: np.ndarray            # float32 [0,1] at work size
+    matte: np.ndarray             # float32 [0,1] garment matte at work size
+    presence: float               # share of the view the person fills
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class VisionPipeline:
+    def __init__(self, vcfg, dcfg=None, *, parallel: bool = True, background_refresh: bool = True):
+        self.cfg = vcfg
+        self.dcfg = dcfg
+        self.hands = HandTracker(static=False, model=vcfg.hands_model, max_hands=vcfg.max_hands,
+                                 min_conf=vcfg.min_hand_confidence, width=vcfg.hands_width)
+        self.person = PersonSegmenter(width=SEG_WIDTH)
+        self.pose = PoseEstimator(static=False)
+        self.parallel = parallel
+        self.background_refresh = background_refresh
+        self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
+        self._refresher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="garment")
+        self._refresh_future: cf.Future | None = None
+        self._last_refresh = -1e9
+        self.model: GarmentModel | None = None
+        self._matte_prev: np.ndarray | None = None
+        self.refreshes = 0
+        self.refresh_ms: list[float] = []
+        self._lock = threading.Lock()
+
+    def _refresh(self, img: np.ndarray, person: np.ndarray, depth) -> None:
+        t0 = time.perf_counter()
+        pose = self.pose.process(img)
+        model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth)
+        with self._lock:
+            if model is not None or pose is None:
+                self.model = model
+            self.refreshes += 1
+            self.refresh_ms.append((time.perf_counter() - t0) * 1000)
+
+    def process(self, frame: Frame) -> VisionResult:
+        img = frame.image
+        t: dict[str, float] = {}
+        t0 = time.perf_counter()
+        fut = self._pool.submit(self._timed_hands, img) if self._pool else None
+        small = cv2.resize(img, (WORK_WIDTH, round(img.shape[0] * WORK_WIDTH / img.shape[1])),
+                           interpolation=cv2.INTER_AREA)
+        person_raw = self.person.process(img)
+        person = cv2.resize(person_raw, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR)
+        depth_use = frame.depth is not None and (self.dcfg is None or self.dcfg.enabled)
+        if depth_use:
+            person = cut_behind(person, frame.depth, self.dcfg.cut_beyond_m if self.dcfg else 0.6)
+        now = time.monotonic()
+        if now - self._last_refresh >= self.cfg.garment_refresh_s and (
+                self._refresh_future is None or self._refresh_future.done()):
+            self._last_refresh = now
+            args = (img.copy(), person.copy(), frame.depth if depth_use else None)
+            if self.background_refresh and self.model is not None:
+                self._refresh_future = self._refresher.submit(self._refresh, *args)
+            else:
+                self._refresh(*args)
+        with self._lock:
+            model = self.model
+        if model is not None:
+            m = model.matte(small, person)
+            k = self.cfg.mask_smoothing
+            if self._matte_prev is not None and self._matte_prev.shape == m.shape and k > 0:
+                m = cv2.addWeighted(self._matte_prev, k, m, 1.0 - k, 0.0)
+            self._matte_prev = m
+        else:
+            m = np.zeros(small.shape[:2], np.float32)
+        t["segment"] = (time.perf_counter() - t0) * 1000
+        if fut is not None:
+            hands, t["hands"] = fut.result()
+        else:
+            hands, t["hands"] = self._timed_hands(img)
+        t["vision"] = (time.perf_counter() - t0) * 1000
+        presence = float((person > 0.5).mean())
+        return VisionResult(frame, hands, person, m, presence, t)
+
+    def _timed_hands(self, img):
+        t0 = time.perf_counter()
+        hands = self.hands.process(img)
+        return hands, (time.perf_counter() - t0) * 1000
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown(wait=True)
+        self._refresher.shutdown(wait=True)
+
+
+def full_matte(result: VisionResult, feather_px: int) -> np.ndarray:
+    """The work-size matte brought to the frame's size with image-guided edges."""
+    img = result.frame.image
+    scale = img.shape[1] / 1280.0
+    return refine_to(result.matte, img, max(0, round(feather_px * scale)))
+
+
+def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength: float = 1.0) -> np.ndarray:
+    if strength <= 0 or not result.matte.any():
+        return result.frame.image
+    return recolor(result.frame.image, full_matte(result, feather_px), color_bgr, strength)

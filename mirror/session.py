@@ -1,0 +1,168 @@
+"""The shopper's session: a pure state machine driven by bus events.
+
+It holds what the shopper is trying on and in which colour, and what the screen
+should say. It does no I/O: `handle(event)` updates the state and returns any
+follow-up notifications (name, data) for the kiosk to publish. When the shopper
+leaves, everything about her is wiped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mirror.bus import Event
+from mirror.catalog import Catalog
+from vision.colors import hue_to_bgr, nearest_name
+
+CATALOG_STEP_DEG = 60.0    # in catalogue hue mode, one colour per sixth of a circle
+
+MESSAGES = {
+    "next_color": None, "prev_color": None,
+    "confirm": "Saved this look",
+    "cancel": "Cancelled",
+    "help": "Draw a circle with one finger to change the colour · swipe for the next colour",
+    "call_staff": "A member of staff is on the way",
+    "call_friend": "Friend calls are not set up on this mirror yet",
+    "hang_up": "Call ended",
+    "select": "Selected",
+    "toggle_debug": None,
+}
+
+
+@dataclass
+class Session:
+    catalog: Catalog
+    actions: dict[str, str]                  # gesture or motion name -> action
+    hue_mode: str = "wheel"
+    degrees_per_turn: float = 360.0
+    start_sku: str = ""
+    present: bool = False
+    product_index: int = 0
+    colour_index: int = 0
+    hue: float | None = None                 # set while a free hue from the wheel is shown
+    message: str = ""
+    message_t: float = -1e9
+    last_activity_t: float = 0.0
+    debug: bool = False
+    circling_until: float = -1e9
+    _step_acc: float = 0.0
+    log: list[str] = field(default_factory=list)   # recent action names, for tests and stats
+
+    def __post_init__(self):
+        self.reset()
+
+    # --- derived state -------------------------------------------------
+    @property
+    def product(self):
+        return self.catalog.products[self.product_index]
+
+    @property
+    def color_bgr(self) -> tuple[int, int, int]:
+        if self.hue is not None:
+            return hue_to_bgr(self.hue)
+        return self.product.colours[self.colour_index].bgr
+
+    @property
+    def color_name(self) -> str:
+        if self.hue is not None:
+            return nearest_name(self.color_bgr).capitalize()
+        return self.product.colours[self.colour_index].name
+
+    @property
+    def ring_hue(self) -> float:
+        if self.hue is not None:
+            return self.hue
+        import colorsys
+        b, g, r = self.color_bgr
+        return colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)[0] * 360.0
+
+    # --- transitions ---------------------------------------------------
+    def reset(self) -> None:
+        """A new shopper: the default product and colour, nothing remembered."""
+        self.product_index = 0
+        if self.start_sku:
+            for i, p in enumerate(self.catalog.products):
+                if p.sku == self.start_sku:
+                    self.product_index = i
+        self.colour_index = 0
+        self.hue = None
+        self.message = ""
+        self.message_t = -1e9
+        self._step_acc = 0.0
+        self.log = []
+
+    def say(self, text: str, t: float) -> None:
+        self.message, self.message_t = text, t
+
+    def handle(self, ev: Event) -> list[tuple[str, dict]]:
+        t = ev.ts
+        out: list[tuple[str, dict]] = []
+        if ev.name == "presence.changed":
+            if ev.data.get("present") and not self.present:
+                self.present = True
+                self.last_activity_t = t
+                out.append(("session.started", {}))
+            elif not ev.data.get("present") and self.present:
+                self.present = False
+                self.reset()
+                out.append(("session.ended", {"wiped": True}))
+        elif ev.name == "gesture.fired":
+            action = self.actions.get(ev.data["gesture"], "none")
+            out += self.do(action, t, source=ev.data["gesture"])
+        elif ev.name == "motion.swipe":
+            action = self.actions.get(f"swipe_{ev.data['direction']}", "none")
+            out += self.do(action, t, source=f"swipe_{ev.data['direction']}")
+        elif ev.name == "motion.circle":
+            self.turn(float(ev.data["delta_deg"]), t)
+        elif ev.name == "action.requested":
+            out += self.do(ev.data["action"], t, source=ev.data.get("source", "script"))
+        elif ev.name == "product.select":
+            for i, p in enumerate(self.catalog.products):
+                if p.sku == ev.data["sku"]:
+                    self.product_index, self.colour_index, self.hue = i, 0, None
+                    self.say(p.name, t)
+        return out
+
+    def turn(self, delta_deg: float, t: float) -> None:
+        """A circling finger: positive = clockwise as the shopper sees it."""
+        self.last_activity_t = t
+        self.circling_until = t + 0.8
+        if self.hue_mode == "wheel":
+            base = self.ring_hue if self.hue is None else self.hue
+            self.hue = (base + delta_deg * 360.0 / self.degrees_per_turn) % 360.0
+            return
+        self._step_acc += delta_deg
+        while abs(self._step_acc) >= CATALOG_STEP_DEG:
+            step = 1 if self._step_acc > 0 else -1
+            self._step_acc -= step * CATALOG_STEP_DEG
+            self.step_colour(step)
+
+    def step_colour(self, step: int) -> None:
+        n = len(self.product.colours)
+        self.colour_index = (self.colour_index + step) % n
+        self.hue = None
+
+    def do(self, action: str, t: float, source: str = "") -> list[tuple[str, dict]]:
+        if action == "none":
+            return []
+        self.last_activity_t = t
+        self.log.append(action)
+        out: list[tuple[str, dict]] = [("action.done", {"action": action, "source": source})]
+        if action == "next_color":
+            self.step_colour(+1)
+            self.say(self.color_name, t)
+        elif action == "prev_color":
+            self.step_colour(-1)
+            self.say(self.color_name, t)
+        elif action == "toggle_debug":
+            self.debug = not self.debug
+        elif action == "call_staff":
+            out.append(("staff.called", {"product": self.product.sku}))
+        elif action == "call_friend":
+            out.append(("call.requested", {}))
+        elif action == "confirm":
+            out.append(("look.saved", {"sku": self.product.sku, "colour": self.color_name}))
+        text = MESSAGES.get(action)
+        if text:
+            self.say(text, t)
+        return out

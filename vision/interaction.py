@@ -1,0 +1,92 @@
+"""From per-frame hand observations to input events. Pure code, no I/O.
+
+`HandInput.update()` takes the hands seen in one frame and returns the events
+that frame produces: the cursor, discrete gestures (after hysteresis), circle
+angles, swipes and dwell presses. The kiosk publishes them on the bus.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision import gestures as G
+from vision.hands import Hand
+from vision.motions import CircleTracker, DwellDetector, SwipeDetector
+
+
+@dataclass(frozen=True)
+class InputEvent:
+    name: str          # gesture.fired, motion.circle, motion.swipe, cursor.dwell
+    data: dict
+
+
+class HandInput:
+    def __init__(self, gcfg, *, mirror: bool = True, to_display=None):
+        """`gcfg`: a GesturesConfig. `to_display(x, y)` maps normalised camera
+        coords to normalised display coords (defaults to a plain mirror)."""
+        self.cfg = gcfg
+        self.to_display = to_display or ((lambda x, y: (1.0 - x, y)) if mirror else (lambda x, y: (x, y)))
+        self.filter = G.GestureFilter(gcfg.hold_frames, gcfg.cooldown_s, gcfg.min_score)
+        self.circle = CircleTracker(min_radius=gcfg.circle_min_radius)
+        self.swipe = SwipeDetector(gcfg.swipe_min_distance, gcfg.swipe_max_s)
+        self.dwell = DwellDetector(gcfg.dwell_s)
+        self.cursor: tuple[float, float] | None = None
+        self.cursor_progress = 0.0
+        self.classification = G.Classification("none", 1.0)
+        self._prev_palm: tuple[float, float, float] | None = None
+
+    def update(self, hands: list[Hand], t: float) -> list[InputEvent]:
+        events: list[InputEvent] = []
+        if not hands:
+            self.cursor = None
+            self.cursor_progress = 0.0
+            self.circle.reset()
+            self.swipe.reset()
+            self.dwell.reset()
+            self._prev_palm = None
+            self.classification = G.Classification("none", 1.0)
+            self.filter.update(self.classification, t)
+            return events
+        # The biggest hand (nearest the mirror) drives everything.
+        main = max(hands, key=lambda h: float(np.linalg.norm(h.points[9, :2] - h.points[0, :2])))
+        cls = [G.classify(h.points, self.cfg.min_score) for h in hands]
+        self.classification = G.best_of(cls)
+        norm = main.normalised()
+        tip = self.to_display(float(norm[8, 0]), float(norm[8, 1]))
+        palm = self.to_display(float(norm[9, 0]), float(norm[9, 1]))
+        self.cursor = tip
+        speed = 0.0
+        if self._prev_palm is not None and t > self._prev_palm[2]:
+            speed = math.hypot(palm[0] - self._prev_palm[0], palm[1] - self._prev_palm[1]) / (t - self._prev_palm[2])
+        self._prev_palm = (palm[0], palm[1], t)
+
+        shape = G.measure(main.points)
+        pointing = shape.index > 0.6 and shape.middle < 0.5 and shape.ring < 0.5
+        circle = self.circle.update(*tip, t) if pointing else None
+        if not pointing:
+            self.circle.reset()
+        if circle is not None:
+            events.append(InputEvent("motion.circle", {"delta_deg": circle.delta_deg, "total_deg": circle.total_deg}))
+        flat = sum(e > 0.6 for e in (shape.index, shape.middle, shape.ring, shape.pinky)) >= 3
+        if flat and not self.circle.active:
+            sw = self.swipe.update(*palm, t)
+            if sw is not None:
+                events.append(InputEvent("motion.swipe", {"direction": sw.direction}))
+        else:
+            self.swipe.reset()
+
+        # A moving hand is not holding a gesture: this keeps circles and swipes
+        # from firing `pointing_up` or `open_palm` on the way.
+        moving = speed > 0.6 or self.circle.active
+        held = G.Classification("none", 1.0) if moving else self.classification
+        fired = self.filter.update(held, t)
+        if fired:
+            events.append(InputEvent("gesture.fired", {"gesture": fired, "score": self.classification.score}))
+        progress, pressed = self.dwell.update(*tip, t)
+        self.cursor_progress = progress if not moving else 0.0
+        if pressed:
+            events.append(InputEvent("cursor.dwell", {"x": tip[0], "y": tip[1]}))
+        return events
