@@ -267,3 +267,29 @@ def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None
 def documented_defaults() -> dict[str, dict[str, object]]:
     """The defaults as a TOML-shaped dict (used to check config/mirror.toml)."""
     return {name: dataclasses.asdict(cls()) for name, cls in SECTIONS.items()}
+
+
+def documented_toml() -> str:
+    """The defaults as a commented TOML file (this is what config/mirror.toml holds)."""
+    def fmt(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace('"', '\\"') + '"'
+        return repr(v)
+    lines = ["# Smart mirror configuration: every key with its default and meaning.",
+             "# Check a file with: mirror check-config FILE",
+             "# Any key can be overridden from the environment: MIRROR_<SECTION>_<KEY>=value",
+             "# Relative paths are resolved against the folder of this file."]
+    for name, cls in SECTIONS.items():
+        lines += ["", f"[{name}]"]
+        for f in dataclasses.fields(cls):
+            m = f.metadata
+            extra = []
+            if m.get("choices"):
+                extra.append("one of: " + ", ".join(m["choices"]))
+            if m.get("min") is not None:
+                extra.append(f"range {m['min']} to {m['max']}")
+            lines.append(f"# {m['doc']}" + (f" ({'; '.join(extra)})" if extra else ""))
+            lines.append(f"{f.name} = {fmt(f.default)}")
+    return "\n".join(lines) + "\n"

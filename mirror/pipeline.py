@@ -104,6 +104,8 @@ class VisionPipeline:
             hands, t["hands"] = fut.result()
         else:
             hands, t["hands"] = self._timed_hands(img)
+        if hands and model is not None:
+            m = m * (1.0 - hand_mask(hands, m.shape))
         t["vision"] = (time.perf_counter() - t0) * 1000
         presence = float((person > 0.5).mean())
         return VisionResult(frame, hands, person, m, presence, t)
@@ -117,6 +119,25 @@ class VisionPipeline:
         if self._pool:
             self._pool.shutdown(wait=True)
         self._refresher.shutdown(wait=True)
+
+
+def hand_mask(hands: list[Hand], shape: tuple[int, int]) -> np.ndarray:
+    """Soft mask of the tracked hands and the start of their forearms, at `shape`.
+
+    A hand held in front of the garment must never take its colour.
+    """
+    h, w = shape
+    mask = np.zeros((h, w), np.uint8)
+    for hand in hands:
+        pts = hand.normalised() * np.array([w, h], np.float32)
+        wrist, knuckle = pts[0], pts[9]
+        forearm = wrist + (wrist - knuckle) * 1.5
+        hull = cv2.convexHull(np.vstack([pts, forearm[None]]).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
+        palm = float(np.linalg.norm(knuckle - wrist))
+        k = max(3, int(palm * 0.35) | 1)
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)
 
 
 def full_matte(result: VisionResult, feather_px: int) -> np.ndarray:

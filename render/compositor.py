@@ -139,7 +139,7 @@ class Compositor:
         if ui.product:
             self._card(ui)
         if ui.ring_active:
-            cx, cy = ow // 2, round(oh * 0.2)
+            cx, cy = ow // 2, round(oh * 0.3)
             rect = self._ring.get_rect(center=(cx, cy))
             scr.blit(self._ring, rect)
             ang = math.radians(ui.ring_hue - 90.0)
@@ -165,15 +165,19 @@ class Compositor:
         if ui.hint:
             self._toast(ui.hint, round(oh * 0.86), 0.9, small=True)
         if ui.status:
-            r = pygame.Rect(0, 0, ow, round(110 * u))
+            # First line big ("camera unavailable, retrying"), the reason small below.
+            head, _, detail = ui.status.partition(": ")
+            r = pygame.Rect(0, round(oh * 0.42), ow, round(150 * u))
             self._panel(r, 200, (150, 30, 30))
-            self._text(ui.status, self.font, r.center, center=True)
+            self._text(head[:1].upper() + head[1:], self.font, (r.centerx, r.y + round(50 * u)), center=True)
+            if detail:
+                self._text(detail[:70], self.font_small, (r.centerx, r.y + round(108 * u)), center=True)
         if ui.banner:
             r = pygame.Rect(0, oh - round(70 * u), ow, round(70 * u))
             self._panel(r, 170, (30, 30, 90))
             self._text(ui.banner, self.font_small, r.center, center=True)
         if ui.debug_lines:
-            y = round(130 * u)
+            y = round(240 * u)
             for line in ui.debug_lines:
                 self._text(line, self.font_small, (round(20 * u), y), shadow=True, color=(180, 255, 180))
                 y += round(38 * u)
@@ -206,7 +210,7 @@ class Compositor:
     def _card(self, ui: UiState) -> None:
         ow, oh = self.size
         u = self.u
-        rect = pygame.Rect(round(30 * u), oh - round(300 * u), ow - round(60 * u), round(190 * u))
+        rect = pygame.Rect(round(30 * u), round(30 * u), ow - round(60 * u), round(190 * u))
         self._panel(rect, 160)
         b, g, r = ui.color_bgr
         sw = pygame.Rect(rect.x + round(24 * u), rect.y + round(30 * u), round(130 * u), round(130 * u))

@@ -377,7 +377,7 @@ class SupervisedSource:
     def _lost(self, why: str) -> None:
         if self.ok:
             self.ok = False
-            self.problem = f"camera unavailable, retrying ({why})"
+            self.problem = f"camera unavailable, retrying: {why}"
             log.warning("camera lost: %s", why)
             self.on_event("camera.lost", self.problem)
 

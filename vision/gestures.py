@@ -82,25 +82,26 @@ def measure(points: np.ndarray) -> HandShape:
 
 
 def _ext(e: float) -> float:
-    return _clamp01((e - 0.3) / 0.35)
+    return _clamp01((e - 0.45) / 0.3)
 
 
 def _cur(e: float) -> float:
-    return _clamp01((0.7 - e) / 0.35)
+    return _clamp01((0.5 - e) / 0.3)
 
 
 def scores(s: HandShape) -> dict[str, float]:
     """The membership of each vocabulary gesture, in [0, 1]."""
     four_curled = min(_cur(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky))
+    thumb_out = _clamp01((s.thumb - 0.3) / 0.3)
     up = _clamp01((s.thumb_up - 0.5) / 0.3)
     down = _clamp01((-s.thumb_up - 0.5) / 0.3)
     return {
         "open_palm": min(_ext(s.index), _ext(s.middle), _ext(s.ring), _ext(s.pinky), _clamp01(s.thumb / 0.5)),
-        "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else 1.0, 1.0 - s.pinch * 0.5),
+        "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else 1.0),
         "pointing_up": min(_ext(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky),
                            _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch),
-        "thumbs_up": min(four_curled, _ext(s.thumb), up),
-        "thumbs_down": min(four_curled, _ext(s.thumb), down),
+        "thumbs_up": min(four_curled, thumb_out, up),
+        "thumbs_down": min(four_curled, thumb_out, down),
         "victory": min(_ext(s.index), _ext(s.middle), _cur(s.ring), _cur(s.pinky), 1.0 - s.pinch),
         # Thumb and index tips touch while the index is not folded into the palm.
         "pinch": min(s.pinch, _clamp01((s.index - 0.15) / 0.25)),
@@ -144,14 +145,17 @@ class GestureFilter:
         self._count = 0
         self._cooldown_until = -1e9
         self._last_fired: str | None = None
+        self._released = 0
 
     def update(self, c: Classification, t: float) -> str | None:
         name = c.gesture if c.score >= self.min_score else "none"
         if name != self._current:
             self._current, self._count = name, 0
-            if name == "none":
-                self._last_fired = None
         self._count += 1
+        # Re-arm only after the hand has clearly let go, not on a one-frame dropout.
+        self._released = self._released + 1 if name != self._last_fired else 0
+        if self._released >= self.hold_frames:
+            self._last_fired = None
         if name == "none" or name == self._last_fired or t < self._cooldown_until:
             return None
         if self._count >= self.hold_frames:
