@@ -26,9 +26,23 @@ def _fail(msg: str) -> int:
 
 
 def _quiet_native_logs() -> None:
+    """MediaPipe's C++ side logs to file descriptor 2 whatever glog is told.
+
+    Point fd 2 at /dev/null and give Python's sys.stderr a copy of the real
+    one, so our errors stay one clean line and the native chatter goes away.
+    """
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(real, "w", buffering=1)
+    except (OSError, ValueError):
+        pass
 
 
 def _load_config(path: str | None):
@@ -206,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_native_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        _quiet_native_logs()
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

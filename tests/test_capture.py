@@ -1,0 +1,151 @@
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.capture import (EndOfStream, Frame, FrameSource, ImageFolderSource, RecordedDepthSource, SourceError,
+                            SupervisedSource, VideoFileSource, WebcamSource, read_image)
+from vision.depth import PresenceTracker, cut_behind, presence_from_depth
+
+
+class FlakyCamera(FrameSource):
+    """Delivers frames, then fails, refuses to reopen for a while, then works again."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def open(self):
+        if time.monotonic() < self.state["down_until"]:
+            raise SourceError("camera 0 cannot be opened")
+
+    def read(self):
+        time.sleep(0.01)
+        self.state["reads"] += 1
+        if self.state["reads"] == 20:
+            self.state["down_until"] = time.monotonic() + 0.6
+            raise SourceError("camera 0 stopped delivering frames")
+        return Frame(np.zeros((48, 64, 3), np.uint8), time.monotonic(), self.state["reads"])
+
+
+def test_camera_loss_is_reported_and_recovered_with_backoff():
+    state = {"reads": 0, "down_until": 0.0}
+    events = []
+    sup = SupervisedSource(lambda: FlakyCamera(state), stall_timeout=1.0, backoff_initial=0.05, backoff_max=0.2,
+                           on_event=lambda n, m: events.append((n, m)))
+    sup.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and [n for n, _ in events] != ["camera.lost", "camera.restored"]:
+            time.sleep(0.05)
+        assert [n for n, _ in events] == ["camera.lost", "camera.restored"]
+        assert "camera unavailable, retrying" in events[0][1]
+        assert sup.reconnects >= 2      # it kept trying while the camera refused to open
+        _, seq = sup.latest()
+        frame, seq2 = sup.wait_newer(seq, 1.0)
+        assert seq2 > seq and sup.ok
+    finally:
+        sup.stop()
+
+
+class StallingCamera(FrameSource):
+    def __init__(self):
+        self.n = 0
+        self.closed = threading.Event()
+
+    def read(self):
+        self.n += 1
+        if self.n > 5:
+            self.closed.wait(10)        # a read that hangs until the device is closed
+            raise SourceError("read aborted")
+        return Frame(np.zeros((8, 8, 3), np.uint8), time.monotonic(), self.n)
+
+    def close(self):
+        self.closed.set()
+
+
+def test_stalled_camera_counts_as_lost():
+    events = []
+    sup = SupervisedSource(StallingCamera, stall_timeout=0.3, backoff_initial=0.05,
+                           on_event=lambda n, m: events.append(n)).start()
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and "camera.lost" not in events:
+            sup.latest()
+            time.sleep(0.05)
+        assert "camera.lost" in events
+        assert "no frame for" in sup.problem or sup.ok
+    finally:
+        sup.stop()
+
+
+def test_missing_camera_index_is_a_clear_error():
+    with pytest.raises(SourceError, match="camera index 42 does not exist"):
+        WebcamSource(42).open()
+
+
+def test_missing_or_corrupt_media(tmp_path):
+    with pytest.raises(SourceError, match="not found"):
+        VideoFileSource(tmp_path / "nope.mp4").open()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(SourceError, match="cannot decode"):
+        VideoFileSource(bad).open()
+    img = tmp_path / "bad.jpg"
+    img.write_bytes(b"not a jpeg")
+    with pytest.raises(SourceError, match="cannot decode the image"):
+        read_image(img)
+
+
+def test_image_folder_skips_corrupt_files_and_ends(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((10, 10, 3), 50, np.uint8))
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((10, 10, 3), 90, np.uint8))
+    src = ImageFolderSource(tmp_path, loop=False)
+    src.open()
+    values = [int(src.read().image[0, 0, 0]), int(src.read().image[0, 0, 0])]
+    assert values == [50, 90]
+    with pytest.raises(EndOfStream):
+        src.read()
+
+
+def test_video_file_loops_with_timestamps(media):
+    src = VideoFileSource(media / "clips" / "open_palm_360p.mp4", loop=True)
+    src.open()
+    frames = [src.read() for _ in range(250)]      # the clip has about 200 frames
+    src.close()
+    assert frames[0].image.shape == (360, 640, 3)
+    assert all(b.ts >= a.ts for a, b in zip(frames, frames[1:]))
+
+
+def test_recorded_depth_pairs_and_size_mismatch(media, tmp_path):
+    colour = cv2.imread(str(media / "depth" / "tum_color.png"))
+    depth = cv2.imread(str(media / "depth" / "tum_depth_mm.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(tmp_path / "0001_color.png"), colour)
+    cv2.imwrite(str(tmp_path / "0001_depth.png"), depth)
+    src = RecordedDepthSource(tmp_path)
+    src.open()
+    f = src.read()
+    assert f.depth is not None and f.depth.dtype == np.uint16 and f.depth.shape == colour.shape[:2]
+    cv2.imwrite(str(tmp_path / "0002_color.png"), colour)
+    cv2.imwrite(str(tmp_path / "0002_depth.png"), cv2.resize(depth, (320, 240), interpolation=cv2.INTER_NEAREST))
+    src.open()
+    src.read()
+    with pytest.raises(SourceError, match="depth is 320x240 but colour is 640x480"):
+        src.read()
+
+
+def test_depth_cuts_what_lies_behind_the_person_and_reports_presence():
+    depth = np.full((100, 100), 4000, np.uint16)     # wall at 4 m
+    depth[20:90, 30:70] = 1500                       # person at 1.5 m
+    mask = np.zeros((100, 100), np.float32)
+    mask[15:95, 25:75] = 1.0                         # the segmenter bled onto the wall
+    cut = cut_behind(mask, depth, 0.6)
+    assert cut[50, 50] == 1.0 and cut[17, 27] == 0.0
+    p = presence_from_depth(depth, 2.5, 0.08)
+    assert p.present and abs(p.distance_m - 1.5) < 0.01
+    assert not presence_from_depth(np.full((100, 100), 4000, np.uint16), 2.5, 0.08).present
+    tr = PresenceTracker(arrive_s=0.5, leave_s=2.0)
+    assert [tr.update(True, t) for t in (0, 0.3, 0.6)] == [None, None, "arrived"]
+    assert [tr.update(False, t) for t in (1.0, 2.0, 3.1)] == [None, None, "left"]

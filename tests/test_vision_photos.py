@@ -1,0 +1,131 @@
+"""Real photos and clips from ../shared/media through the real MediaPipe models."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from vision import gestures as G
+from vision.hands import HandTracker
+from vision.recolor import recolor
+
+EXPECTED = {
+    "pointing_up.jpg": "pointing_up",
+    "victory.jpg": "victory",
+    "thumb_up_closeup.jpg": "thumbs_up",
+    "open_palms.jpg": "open_palm",
+}
+
+
+def test_gesture_cli_on_the_shared_photos(media):
+    paths = [str(media / "images" / n) for n in EXPECTED]
+    r = subprocess.run([sys.executable, "-m", "mirror", "gesture", *paths], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["image"] for row in rows] == paths
+    for row, want in zip(rows, EXPECTED.values()):
+        assert row["gesture"] == want, row
+        assert 0.6 <= row["score"] <= 1.0 and row["hands"] >= 1
+    assert rows[-1]["hands"] == 2       # open_palms.jpg shows two hands
+
+
+def test_gesture_cli_bad_image_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"nope")
+    r = subprocess.run([sys.executable, "-m", "mirror", "gesture", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "cannot decode" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("clip,gesture", [("thumbs_up_720p.mp4", "thumbs_up"), ("open_palm_360p.mp4", "open_palm")])
+def test_gesture_fires_on_real_clips_through_hysteresis(media, clip, gesture):
+    tracker = HandTracker(static=False, model="lite", width=640)
+    filt = G.GestureFilter(hold_frames=4, cooldown_s=1.0)
+    cap = cv2.VideoCapture(str(media / "clips" / clip))
+    fired = []
+    i = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        hands = tracker.process(img)
+        got = filt.update(G.best_of([G.classify(h.points) for h in hands]), i / 25.0)
+        if got:
+            fired.append(got)
+        i += 1
+    assert gesture in fired
+    # No other action gesture dominates the clip.
+    assert fired.count(gesture) >= len(fired) / 2
+
+
+def test_garment_mask_lies_inside_the_person_and_leaves_out_the_face(media, photo_segmenter):
+    img = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
+    # The reference mask is colour-coded: blue = person, red = background.
+    person = cv2.imread(str(media / "images" / "portrait_suit_person_mask.png"))[..., 0]
+    person = cv2.resize(person, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST) > 127
+    garment = photo_segmenter.garment(img) > 0.5
+    assert garment.sum() > 0.15 * person.sum()              # the suit is most of the person below the head
+    outside = (garment & ~cv2.dilate(person.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)).sum()
+    assert outside < 0.02 * garment.sum()
+    # The face: find it with OpenCV's own detector, independent of our pose-based layout.
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    faces = cascade.detectMultiScale(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), 1.1, 5, minSize=(80, 80))
+    assert len(faces) == 1
+    x, y, w, h = faces[0]
+    assert garment[y:y + h, x:x + w].mean() < 0.02
+
+
+def test_segment_cli_writes_a_mask_of_the_same_size(media, tmp_path):
+    out = tmp_path / "mask.png"
+    src = media / "images" / "pointing_up.jpg"
+    r = subprocess.run([sys.executable, "-m", "mirror", "segment", str(src), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    mask = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    img = cv2.imread(str(src))
+    assert mask.ndim == 2 and mask.dtype == np.uint8 and mask.shape == img.shape[:2]
+    assert mask.max() == 255 and 0.1 < (mask > 127).mean() < 0.7
+
+
+def _hue_shift_and_l_correlation(before, after, mask):
+    lab0 = cv2.cvtColor(before, cv2.COLOR_BGR2Lab).astype(np.float32)
+    lab1 = cv2.cvtColor(after, cv2.COLOR_BGR2Lab).astype(np.float32)
+    m = mask > 0.9
+    corr = np.corrcoef(lab0[..., 0][m], lab1[..., 0][m])[0, 1]
+    return lab1[..., 1:][m].mean(0) - lab0[..., 1:][m].mean(0), corr
+
+
+@pytest.mark.parametrize("name", ["portrait_suit.jpg", "pointing_up.jpg"])
+def test_recolour_keeps_lightness_structure_and_changes_hue_only_in_the_mask(media, photo_segmenter, name):
+    img = cv2.imread(str(media / "images" / name))
+    matte = photo_segmenter.garment(img)
+    red = recolor(img, matte, (40, 30, 200))
+    shift, corr = _hue_shift_and_l_correlation(img, red, matte)
+    assert corr > 0.9                     # folds and shading are kept
+    assert shift[0] > 20                  # a* moved toward red
+    outside = matte == 0
+    assert outside.any() and np.array_equal(red[outside], img[outside])
+
+
+def test_dark_garment_still_changes_visibly(media):
+    cap = cv2.VideoCapture(str(media / "clips" / "thumbs_up_720p.mp4"))
+    ok, img = cap.read()
+    matte = np.zeros(img.shape[:2], np.float32)
+    matte[650:720, 420:860] = 1.0         # the black top at the bottom of the frame
+    out = recolor(img, matte, (200, 120, 40))
+    diff = np.abs(out.astype(int) - img.astype(int))[650:720, 420:860].mean()
+    assert diff > 25
+
+
+def test_recolor_cli_rejects_unknown_colour_and_accepts_catalogue_names(media, tmp_path):
+    src = str(media / "images" / "pointing_up.jpg")
+    r = subprocess.run([sys.executable, "-m", "mirror", "recolor", src, "--color", "blurple", "--out",
+                        str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown colour 'blurple'" in r.stderr and r.stderr.count("\n") == 1
+    r = subprocess.run([sys.executable, "-m", "mirror", "recolor", src, "--color", "Poppy red", "--out",
+                        str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "o.png")).shape == cv2.imread(src).shape
