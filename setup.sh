@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything the mirror needs on Debian 12 (bookworm) with Python 3.11:
+# the system libraries (apt) and a virtual environment in .venv with the
+# project installed. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(python3-venv libgl1 libglib2.0-0)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]} with apt-get"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+PY=""
+for cand in python3.11 python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    PY="$cand"; break
+  fi
+done
+if [ -z "$PY" ]; then
+  echo "setup: error: Python 3.11 is required (mediapipe 0.10.21 has wheels for it); install python3.11" >&2
+  exit 2
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+echo "setup: installing the project and its pinned dependencies into .venv"
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup: done. Try: .venv/bin/mirror --help"

@@ -1,0 +1,138 @@
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mirror import config
+from mirror.bus import Event, EventBus
+from mirror.catalog import load_catalog
+from mirror.kiosk import Kiosk, TimelineItem
+from mirror.session import Session
+from render.compositor import Compositor, UiState
+from vision.capture import Frame, FrameSource, SourceError, VideoFileSource
+
+
+def test_headless_compositor_draws_the_overlays():
+    comp = Compositor(270, 480, headless=True)
+    try:
+        frame = np.full((720, 1280, 3), 60, np.uint8)
+        comp.compose(frame, UiState())
+        plain = comp.snapshot()
+        comp.compose(frame, UiState(ring_active=True, ring_hue=120, color_bgr=(0, 200, 0), color_name="Green",
+                                    cursor=(0.5, 0.7), message="Saved this look", message_age=0.2))
+        shown = comp.snapshot()
+    finally:
+        comp.close()
+    assert plain.shape == (480, 270, 3)
+    # the colour ring's centre swatch is the chosen colour
+    cy = round(480 * 0.3)
+    assert tuple(shown[cy, 135]) == (0, 200, 0)
+    # the toast darkens and writes over the middle of the picture
+    assert (np.abs(shown.astype(int) - plain.astype(int)).sum(2) > 30).mean() > 0.02
+
+
+def test_bus_delivers_by_name_prefix_and_survives_a_faulty_subscriber():
+    bus = EventBus()
+    got = []
+    bus.subscribe("gesture.*", lambda e: got.append(("prefix", e.name)))
+    bus.subscribe("gesture.fired", lambda e: 1 / 0)
+    bus.subscribe("*", lambda e: got.append(("all", e.name)))
+    bus.publish("gesture.fired", gesture="fist")
+    bus.publish("presence.changed", present=True)
+    assert bus.dispatch() == 2
+    assert got == [("prefix", "gesture.fired"), ("all", "gesture.fired"), ("all", "presence.changed")]
+
+
+def test_session_circle_swipe_and_wipe_on_leave():
+    cat = load_catalog(config.CONFIG_DIR / "catalog.toml")
+    s = Session(cat, dict(vars(config.load(None, env={}).actions)))
+    s.handle(Event("presence.changed", {"present": True}, 0.0))
+    start = s.ring_hue
+    for i in range(10):
+        s.handle(Event("motion.circle", {"delta_deg": 9.0}, 0.1 * i))
+    assert s.hue is not None and abs((s.hue - start) % 360 - 90) < 1e-6
+    s.handle(Event("motion.swipe", {"direction": "right"}, 2.0))
+    assert s.hue is None and s.colour_index == 1 and s.message == s.product.colours[1].name
+    out = s.handle(Event("gesture.fired", {"gesture": "thumbs_up"}, 3.0))
+    assert ("look.saved", {"sku": s.product.sku, "colour": s.color_name}) in out
+    out = s.handle(Event("presence.changed", {"present": False}, 10.0))
+    assert out == [("session.ended", {"wiped": True})]
+    assert s.colour_index == 0 and s.hue is None and s.log == [] and s.message == ""
+
+
+def test_catalog_mode_steps_through_product_colours():
+    cat = load_catalog(config.CONFIG_DIR / "catalog.toml")
+    s = Session(cat, {}, hue_mode="catalog")
+    for i in range(13):
+        s.turn(10.0, i * 0.05)         # 130 degrees clockwise: two steps of 60
+    assert s.colour_index == 2
+    s.turn(-130.0, 1.0)
+    assert s.colour_index == 0
+
+
+def _small_cfg():
+    cfg = config.load(None, env={})
+    return cfg.replace("display", fullscreen=False, width=270, height=480)
+
+
+def test_kiosk_renders_clip_and_scripted_circle_turns_the_garment(media, tmp_path):
+    clip = media / "clips" / "thumbs_up_720p.mp4"
+    timeline = [TimelineItem(1.5 + i * 0.05, "motion.circle", {"delta_deg": 12.0}) for i in range(10)]
+    timeline.append(TimelineItem(2.2, "", screenshot="circle.png"))
+    k = Kiosk(_small_cfg(), source_factory=lambda: VideoFileSource(clip, loop=True, fps=25), headless=True,
+              timeline=timeline, out_dir=tmp_path)
+    stats = k.run(4.0)
+    assert stats["frames"] > 20 and stats["vision_frames"] > 20
+    assert k.session.hue is not None          # 120 degrees of circling moved the hue
+    assert (tmp_path / "circle.png").exists()
+    assert "confirm" in stats["actions"]      # her real thumbs-up, through the real models
+
+
+class DeadCamera(FrameSource):
+    def open(self):
+        raise SourceError("camera index 0 does not exist (/dev/video0 is missing)")
+
+
+def test_kiosk_keeps_running_and_says_camera_unavailable():
+    k = Kiosk(_small_cfg(), source_factory=DeadCamera, headless=True)
+    seen = []
+    orig = k.comp.compose
+
+    def spy(frame, ui):
+        seen.append(ui.status)
+        return orig(frame, ui)
+
+    k.comp.compose = spy
+    stats = k.run(1.5)
+    assert stats["frames"] > 10
+    assert seen and all(s.startswith("camera unavailable, retrying") for s in seen[5:])
+
+
+def test_bench_json_contract(media):
+    r = subprocess.run([sys.executable, "-m", "mirror", "bench", str(media / "clips" / "open_palm_360p.mp4"),
+                        "--frames", "30", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert data["frames"] == 30 and data["fps"] > 0 and data["p95_ms"] >= data["p50_ms"] > 0
+    assert set(data["stages"]) >= {"hands", "segment", "gestures", "recolor", "compose"}
+
+
+def test_bench_missing_video_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mirror", "bench", str(tmp_path / "none.mp4")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not found" in r.stderr
+
+
+def test_demo_headless_writes_recording_screenshots_and_stats(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mirror", "demo", "--seconds", "6", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "DISPLAY": ""})
+    assert r.returncode == 0, r.stderr
+    assert "render" in r.stdout and "fps" in r.stdout          # live stats
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] > 30
+    assert (tmp_path / "demo.mp4").stat().st_size > 10_000
+    assert (tmp_path / "02-circle.png").exists()
+    assert "next_color" in stats["actions"]                     # the scripted swipe
