@@ -26,7 +26,7 @@ import numpy as np
 from mirror.bus import Event, EventBus
 from mirror.catalog import load_catalog
 from mirror.config import Config
-from mirror.pipeline import VisionPipeline, VisionResult, render_frame
+from mirror.pipeline import VisionPipeline, VisionResult, render_frame, visible_columns
 from mirror.session import Session
 from render.compositor import Compositor, UiState, view_transform
 from vision import models
@@ -168,7 +168,9 @@ class Kiosk:
             return newest.image if newest is not None else None
         if newest is not None and newest.ts - res.frame.ts > STALE_RESULT_S:
             return newest.image        # vision is behind: live picture, no recolour
-        return render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px)
+        h, w = res.frame.image.shape[:2]
+        return render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px,
+                            columns=visible_columns(w, h, self.comp.size))
 
     def _run_timeline(self, elapsed: float, now: float) -> None:
         while self.timeline and self.timeline[0].at <= elapsed:

@@ -140,14 +140,43 @@ def hand_mask(hands: list[Hand], shape: tuple[int, int]) -> np.ndarray:
     return cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)
 
 
-def full_matte(result: VisionResult, feather_px: int) -> np.ndarray:
-    """The work-size matte brought to the frame's size with image-guided edges."""
+def visible_columns(frame_w: int, frame_h: int, out_size: tuple[int, int]) -> tuple[int, int]:
+    """The columns of the camera frame that the portrait view shows."""
+    ow, oh = out_size
+    cw = min(frame_w, round(frame_h * ow / oh))
+    x0 = (frame_w - cw) // 2
+    return x0, x0 + cw
+
+
+def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength: float = 1.0,
+                 columns: tuple[int, int] | None = None) -> np.ndarray:
+    """The frame with its garment recoloured, working only where the matte is
+    and (with `columns`) only on the part of the frame the screen shows."""
     img = result.frame.image
-    scale = img.shape[1] / 1280.0
-    return refine_to(result.matte, img, max(0, round(feather_px * scale)))
-
-
-def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength: float = 1.0) -> np.ndarray:
-    if strength <= 0 or not result.matte.any():
-        return result.frame.image
-    return recolor(result.frame.image, full_matte(result, feather_px), color_bgr, strength)
+    small = result.matte
+    if strength <= 0 or not small.any():
+        return img
+    h, w = img.shape[:2]
+    sh, sw = small.shape
+    rows = np.flatnonzero(small.max(1) > 0.02)
+    cols = np.flatnonzero(small.max(0) > 0.02)
+    if rows.size == 0:
+        return img
+    fx, fy = w / sw, h / sh
+    x0, x1 = int((cols[0] - 2) * fx), int((cols[-1] + 3) * fx)
+    y0, y1 = int((rows[0] - 2) * fy), int((rows[-1] + 3) * fy)
+    if columns is not None:
+        x0, x1 = max(x0, columns[0]), min(x1, columns[1])
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return img
+    # The matching piece of the small matte, brought to full size with edges
+    # that follow the image.
+    sx0, sx1 = int(x0 / fx), int(np.ceil(x1 / fx))
+    sy0, sy1 = int(y0 / fy), int(np.ceil(y1 / fy))
+    roi = img[y0:y1, x0:x1]
+    alpha = cv2.resize(small[sy0:sy1, sx0:sx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    alpha = refine_to(alpha, roi, max(0, round(feather_px * w / 1280.0)), scale=fx / 2)
+    out = img.copy()
+    recolor(roi, alpha, color_bgr, strength, out=out[y0:y1, x0:x1])
+    return out

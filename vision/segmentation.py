@@ -332,18 +332,26 @@ def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def refine_to(mask_small: np.ndarray, bgr: np.ndarray, feather_px: int = 4) -> np.ndarray:
-    """Upsample a small binary/soft mask to `bgr`'s size with edges that follow the image."""
+def refine_to(mask: np.ndarray, bgr: np.ndarray, feather_px: int = 4, scale: float = 0.0) -> np.ndarray:
+    """Bring a soft mask to `bgr`'s size with edges that follow the image.
+
+    The guided filter runs at 1/`scale` of full size (about 2x the mask's own
+    resolution is plenty) and is then upsampled; `scale` 0 picks it from the
+    mask's size.
+    """
     h, w = bgr.shape[:2]
-    up = cv2.resize(mask_small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    radius = max(2, round(w / WORK_WIDTH * 2))
+    if not scale:
+        scale = max(1.0, w / mask.shape[1] / 2)
+    gw, gh = max(2, round(w / scale)), max(2, round(h / scale))
+    src = cv2.resize(mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_LINEAR)
+    guide = cv2.cvtColor(cv2.resize(bgr, (gw, gh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
     try:
-        guide = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
-        up = cv2.ximgproc.guidedFilter(guide, up, radius, 1e-3)
+        src = cv2.ximgproc.guidedFilter(guide.astype(np.float32) / 255.0, src, 3, 1e-3)
     except AttributeError:  # opencv without contrib
-        up = cv2.GaussianBlur(up, (0, 0), radius / 2)
+        src = cv2.GaussianBlur(src, (0, 0), 1.5)
     if feather_px > 0:
-        up = cv2.GaussianBlur(up, (0, 0), feather_px / 2)
+        src = cv2.GaussianBlur(src, (0, 0), max(0.5, feather_px / scale / 2))
+    up = cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(up, 0.0, 1.0)
 
 
