@@ -65,15 +65,19 @@ class Progress:
         self.label, self.total, self.enabled = label, total, enabled
         self.t0 = time.perf_counter()
         self.last = 0.0
+        self.tty = sys.stderr.isatty()
 
     def tick(self, i: int) -> None:
         now = time.perf_counter()
-        if self.enabled and (now - self.last > 0.5 or i == self.total):
+        # A live line on a terminal; a line every 5 s in a log.
+        if self.enabled and (now - self.last > (0.5 if self.tty else 5.0) or i == self.total):
             self.last = now
             fps = i / max(1e-6, now - self.t0)
-            print(f"\r{self.label}: {i}/{self.total} frames, {fps:5.1f} fps", end="", file=sys.stderr, flush=True)
-            if i == self.total:
-                print(file=sys.stderr)
+            line = f"{self.label}: {i}/{self.total} frames, {fps:5.1f} fps"
+            if self.tty:
+                print("\r" + line, end="\n" if i == self.total else "", file=sys.stderr, flush=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
 
 
 def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Compositor, progress: bool) -> dict:
