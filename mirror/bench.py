@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from mirror.config import Config
-from mirror.pipeline import VisionPipeline, render_frame, visible_columns
-from render.compositor import Compositor, UiState
+from mirror.pipeline import VisionPipeline, render_frame
+from render.compositor import Compositor, UiState, crop_box
 from vision.capture import Frame, SourceError, VideoFileSource
 from vision.hands import HandTracker
 from vision.interaction import HandInput
@@ -91,7 +91,8 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
     latencies: list[float] = []
     prog = Progress("optimised", n, progress)
     h, w = frames[0].shape[:2]
-    columns = visible_columns(w, h, comp.size)
+    x0, _, cw, _ = crop_box((w, h), comp.size)
+    columns = (x0, x0 + cw)
     results: queue.Queue = queue.Queue(maxsize=2)
 
     def vision() -> None:

@@ -26,9 +26,9 @@ import numpy as np
 from mirror.bus import Event, EventBus
 from mirror.catalog import load_catalog
 from mirror.config import Config
-from mirror.pipeline import VisionPipeline, VisionResult, render_frame, visible_columns
+from mirror.pipeline import VisionPipeline, VisionResult, render_frame
 from mirror.session import Session
-from render.compositor import Compositor, UiState, view_transform
+from render.compositor import Compositor, UiState, crop_box, view_transform
 from vision import models
 from vision.capture import FrameSource, SupervisedSource, source_from_config
 from vision.depth import PresenceTracker, presence_from_depth
@@ -169,8 +169,8 @@ class Kiosk:
         if newest is not None and newest.ts - res.frame.ts > STALE_RESULT_S:
             return newest.image        # vision is behind: live picture, no recolour
         h, w = res.frame.image.shape[:2]
-        return render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px,
-                            columns=visible_columns(w, h, self.comp.size))
+        x0, _, cw, _ = crop_box((w, h), self.comp.size)
+        return render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px, columns=(x0, x0 + cw))
 
     def _run_timeline(self, elapsed: float, now: float) -> None:
         while self.timeline and self.timeline[0].at <= elapsed:

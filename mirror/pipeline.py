@@ -46,7 +46,6 @@ class VisionPipeline:
                                  min_conf=vcfg.min_hand_confidence, width=vcfg.hands_width)
         self.person = PersonSegmenter(width=SEG_WIDTH)
         self.pose = PoseEstimator(static=False)
-        self.parallel = parallel
         self.background_refresh = background_refresh
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
         self._refresher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="garment")
@@ -134,18 +133,11 @@ def hand_mask(hands: list[Hand], shape: tuple[int, int]) -> np.ndarray:
         forearm = wrist + (wrist - knuckle) * 1.5
         hull = cv2.convexHull(np.vstack([pts, forearm[None]]).astype(np.int32))
         cv2.fillConvexPoly(mask, hull, 1)
+        # A thick outline grows this hand's hull by a margin, without growing
+        # the hands drawn before it again.
         palm = float(np.linalg.norm(knuckle - wrist))
-        k = max(3, int(palm * 0.35) | 1)
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        cv2.polylines(mask, [hull], True, 1, max(3, int(palm * 0.35) | 1))
     return cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)
-
-
-def visible_columns(frame_w: int, frame_h: int, out_size: tuple[int, int]) -> tuple[int, int]:
-    """The columns of the camera frame that the portrait view shows."""
-    ow, oh = out_size
-    cw = min(frame_w, round(frame_h * ow / oh))
-    x0 = (frame_w - cw) // 2
-    return x0, x0 + cw
 
 
 def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength: float = 1.0,
@@ -175,8 +167,7 @@ def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength:
     sx0, sx1 = int(x0 / fx), int(np.ceil(x1 / fx))
     sy0, sy1 = int(y0 / fy), int(np.ceil(y1 / fy))
     roi = img[y0:y1, x0:x1]
-    alpha = cv2.resize(small[sy0:sy1, sx0:sx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-    alpha = refine_to(alpha, roi, max(0, round(feather_px * w / 1280.0)), scale=fx / 2)
+    alpha = refine_to(small[sy0:sy1, sx0:sx1], roi, max(0, round(feather_px * w / 1280.0)), scale=fx / 2)
     out = img.copy()
     recolor(roi, alpha, color_bgr, strength, out=out[y0:y1, x0:x1])
     return out

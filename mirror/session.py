@@ -8,6 +8,7 @@ leaves, everything about her is wiped.
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, field
 
 from mirror.bus import Event
@@ -72,7 +73,6 @@ class Session:
     def ring_hue(self) -> float:
         if self.hue is not None:
             return self.hue
-        import colorsys
         b, g, r = self.color_bgr
         return colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)[0] * 360.0
 

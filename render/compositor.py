@@ -42,28 +42,23 @@ class UiState:
 MESSAGE_S = 2.5
 
 
-def crop_to_aspect(frame: np.ndarray, aspect: float) -> np.ndarray:
-    """Centre crop of `frame` with width/height = `aspect`."""
-    h, w = frame.shape[:2]
-    if w / h > aspect:
-        nw = max(1, round(h * aspect))
-        x0 = (w - nw) // 2
-        return frame[:, x0:x0 + nw]
-    nh = max(1, round(w / aspect))
-    y0 = (h - nh) // 2
-    return frame[y0:y0 + nh]
-
-
-def view_transform(frame_size: tuple[int, int], out_size: tuple[int, int], mirror: bool):
-    """Maps normalised camera coords to normalised display coords (and back)."""
+def crop_box(frame_size: tuple[int, int], out_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The centre part (x0, y0, width, height) of a camera frame that the
+    portrait view shows: the frame cropped to the output's aspect ratio."""
     fw, fh = frame_size
     ow, oh = out_size
     aspect = ow / oh
     if fw / fh > aspect:
-        cw, ch = fh * aspect, fh
+        cw, ch = max(1, round(fh * aspect)), fh
     else:
-        cw, ch = fw, fw / aspect
-    x0, y0 = (fw - cw) / 2, (fh - ch) / 2
+        cw, ch = fw, max(1, round(fw / aspect))
+    return (fw - cw) // 2, (fh - ch) // 2, cw, ch
+
+
+def view_transform(frame_size: tuple[int, int], out_size: tuple[int, int], mirror: bool):
+    """Maps normalised camera coords to normalised display coords."""
+    fw, fh = frame_size
+    x0, y0, cw, ch = crop_box(frame_size, out_size)
 
     def to_display(x: float, y: float) -> tuple[float, float]:
         dx = (x * fw - x0) / cw
@@ -118,7 +113,8 @@ class Compositor:
 
     def frame_surface(self, frame_bgr: np.ndarray) -> pygame.Surface:
         ow, oh = self.size
-        view = crop_to_aspect(frame_bgr, ow / oh)
+        x0, y0, cw, ch = crop_box((frame_bgr.shape[1], frame_bgr.shape[0]), self.size)
+        view = frame_bgr[y0:y0 + ch, x0:x0 + cw]
         if self.mirror:
             view = cv2.flip(view, 1)
         view = cv2.resize(view, (ow, oh), interpolation=cv2.INTER_LINEAR)
