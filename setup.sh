@@ -5,7 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(python3-venv libgl1 libglib2.0-0)
+# libgl1, libglib2.0-0: OpenCV and MediaPipe. pcscd, vsmartcard-vpcd: the PC/SC
+# daemon and the virtual reader the NFC tests present cards to; libpcsclite-dev
+# and swig build pyscard. chromium: the friend's browser in the call tests.
+# iproute2: the network namespaces the call tests run in.
+APT_PACKAGES=(python3-venv libgl1 libglib2.0-0 pcscd vsmartcard-vpcd libpcsclite-dev swig chromium iproute2)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -130,6 +130,21 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class CallConfig:
+    enabled: bool = opt(True, "serve the friend-call web server (join page and signalling)")
+
+
+@dataclass(frozen=True)
+class NfcConfig:
+    enabled: bool = opt(True, "watch PC/SC readers for taps (a missing reader or pcscd is shown, not fatal)")
+
+
+@dataclass(frozen=True)
+class CheckoutConfig:
+    enabled: bool = opt(True, "tap-to-checkout: turn a tap into an order")
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
@@ -139,6 +154,9 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    call: CallConfig = field(default_factory=CallConfig)
+    nfc: NfcConfig = field(default_factory=NfcConfig)
+    checkout: CheckoutConfig = field(default_factory=CheckoutConfig)
     # Directory that relative paths in the file are resolved against.
     base_dir: str = field(default=".", metadata={"internal": True})
 

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -40,6 +40,21 @@ PRESENCE_MIN_FRACTION = 0.06     # share of the view a person fills to count as 
 STALE_RESULT_S = 0.25            # older vision results are not drawn as the picture itself
 
 
+class Service(Protocol):
+    """A part plugged into the kiosk (the friend call, NFC checkout ...).
+
+    It talks to the rest only through the bus it was built with. The kiosk
+    starts it before the first frame, asks it to add its overlays to each
+    frame's UiState (main thread, must be quick), hands it each composed
+    frame, and stops it on the way out.
+    """
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def decorate(self, ui: UiState, now: float) -> None: ...
+    def on_composed(self, comp: Compositor, clean_bgr, now: float) -> None: ...
+
+
 @dataclass
 class TimelineItem:
     at: float                        # seconds after start
@@ -52,7 +67,8 @@ class TimelineItem:
 class Kiosk:
     def __init__(self, cfg: Config, *, source_factory: Callable[[], FrameSource] | None = None,
                  headless: bool | None = None, timeline: list[TimelineItem] | None = None,
-                 out_dir: Path | None = None, record: bool = False, live_stats: bool = False):
+                 out_dir: Path | None = None, record: bool = False, live_stats: bool = False,
+                 services: list[Callable[["Kiosk"], Service]] | None = None):
         models.check_bundled()
         self.cfg = cfg
         self.bus = EventBus()
@@ -81,6 +97,8 @@ class Kiosk:
         self._banner_until = 0.0
         self.stats = {"frames": 0, "vision_frames": 0, "actions": [], "screenshots": [], "camera_lost": 0}
         self.bus.subscribe("*", self._on_event)
+        # Built last: a service may subscribe to the bus and read cfg/session.
+        self.services: list[Service] = [make(self) for make in services or []]
 
     # --- bus ----------------------------------------------------------
     def _on_event(self, ev: Event) -> None:
@@ -145,6 +163,8 @@ class Kiosk:
             ui.banner = self._banner
         if s.debug:
             ui.debug_lines = self._debug_lines()
+        for svc in self.services:
+            svc.decorate(ui, now)
         return ui
 
     def _debug_lines(self) -> list[str]:
@@ -183,6 +203,8 @@ class Kiosk:
                 self._pending_shot = item.screenshot
 
     def run(self, duration: float | None = None) -> dict:
+        for svc in self.services:
+            svc.start()
         self.source.start()
         vision = threading.Thread(target=self._vision_loop, name="vision", daemon=True)
         vision.start()
@@ -210,6 +232,8 @@ class Kiosk:
                 picture = self._pick_picture(t0)
                 self.comp.compose(picture, self.ui_state(t0))
                 self.comp.present()
+                for svc in self.services:
+                    svc.on_composed(self.comp, picture, t0)
                 self.stats["frames"] += 1
                 frame_times.append((time.monotonic() - t0) * 1000)
                 if self.out_dir is not None:
@@ -244,6 +268,11 @@ class Kiosk:
         finally:
             self._stop.set()
             self.bus.dispatch()
+            for svc in reversed(self.services):
+                try:
+                    svc.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(svc).__name__)
             self.source.stop()
             vision.join(timeout=3)
             self.pipeline.close()

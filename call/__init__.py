@@ -1,0 +1,1 @@
+"""The friend call: WebRTC through aiortc, signalling over websockets."""
