@@ -40,7 +40,7 @@ class EventBus:
         with self._lock:
             self._subs[name].append(handler)
 
-    def publish(self, name: str, **data) -> Event:
+    def publish(self, name: str, /, **data) -> Event:
         ev = Event(name, data)
         with self._lock:
             self._pending.append(ev)

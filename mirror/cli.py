@@ -152,6 +152,35 @@ def cmd_demo(args) -> int:
                     window=args.window)
 
 
+def cmd_call_link(args) -> int:
+    from mirror.control import ControlError, request, socket_path
+    cfg = _load_config(args.config)
+    try:
+        reply = request(socket_path(cfg.call.control_socket), "link")
+    except ControlError as e:
+        raise UsageError(str(e))
+    if args.json:
+        print(json.dumps({"url": reply["url"], "expires": reply["expires"]}))
+    else:
+        import time as _t
+        left = reply["expires"] - _t.time()
+        print(f"{reply['url']}\n(single use; expires in {left / 60:.0f} min, at "
+              f"{_t.strftime('%H:%M', _t.localtime(reply['expires']))})")
+    return 0
+
+
+def cmd_bench_call(args) -> int:
+    from call.bench import BenchError, bench_call
+    if args.seconds <= 0:
+        raise UsageError("--seconds must be positive")
+    try:
+        result = bench_call(seconds=args.seconds, video=args.video, progress=True)
+    except BenchError as e:
+        raise UsageError(str(e))
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mirror",
@@ -212,6 +241,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--naive", action="store_true", help="also run the naive pipeline and print the ratio")
     s.add_argument("--config", help="config file (vision and display settings)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("call", help="the friend call: make a join link",
+                       description="Talks to the running kiosk over its control socket (call.control_socket).")
+    call_sub = s.add_subparsers(dest="call_command", metavar="CALL_COMMAND", required=True)
+    c = call_sub.add_parser("link", help="ask the running kiosk for a fresh join link",
+                            description="Prints a fresh single-use join link for the shopper at the mirror; it "
+                                        "expires after call.link_ttl_s. The mirror shows it as a QR code too. "
+                                        'With --json: {"url": ..., "expires": UNIX_SECONDS}.')
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--config", help="the config the kiosk runs with (for its control socket)")
+    c.set_defaults(func=cmd_call_link)
+
+    s = sub.add_parser("bench-call", help="benchmark a friend call end to end in headless Chromium",
+                       description="Creates a network namespace, starts the kiosk headless on a clip inside it, "
+                                   "joins from Debian's headless Chromium with a fake camera, admits the friend "
+                                   "and measures for S seconds: browser fps and freezes from getStats(), "
+                                   "glass-to-glass latency from a time code stamped into the frames, and the "
+                                   "mirror's own fps. Needs root (for the namespace) and /usr/bin/chromium.")
+    s.add_argument("--seconds", type=float, default=30.0, help="how long to measure (default: 30)")
+    s.add_argument("--json", action="store_true", help="print one JSON line")
+    s.add_argument("--video", help="clip the kiosk plays (default: the bundled demo clip)")
+    s.set_defaults(func=cmd_bench_call)
 
     s = sub.add_parser("check-config", help="validate a config file and list every problem")
     s.add_argument("file", metavar="FILE")

@@ -132,6 +132,34 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class CallConfig:
     enabled: bool = opt(True, "serve the friend-call web server (join page and signalling)")
+    host: str = opt("127.0.0.1", "address the call's web server listens on (the store-network address for real use)")
+    port: int = opt(8443, "port of the call's web server", min=1, max=65535)
+    public_url: str = opt("", "base of join links as friends reach it, e.g. https://mirror3.store.example:8443; "
+                              "empty = built from host and port")
+    allowed_origins: str = opt("", "extra Origins allowed to open /ws/join, comma-separated; "
+                                   "the public_url's origin is always allowed")
+    tls_cert: str = opt("", "PEM certificate for https (browsers allow the camera only on https or localhost)")
+    tls_key: str = opt("", "PEM private key for tls_cert")
+    secret_file: str = opt("", "file holding the join-link signing secret; empty = a fresh random secret per start")
+    link_ttl_s: float = opt(600.0, "a join link expires this long after it is made", min=10.0, max=86400.0)
+    max_friends: int = opt(1, "friends in a call (or waiting to be let in) at once", min=1, max=4)
+    join_attempts_per_minute: int = opt(10, "join attempts allowed per client address per minute", min=1, max=1000)
+    join_timeout_s: float = opt(10.0, "a websocket that sends no join message in this time is closed", min=1.0, max=120.0)
+    view: str = opt("mirror", "what the friend sees: the mirror with its overlays, or the clean recoloured view",
+                    choices=("mirror", "clean"))
+    video_width: int = opt(1280, "outbound video width in pixels", min=160, max=3840)
+    video_height: int = opt(720, "outbound video height in pixels", min=120, max=2160)
+    video_fps: int = opt(30, "outbound video frame rate", min=5, max=60)
+    max_bitrate_kbps: int = opt(2500, "highest outbound video bitrate", min=300, max=20000)
+    codecs: str = opt("VP8,H264", "video codecs in order of preference, comma-separated (VP8, H264)")
+    audio_output: str = opt("auto", "ALSA device that plays the friend's voice; auto = 'default' when a sound card "
+                                    "exists, none = do not play")
+    tile_width: float = opt(0.32, "width of the friend's video tile, as a fraction of the screen width",
+                            min=0.1, max=0.6)
+    control_socket: str = opt("", "Unix socket for 'mirror call link' and store tools; empty = "
+                                  "$RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/smart-mirror/control.sock, "
+                                  "else /tmp/smart-mirror-UID/control.sock")
+    timecode: bool = opt(False, "stamp a time code into outbound frames (for measuring glass-to-glass latency)")
 
 
 @dataclass(frozen=True)
@@ -257,11 +285,30 @@ def build(data: dict, *, base_dir: str = ".", source: str = "config",
             problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {cam.source!r}")
         if cam.reconnect_initial_s > cam.reconnect_max_s:
             problems.append("camera.reconnect_initial_s: larger than camera.reconnect_max_s, expected it to be smaller")
+        call = sections["call"]
+        if bool(call.tls_cert) != bool(call.tls_key):
+            problems.append("call.tls_key: set both call.tls_cert and call.tls_key, or neither")
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(call, key)
+            if path and not (Path(base_dir) / path).expanduser().is_file():
+                problems.append(f"call.{key}: file {path!r} not found, expected a PEM file")
+        if call.public_url and not call.public_url.startswith(("http://", "https://")):
+            problems.append(f"call.public_url: got {call.public_url!r}, expected an http:// or https:// URL")
+        if call.enabled and not call.tls_cert and not _is_loopback(call.host):
+            problems.append(f"call.tls_cert: empty while call.host is {call.host!r}; browsers only allow the "
+                            "camera over https off this machine, so set call.tls_cert and call.tls_key")
+        for codec in call.codecs.split(","):
+            if codec.strip().upper() not in ("VP8", "H264"):
+                problems.append(f"call.codecs: got {codec.strip()!r}, expected VP8 and/or H264, comma-separated")
         if sections["display"].width > sections["display"].height:
             problems.append("display.width: wider than display.height, expected a portrait size")
     if problems:
         raise ConfigError(problems, source)
     return Config(**sections, base_dir=base_dir)
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None = None) -> Config:

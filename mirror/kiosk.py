@@ -289,8 +289,17 @@ class Kiosk:
         self._stop.set()
 
 
+def kiosk_services(cfg: Config) -> list[Callable[[Kiosk], Service]]:
+    """The services the config turns on."""
+    services: list[Callable[[Kiosk], Service]] = []
+    if cfg.call.enabled:
+        from call.service import CallService
+        services.append(CallService)
+    return services
+
+
 def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = None) -> int:
-    kiosk = Kiosk(cfg, headless=True if headless else None)
+    kiosk = Kiosk(cfg, headless=True if headless else None, services=kiosk_services(cfg))
     signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())
     log.info("kiosk starting with camera source %s", cfg.camera.source)
     stats = kiosk.run(duration)

@@ -9,6 +9,7 @@ leaves, everything about her is wiped.
 from __future__ import annotations
 
 import colorsys
+import secrets
 from dataclasses import dataclass, field
 
 from mirror.bus import Event
@@ -23,7 +24,7 @@ MESSAGES = {
     "cancel": "Cancelled",
     "help": "Draw a circle with one finger to change the colour · swipe for the next colour",
     "call_staff": "A member of staff is on the way",
-    "call_friend": "Friend calls are not set up on this mirror yet",
+    "call_friend": None,
     "hang_up": "Call ended",
     "select": "Selected",
     "toggle_debug": None,
@@ -46,6 +47,9 @@ class Session:
     last_activity_t: float = 0.0
     debug: bool = False
     circling_until: float = -1e9
+    id: str = ""                             # a fresh random id per shopper; join links are bound to it
+    knocking: str = ""                       # name of a friend waiting to be let in
+    in_call: str = ""                        # name of the friend in the call
     _step_acc: float = 0.0
     log: list[str] = field(default_factory=list)   # recent action names, for tests and stats
 
@@ -90,6 +94,9 @@ class Session:
         self.message_t = -1e9
         self._step_acc = 0.0
         self.log = []
+        self.id = secrets.token_hex(8)
+        self.knocking = ""
+        self.in_call = ""
 
     def say(self, text: str, t: float) -> None:
         self.message, self.message_t = text, t
@@ -101,11 +108,21 @@ class Session:
             if ev.data.get("present") and not self.present:
                 self.present = True
                 self.last_activity_t = t
-                out.append(("session.started", {}))
+                out.append(("session.started", {"id": self.id}))
             elif not ev.data.get("present") and self.present:
                 self.present = False
+                old = self.id
                 self.reset()
-                out.append(("session.ended", {"wiped": True}))
+                out.append(("session.ended", {"id": old, "wiped": True}))
+        elif ev.name == "call.knock":
+            self.knocking = ev.data["name"]
+            self.say(f"{self.knocking} wants to join", t)
+        elif ev.name == "call.admitted":
+            self.knocking, self.in_call = "", ev.data["name"]
+        elif ev.name == "call.ended":
+            if self.in_call or self.knocking:
+                self.say(f"Call with {self.in_call or self.knocking} ended", t)
+            self.knocking = self.in_call = ""
         elif ev.name == "gesture.fired":
             action = self.actions.get(ev.data["gesture"], "none")
             out += self.do(action, t, source=ev.data["gesture"])
@@ -158,8 +175,20 @@ class Session:
             self.debug = not self.debug
         elif action == "call_staff":
             out.append(("staff.called", {"product": self.product.sku}))
+        elif self.knocking and action in ("confirm", "cancel"):
+            # the "wants to join" card is up: thumbs-up lets the friend in, a cancel declines
+            out.append(("call.admit" if action == "confirm" else "call.decline", {"name": self.knocking}))
+            self.say(f"Letting {self.knocking} in" if action == "confirm" else f"Declined {self.knocking}", t)
+            if action == "cancel":
+                self.knocking = ""
+            return out
+        elif action == "hang_up" or (action == "call_friend" and self.in_call):
+            out.append(("call.hangup", {"reason": "shopper hung up"}))
+            self.say("Call ended", t)
+            return out
         elif action == "call_friend":
-            out.append(("call.requested", {}))
+            out.append(("call.requested", {"session": self.id}))
+            self.say("Scan the code to invite a friend", t)
         elif action == "confirm":
             out.append(("look.saved", {"sku": self.product.sku, "colour": self.color_name}))
         text = MESSAGES.get(action)

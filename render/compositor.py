@@ -21,6 +21,17 @@ import pygame  # noqa: E402
 
 
 @dataclass
+class CallView:
+    """What the friend call shows on the mirror."""
+    status: str = ""                                # "Connecting to Jane…", "Friend calls unavailable: …"
+    link: str = ""                                  # a join link to show as a QR code
+    knocking: str = ""                              # a friend waiting to be let in
+    friend: str = ""                                # the friend in the call
+    tile: np.ndarray | None = None                  # her newest video frame, BGR, tile-sized
+    reactions: list[tuple[str, str, str, float]] = field(default_factory=list)   # name, kind, text, age s
+
+
+@dataclass
 class UiState:
     cursor: tuple[float, float] | None = None      # normalised display coords
     cursor_progress: float = 0.0                    # dwell/hold progress 0..1
@@ -37,6 +48,7 @@ class UiState:
     banner: str = ""                                # e.g. demo timeline notice
     debug_lines: list[str] = field(default_factory=list)
     controls: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    call: CallView | None = None
 
 
 MESSAGE_S = 2.5
@@ -92,6 +104,7 @@ class Compositor:
         self.font = pygame.font.Font(None, max(10, round(48 * u)))
         self.font_small = pygame.font.Font(None, max(9, round(34 * u)))
         self._ring = self._make_ring(round(150 * u))
+        self._qr: tuple[str, pygame.Surface] | None = None
 
     def _make_ring(self, r: int) -> pygame.Surface:
         d = 2 * r + 2
@@ -155,6 +168,8 @@ class Compositor:
                 rect.center = (x, y)
                 pygame.draw.arc(scr, (90, 220, 140), rect, math.pi / 2,
                                 math.pi / 2 + 2 * math.pi * ui.cursor_progress, max(2, round(8 * u)))
+        if ui.call is not None:
+            self._draw_call(ui.call)
         if ui.message and ui.message_age < MESSAGE_S:
             fade = 1.0 if ui.message_age < MESSAGE_S - 0.5 else (MESSAGE_S - ui.message_age) / 0.5
             self._toast(ui.message, round(oh * 0.62), fade)
@@ -184,9 +199,10 @@ class Compositor:
         s.fill((*color, alpha))
         self.screen.blit(s, rect.topleft)
 
-    def _text(self, text, font, pos, *, center=False, shadow=False, color=(255, 255, 255), alpha=255):
+    def _text(self, text, font, pos, *, center=False, shadow=False, color=(255, 255, 255), alpha=255, right=False):
         img = font.render(text, True, color)
-        rect = img.get_rect(center=pos) if center else img.get_rect(topleft=pos)
+        rect = (img.get_rect(center=pos) if center else img.get_rect(topright=pos) if right
+                else img.get_rect(topleft=pos))
         if shadow:
             sh = font.render(text, True, (0, 0, 0))
             sh.set_alpha(alpha)
@@ -214,6 +230,96 @@ class Compositor:
         self._text(ui.product, self.font, (sw.right + round(30 * u), rect.y + round(40 * u)))
         self._text(ui.product_detail, self.font_small, (sw.right + round(30 * u), rect.y + round(105 * u)),
                    color=(220, 220, 220))
+
+    # --- the friend call ---------------------------------------------------------
+    def _draw_call(self, call: CallView) -> None:
+        ow, oh = self.size
+        u = self.u
+        scr = self.screen
+        tw = call.tile.shape[1] if call.tile is not None else round(ow * 0.32)
+        tile_rect = pygame.Rect(ow - tw - round(30 * u), round(250 * u), tw, round(tw * 9 / 16))
+        if call.friend:
+            if call.tile is not None:
+                img = call.tile
+                tile_rect.h = img.shape[0]
+                scr.blit(pygame.image.frombuffer(img.tobytes(), (img.shape[1], img.shape[0]), "BGR"), tile_rect)
+            else:
+                self._panel(tile_rect, 200, (20, 20, 30))
+                self._text(call.friend[:1].upper(), self.font_big, tile_rect.center, center=True)
+            pygame.draw.rect(scr, (255, 255, 255), tile_rect, max(1, round(3 * u)), border_radius=round(8 * u))
+            self._text(call.friend, self.font_small, (tile_rect.x + round(10 * u), tile_rect.bottom + round(8 * u)),
+                       shadow=True)
+        if call.status:
+            self._text(call.status[:60], self.font_small, (ow - round(30 * u), tile_rect.bottom + round(50 * u)),
+                       shadow=True, right=True)
+        for i, (name, kind, text, age) in enumerate(call.reactions):
+            self._reaction(name, kind, text, age, tile_rect)
+        if call.knocking:
+            r = pygame.Rect(round(60 * u), round(oh * 0.40), ow - round(120 * u), round(220 * u))
+            self._panel(r, 215, (15, 40, 25))
+            pygame.draw.rect(scr, (90, 220, 140), r, max(2, round(5 * u)), border_radius=round(14 * u))
+            self._text(f"{call.knocking} wants to join", self.font_big, (r.centerx, r.y + round(75 * u)), center=True)
+            self._text("Thumbs-up to let them in · fist to decline", self.font_small,
+                       (r.centerx, r.y + round(160 * u)), center=True, color=(210, 240, 220))
+        if call.link:
+            self._draw_qr(call.link)
+
+    def _reaction(self, name: str, kind: str, text: str, age: float, anchor: pygame.Rect) -> None:
+        u = self.u
+        rise = min(1.0, age / 3.0)
+        alpha = 255 if age < 2.5 else max(0, round(255 * (3.5 - age)))
+        x = anchor.right - round(20 * u)
+        y = anchor.bottom + round(380 * u) - round(300 * u * rise)
+        label = {"like": f"{name} likes it", "love": f"{name} loves it"}.get(kind, f"{name}: {text}")
+        img = self.font_small.render(label, True, (255, 255, 255))
+        icon = round(44 * u)
+        rect = pygame.Rect(0, 0, img.get_width() + icon + round(36 * u), max(icon, img.get_height()) + round(16 * u))
+        rect.topright = (x, y)
+        bubble = pygame.Surface(rect.size, pygame.SRCALPHA)
+        bubble.fill((0, 0, 0, 0))
+        pygame.draw.rect(bubble, (0, 0, 0, min(190, alpha)), bubble.get_rect(), border_radius=rect.h // 2)
+        cx, cy = round(12 * u) + icon // 2, rect.h // 2
+        if kind == "love":
+            r = icon // 4
+            col = (235, 60, 90, alpha)
+            pygame.draw.circle(bubble, col, (cx - r, cy - r // 2), r)
+            pygame.draw.circle(bubble, col, (cx + r, cy - r // 2), r)
+            pygame.draw.polygon(bubble, col, [(cx - 2 * r, cy - r // 3), (cx + 2 * r, cy - r // 3), (cx, cy + 2 * r)])
+        elif kind == "like":
+            pygame.draw.circle(bubble, (60, 130, 240, alpha), (cx, cy), icon // 2)
+            plus = self.font_small.render("+1", True, (255, 255, 255))
+            bubble.blit(plus, plus.get_rect(center=(cx, cy)))
+        else:
+            pygame.draw.circle(bubble, (250, 190, 60, alpha), (cx, cy), icon // 2)
+        img.set_alpha(alpha)
+        bubble.blit(img, (icon + round(24 * u), (rect.h - img.get_height()) // 2))
+        self.screen.blit(bubble, rect)
+
+    def _draw_qr(self, url: str) -> None:
+        ow, oh = self.size
+        u = self.u
+        side = round(300 * u)
+        if self._qr is None or self._qr[0] != url:
+            import segno
+            m = np.array(segno.make(url, error="m").matrix, dtype=np.uint8)
+            m = np.pad(m, 2)                                   # quiet zone
+            img = np.where(m[..., None] > 0, 0, 255).astype(np.uint8).repeat(3, axis=2)
+            img = cv2.resize(img, (side, side), interpolation=cv2.INTER_NEAREST)
+            self._qr = (url, pygame.image.frombuffer(img.tobytes(), (side, side), "RGB"))
+        r = pygame.Rect(ow - side - round(60 * u), round(oh * 0.66), side + round(30 * u), side + round(110 * u))
+        self._panel(r, 200)
+        self.screen.blit(self._qr[1], (r.x + round(15 * u), r.y + round(15 * u)))
+        self._text("Scan to invite a friend", self.font_small, (r.centerx, r.bottom - round(60 * u)), center=True)
+        host = url.split("//", 1)[-1].split("/", 1)[0]
+        self._text(host, self.font_small, (r.centerx, r.bottom - round(25 * u)), center=True, color=(200, 200, 200))
+
+    def snapshot_fit(self, width: int, height: int) -> np.ndarray:
+        """The current picture scaled to fit within width x height, as RGB."""
+        ow, oh = self.size
+        s = min(width / ow, height / oh)
+        size = (max(2, round(ow * s) // 2 * 2), max(2, round(oh * s) // 2 * 2))
+        small = pygame.transform.smoothscale(self.screen, size) if size != self.size else self.screen
+        return np.frombuffer(pygame.image.tobytes(small, "RGB"), np.uint8).reshape(size[1], size[0], 3)
 
     def present(self) -> None:
         pygame.display.flip()
