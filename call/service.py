@@ -24,7 +24,7 @@ from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
-import numpy as np
+import cv2
 
 from call.media import FriendVideo, LatestFrame
 from call.rtc import Peer, set_bitrate_cap
@@ -205,11 +205,10 @@ class CallService:
     def on_composed(self, comp, clean_bgr, now: float) -> None:
         if self.friend and self.connected:
             if self.cfg.view == "clean" and clean_bgr is not None:
-                rgb = np.ascontiguousarray(clean_bgr[:, ::-1, ::-1]) if self.kiosk.cfg.display.mirror \
-                    else np.ascontiguousarray(clean_bgr[:, :, ::-1])
+                img = cv2.flip(clean_bgr, 1) if self.kiosk.cfg.display.mirror else clean_bgr.copy()
             else:
-                rgb = comp.snapshot_fit(self.cfg.video_width, self.cfg.video_height)
-            self.slot.put(rgb, time.time())
+                img = comp.snapshot_bgrx()
+            self.slot.put(img, time.time())
             self.sent_frames += 1
         if self._shots:
             shots, self._shots = self._shots, []

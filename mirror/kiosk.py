@@ -104,6 +104,9 @@ class Kiosk:
     def _on_event(self, ev: Event) -> None:
         if ev.name == "camera.lost":
             self.stats["camera_lost"] += 1
+        if ev.name in ("call.connected", "call.ended"):
+            # the call's video encoder shares the two cores with vision
+            self.pipeline.refresh_scale = 3.0 if ev.name == "call.connected" else 1.0
         if ev.name == "action.done":
             self.stats["actions"].append(ev.data["action"])
             log.info("action %s (from %s)", ev.data["action"], ev.data.get("source"))

@@ -51,6 +51,9 @@ class VisionPipeline:
         self._refresher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="garment")
         self._refresh_future: cf.Future | None = None
         self._last_refresh = -1e9
+        # >1 while something else needs the CPU (a friend call's encoder): the
+        # slow garment model is then rebuilt less often
+        self.refresh_scale = 1.0
         self.model: GarmentModel | None = None
         self._matte_prev: np.ndarray | None = None
         self.refreshes = 0
@@ -80,7 +83,7 @@ class VisionPipeline:
         if depth_use:
             person = cut_behind(person, frame.depth, self.dcfg.cut_beyond_m if self.dcfg else 0.6)
         now = time.monotonic()
-        if now - self._last_refresh >= self.cfg.garment_refresh_s and (
+        if now - self._last_refresh >= self.cfg.garment_refresh_s * self.refresh_scale and (
                 self._refresh_future is None or self._refresh_future.done()):
             self._last_refresh = now
             args = (img.copy(), person.copy(), frame.depth if depth_use else None)

@@ -59,7 +59,9 @@ async function join(withCamera) {
   if (!token) return finish("no_token");
   if (withCamera) {
     try {
-      state.local = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+      state.local = await navigator.mediaDevices.getUserMedia({
+        // the mirror shows the friend in a small tile: 360p is plenty and spares both ends' CPU
+        video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } }, audio: true });
     } catch (e) {
       $("join-nocam").classList.remove("hidden");
       state.lastError = "camera_denied";
