@@ -83,8 +83,8 @@ def clean_name(raw: object) -> str:
     """A display name safe to draw: printable, short, never empty."""
     if not isinstance(raw, str):
         return "A friend"
-    text = "".join(ch for ch in unicodedata.normalize("NFC", raw)
-                   if unicodedata.category(ch)[0] in "LNPSZ" and ch not in "\r\n\t")
+    text = "".join(ch if unicodedata.category(ch)[0] in "LNPS" else " "
+                   for ch in unicodedata.normalize("NFC", raw))
     text = " ".join(text.split())[:MAX_NAME]
     return text or "A friend"
 
