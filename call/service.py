@@ -53,8 +53,11 @@ def audio_device(setting: str) -> str:
 
 
 class CallService:
-    def __init__(self, kiosk):
+    def __init__(self, kiosk, serve: bool = True):
+        """serve=False: no web server or control socket (the offline demo,
+        whose timeline plays the server's notifications itself)."""
         self.kiosk = kiosk
+        self.serve = serve
         self.bus = kiosk.bus
         self.cfg = kiosk.cfg.call
         c = self.cfg
@@ -89,6 +92,8 @@ class CallService:
 
     # --- lifecycle (main thread) -------------------------------------------------
     def start(self) -> None:
+        if not self.serve:
+            return
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="call", daemon=True)
         self._thread.start()
@@ -130,7 +135,7 @@ class CallService:
             self._thread.join(5)
 
     def _submit(self, coro) -> Future | None:
-        if self.loop is None or self.problem:
+        if self.loop is None or self.problem or not self.serve:
             coro.close()
             return None
         return asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -156,7 +156,7 @@ def cmd_call_link(args) -> int:
     from mirror.control import ControlError, request, socket_path
     cfg = _load_config(args.config)
     try:
-        reply = request(socket_path(cfg.call.control_socket), "link")
+        reply = request(socket_path(cfg.call.control_socket, client=True), "link")
     except ControlError as e:
         raise UsageError(str(e))
     if args.json:
@@ -181,6 +181,36 @@ def cmd_bench_call(args) -> int:
     return 0
 
 
+# --- NFC checkout (logic in nfc/commands.py) ----------------------------------
+def _nfc(fn, *a, **kw) -> int:
+    from nfc.commands import CommandError
+    try:
+        return fn(*a, **kw)
+    except CommandError as e:
+        raise UsageError(str(e))
+
+
+def cmd_nfc_read(args) -> int:
+    from nfc.commands import nfc_read
+    return _nfc(nfc_read, args.reader or "", args.timeout, args.json)
+
+
+def cmd_orders(args) -> int:
+    from nfc.commands import orders
+    path = Path(args.db) if args.db else _load_config(args.config).orders_path()
+    return _nfc(orders, path, args.json)
+
+
+def cmd_bench_checkout(args) -> int:
+    from nfc.commands import bench_checkout
+    return _nfc(bench_checkout, args.taps, args.chaos, args.json, args.seed)
+
+
+def cmd_checkout_host(args) -> int:
+    from nfc.commands import checkout_host
+    return _nfc(checkout_host, args.config, args.duration)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mirror",
@@ -196,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "without one it runs headless, writes a recording and screenshots to --out "
                                    "and prints live stats.")
     s.add_argument("--out", default="demo-out", help="folder for the recording and screenshots (default: demo-out)")
-    s.add_argument("--seconds", type=float, default=12.0, help="how long to run (default: 12)")
+    s.add_argument("--seconds", type=float, default=18.0, help="how long to run (default: 18)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--headless", action="store_true", default=None, help="force headless even with a display")
     g.add_argument("--window", action="store_true", help="force a window (needs a display)")
@@ -263,6 +293,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.add_argument("--video", help="clip the kiosk plays (default: the bundled demo clip)")
     s.set_defaults(func=cmd_bench_call)
+
+    s = sub.add_parser("nfc", help="NFC reader tools: read a tag",
+                       description="NFC tools on the PC/SC stack (pcscd).")
+    nfc_sub = s.add_subparsers(dest="nfc_command", metavar="NFC_COMMAND", required=True)
+    c = nfc_sub.add_parser("read", help="wait for a tag and print its UID and NDEF records",
+                           description='Waits for a tag, then prints {"reader", "uid", "ndef": [{"tnf", "type", '
+                                       '"payload_hex", "text"?, "uri"?}]}. Type 4 tags are read with SELECT/READ '
+                                       "BINARY in chunks of at most MLe; other cards give their UID and no records. "
+                                       "A card moved away mid-read gives no result; tap again.")
+    c.add_argument("--reader", help="only readers whose name contains this (default: any)")
+    c.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a tag (default: 30)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_nfc_read)
+
+    s = sub.add_parser("orders", help="list the orders, their states and delivery attempts, and reservations",
+                       description="The staff view of the order journal: every order with its code, state, "
+                                   "payment status and delivery attempts to the store, then the items put aside.")
+    s.add_argument("--json", action="store_true", help='print one JSON object {"orders": [...], "reservations": [...]}')
+    s.add_argument("--config", help="config file whose checkout.db_path to read")
+    s.add_argument("--db", help="order journal file (overrides the config)")
+    s.set_defaults(func=cmd_orders)
+
+    s = sub.add_parser("bench-checkout", help="benchmark tap-to-checkout through a real pcscd and vpcd",
+                       description="Starts a private pcscd with the vpcd reader, a loopback store checkout that "
+                                   "fails on purpose, and the checkout host; runs N random taps (single, double, "
+                                   "pulled mid-read, other card, cancel; with --chaos also kills and restarts) "
+                                   "and checks that no order was lost or duplicated. Prints tap-to-confirm "
+                                   "p50/p95 (pcscd card-present event to the first composed frame showing the "
+                                   "confirmation) and the same from the card's socket connect.")
+    s.add_argument("--taps", type=int, default=200, help="card presentations (default: 200)")
+    s.add_argument("--chaos", action="store_true", help="also SIGKILL the checkout process at random points")
+    s.add_argument("--json", action="store_true", help="print one JSON line")
+    s.add_argument("--seed", type=int, help="random seed (default: random, printed in the result)")
+    s.set_defaults(func=cmd_bench_checkout)
+
+    # Not listed: the kiosk's checkout path without camera/vision, driven over
+    # stdin/stdout by bench-checkout and the crash tests (nfc/host.py).
+    s = sub.add_parser("checkout-host", description="(internal) the checkout path of the kiosk, driven over stdio")
+    s.add_argument("--config")
+    s.add_argument("--duration", type=float)
+    s.set_defaults(func=cmd_checkout_host)
 
     s = sub.add_parser("check-config", help="validate a config file and list every problem")
     s.add_argument("file", metavar="FILE")

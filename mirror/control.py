@@ -22,17 +22,32 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict], Awaitable[dict]]
 
 
-def default_socket_path() -> Path:
-    """systemd's RuntimeDirectory, else the user's runtime dir, else /tmp."""
-    if os.environ.get("RUNTIME_DIRECTORY"):
-        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0]) / "control.sock"
+def _candidates() -> list[Path]:
+    out = []
+    if os.environ.get("RUNTIME_DIRECTORY"):                  # set by systemd's RuntimeDirectory=
+        out.append(Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0]) / "control.sock")
+    if Path("/run/smart-mirror").is_dir():                   # the appliance's runtime folder
+        out.append(Path("/run/smart-mirror/control.sock"))
     if os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(os.environ["XDG_RUNTIME_DIR"]) / "smart-mirror" / "control.sock"
-    return Path(f"/tmp/smart-mirror-{os.getuid()}") / "control.sock"
+        out.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "smart-mirror" / "control.sock")
+    out.append(Path(f"/tmp/smart-mirror-{os.getuid()}") / "control.sock")
+    return out
 
 
-def socket_path(configured: str) -> Path:
-    return Path(configured) if configured else default_socket_path()
+def default_socket_path(client: bool = False) -> Path:
+    """Where the socket goes when call.control_socket is empty: systemd's
+    RuntimeDirectory, /run/smart-mirror, the user's runtime dir, else /tmp.
+    A client takes the first of those where a socket exists."""
+    cands = _candidates()
+    if client:
+        for c in cands:
+            if c.exists():
+                return c
+    return cands[0]
+
+
+def socket_path(configured: str, client: bool = False) -> Path:
+    return Path(configured) if configured else default_socket_path(client)
 
 
 class ControlError(Exception):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
+from call.service import CallService
 from mirror import config
 from mirror.kiosk import Kiosk, TimelineItem
 from vision.capture import VideoFileSource
@@ -30,11 +32,30 @@ def demo_timeline() -> list[TimelineItem]:
     items.append(TimelineItem(7.0, "action.requested", {"action": "toggle_debug", "source": "script"},
                               banner="Scripted: debug overlay on"))
     items.append(TimelineItem(7.5, "", screenshot="04-debug.png"))
-    items.append(TimelineItem(9.0, "", screenshot="05-later.png"))
+    items.append(TimelineItem(8.5, "", screenshot="05-later.png"))
+    # A friend joins: the demo opens no port, so the call server's notifications are scripted.
+    items.append(TimelineItem(9.0, "call.link", {"url": "https://mirror.example:8443/join#demo-link-not-valid",
+                                                 "expires": time.time() + 600},
+                              banner="Scripted: the shopper asks for a friend; the QR code is an example"))
+    items.append(TimelineItem(9.6, "", screenshot="06-invite.png"))
+    items.append(TimelineItem(10.5, "call.knock", {"conn": "demo", "name": "Jane"},
+                              banner="Scripted: a friend opened the link"))
+    items.append(TimelineItem(11.0, "", screenshot="07-knock.png"))
+    items.append(TimelineItem(12.0, "action.requested", {"action": "confirm", "source": "script"},
+                              banner="Scripted: thumbs-up lets her in"))
+    items.append(TimelineItem(12.1, "call.admitted", {"name": "Jane"}))
+    items.append(TimelineItem(12.3, "call.connected", {"name": "Jane"}))
+    items.append(TimelineItem(13.0, "call.reaction", {"name": "Jane", "kind": "love", "text": ""},
+                              banner="Scripted: the friend reacts"))
+    items.append(TimelineItem(13.4, "call.reaction", {"name": "Jane", "kind": "comment",
+                                                      "text": "That colour suits you!"}))
+    items.append(TimelineItem(13.8, "", screenshot="08-reaction.png"))
+    items.append(TimelineItem(15.0, "call.ended", {"name": "Jane", "reason": "friend hung up"},
+                              banner="Scripted: the friend hangs up"))
     return items
 
 
-def run_demo(out_dir: Path, seconds: float = 12.0, headless: bool | None = None, window: bool = False) -> int:
+def run_demo(out_dir: Path, seconds: float = 18.0, headless: bool | None = None, window: bool = False) -> int:
     if window:
         headless = False
     elif headless is None:
@@ -46,7 +67,7 @@ def run_demo(out_dir: Path, seconds: float = 12.0, headless: bool | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     kiosk = Kiosk(cfg, source_factory=lambda: VideoFileSource(config.DEMO_CLIP, loop=True, fps=25),
                   headless=headless, timeline=demo_timeline(), out_dir=out_dir, record=headless,
-                  live_stats=True)
+                  live_stats=True, services=[lambda k: CallService(k, serve=False)])
     print(f"mirror demo: {'headless' if headless else 'window'}, {seconds:.0f} s on the bundled clip "
           f"({config.DEMO_CLIP.name}); scripted events are labelled on screen", flush=True)
     stats = kiosk.run(seconds)

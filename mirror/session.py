@@ -50,6 +50,10 @@ class Session:
     id: str = ""                             # a fresh random id per shopper; join links are bound to it
     knocking: str = ""                       # name of a friend waiting to be let in
     in_call: str = ""                        # name of the friend in the call
+    # The cart (see cart()): chosen size, accepted suggestions, "put one aside".
+    size_index: int = 0
+    accepted: list[dict] = field(default_factory=list)
+    reserve: bool = False
     _step_acc: float = 0.0
     log: list[str] = field(default_factory=list)   # recent action names, for tests and stats
 
@@ -97,11 +101,37 @@ class Session:
         self.id = secrets.token_hex(8)
         self.knocking = ""
         self.in_call = ""
+        self.size_index = len(self.product.sizes) // 2
+        self.accepted = []
+        self.reserve = False
+
+    def cart(self) -> dict:
+        """What a tap would buy: the garment in its colour and size, plus the
+        accepted suggestions. A plain dict, equal for equal choices."""
+        p = self.product
+        colour = p.colours[self.colour_index]
+        if self.hue is not None:           # a free hue: the nearest colour it is sold in
+            def dist(c):
+                b, g, r = c.bgr
+                h = colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)[0] * 360.0
+                return min(abs(h - self.hue), 360.0 - abs(h - self.hue))
+            colour = min(p.colours, key=dist)
+        size = p.sizes[self.size_index] if self.size_index < len(p.sizes) else ""
+        items = [{"sku": p.sku, "name": p.name, "colour": colour.name, "size": size, "price": p.price, "qty": 1}]
+        items += [dict(a) for a in self.accepted]
+        return {"items": items, "reserve": self.reserve}
 
     def say(self, text: str, t: float) -> None:
         self.message, self.message_t = text, t
 
     def handle(self, ev: Event) -> list[tuple[str, dict]]:
+        before = (self.id, self.cart())
+        out = self._handle(ev)
+        if (self.id, self.cart()) != before:
+            out.append(("cart.changed", {"cart": self.cart(), "session_id": self.id}))
+        return out
+
+    def _handle(self, ev: Event) -> list[tuple[str, dict]]:
         t = ev.ts
         out: list[tuple[str, dict]] = []
         if ev.name == "presence.changed":
@@ -115,8 +145,7 @@ class Session:
                 self.reset()
                 out.append(("session.ended", {"id": old, "wiped": True}))
         elif ev.name == "call.knock":
-            self.knocking = ev.data["name"]
-            self.say(f"{self.knocking} wants to join", t)
+            self.knocking = ev.data["name"]           # the compositor shows the card
         elif ev.name == "call.admitted":
             self.knocking, self.in_call = "", ev.data["name"]
         elif ev.name == "call.ended":
@@ -137,7 +166,21 @@ class Session:
             for i, p in enumerate(self.catalog.products):
                 if p.sku == ev.data["sku"]:
                     self.product_index, self.colour_index, self.hue = i, 0, None
+                    self.size_index = len(p.sizes) // 2
                     self.say(p.name, t)
+        elif ev.name == "size.select":
+            if ev.data.get("size") in self.product.sizes:
+                self.size_index = self.product.sizes.index(ev.data["size"])
+                self.say(f"Size {ev.data['size']}", t)
+        elif ev.name == "suggestion.accepted":
+            item = {k: str(ev.data.get(k, "")) for k in ("sku", "name", "colour", "size", "price")}
+            if item["sku"] and all(a["sku"] != item["sku"] for a in self.accepted):
+                self.accepted.append({**item, "qty": 1})
+                self.say(f"Added {item['name'] or item['sku']}", t)
+        elif ev.name == "reserve.requested":
+            self.reserve = bool(ev.data.get("on", True))
+            if self.reserve:
+                self.say("We will put one aside in your size", t)
         return out
 
     def turn(self, delta_deg: float, t: float) -> None:
