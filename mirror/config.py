@@ -165,11 +165,33 @@ class CallConfig:
 @dataclass(frozen=True)
 class NfcConfig:
     enabled: bool = opt(True, "watch PC/SC readers for taps (a missing reader or pcscd is shown, not fatal)")
+    reader: str = opt("", "use only readers whose name contains this text; empty = every reader")
+    poll_s: float = opt(0.5, "longest wait in one SCardGetStatusChange call (stopping and hot-plug checks)",
+                        min=0.05, max=5.0)
+    retry_initial_s: float = opt(0.2, "first wait before reconnecting to a stopped pcscd; doubles each try",
+                                 min=0.05, max=30.0)
+    retry_max_s: float = opt(5.0, "longest wait between pcscd reconnect attempts", min=0.1, max=300.0)
+    member_record: str = opt("urn:nfc:ext:store.example:member",
+                             "NDEF external record type that carries the loyalty member id (id=...&name=...)")
 
 
 @dataclass(frozen=True)
 class CheckoutConfig:
     enabled: bool = opt(True, "tap-to-checkout: turn a tap into an order")
+    store_url: str = opt("", "the store checkout's order endpoint (http/https); empty = pay at the till with a code")
+    store_token: str = opt("", "bearer token sent to the store checkout; empty = none")
+    db_path: str = opt("", "order journal (SQLite); empty = $STATE_DIRECTORY or ~/.local/state/mirror/orders.db")
+    store_timeout_s: float = opt(5.0, "wait this long for the store's reply before retrying", min=0.2, max=120.0)
+    retry_initial_s: float = opt(1.0, "first retry delay after a failed delivery; doubles each try, with jitter",
+                                 min=0.01, max=3600.0)
+    retry_max_s: float = opt(300.0, "longest delay between delivery retries (retries never stop)",
+                             min=0.05, max=86400.0)
+    confirm_s: float = opt(20.0, "how long the confirmation stays on screen and the checkout stays open",
+                           min=2.0, max=600.0)
+    dedupe_window_s: float = opt(600.0, "the same card with the same cart within this time is the same order "
+                                        "(covers a restart between the write and the confirmation)",
+                                 min=0.0, max=86400.0)
+    reservation_hold_h: float = opt(24.0, "how long an item put aside in her size is held", min=0.1, max=720.0)
 
 
 @dataclass(frozen=True)
@@ -191,6 +213,10 @@ class Config:
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def orders_path(self) -> Path:
+        from mirror.orders import default_db_path
+        return self.resolve(self.checkout.db_path) if self.checkout.db_path else default_db_path()
 
     def catalog_path(self) -> Path:
         return self.resolve(self.catalog.path) if self.catalog.path else CONFIG_DIR / "catalog.toml"
@@ -302,6 +328,17 @@ def build(data: dict, *, base_dir: str = ".", source: str = "config",
                 problems.append(f"call.codecs: got {codec.strip()!r}, expected VP8 and/or H264, comma-separated")
         if sections["display"].width > sections["display"].height:
             problems.append("display.width: wider than display.height, expected a portrait size")
+        nfc, co = sections["nfc"], sections["checkout"]
+        if nfc.retry_initial_s > nfc.retry_max_s:
+            problems.append("nfc.retry_initial_s: larger than nfc.retry_max_s, expected it to be smaller")
+        if co.retry_initial_s > co.retry_max_s:
+            problems.append("checkout.retry_initial_s: larger than checkout.retry_max_s, expected it to be smaller")
+        if co.store_url and not co.store_url.startswith(("http://", "https://")):
+            problems.append(f"checkout.store_url: got {co.store_url!r}, expected an http:// or https:// URL "
+                            "(or empty to pay at the till)")
+        if not nfc.member_record.startswith("urn:nfc:ext:") or ":" not in nfc.member_record[len("urn:nfc:ext:"):]:
+            problems.append(f"nfc.member_record: got {nfc.member_record!r}, expected an external type like "
+                            "urn:nfc:ext:store.example:member")
     if problems:
         raise ConfigError(problems, source)
     return Config(**sections, base_dir=base_dir)

@@ -1,0 +1,296 @@
+"""Watching PC/SC readers and cards with pyscard, supervised.
+
+pyscard's CardMonitor runs a thread that dies when pcscd goes away. Instead
+`ReaderWatcher` runs its own loop over `SCardGetStatusChange` (with a short
+timeout, plus the `\\\\?PnP?\\Notification` pseudo reader for hot-plug), and
+when pcscd stops or restarts (SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, an
+invalid context ...) it releases the context and establishes a new one with
+exponential backoff. It never gives up.
+
+On a new card it connects, reads the UID and the Type 4 NDEF message
+(nfc.type4) and reports a tap; a card that leaves in the middle is reported as
+`read_failed` with reason "removed", never as a partial tap. Everything goes
+out through one callback `emit(kind, **data)`, kinds being:
+
+* `status`: ok (bool), message (str), readers (list)
+* `tap`: reader, uid (bytes), records (ndeflib records), t_present (the
+  monotonic time SCardGetStatusChange returned with the card), t_read
+* `read_failed`: reader, reason ("removed" or "error"), message, t_present
+* `removed`: reader
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from smartcard import scard as S
+
+from nfc.type4 import CardRemovedError, TagError, TagRead, read_tag
+
+log = logging.getLogger(__name__)
+
+PNP = "\\\\?PnP?\\Notification"
+
+SERVICE_LOST = {S.SCARD_E_NO_SERVICE, S.SCARD_E_SERVICE_STOPPED, S.SCARD_E_INVALID_HANDLE,
+                S.SCARD_F_COMM_ERROR, S.SCARD_F_INTERNAL_ERROR, S.SCARD_E_NO_MEMORY}
+READERS_CHANGED = {S.SCARD_E_UNKNOWN_READER, S.SCARD_E_READER_UNAVAILABLE, S.SCARD_E_NO_READERS_AVAILABLE}
+
+NO_READER_MESSAGE = "no PC/SC reader found; is pcscd running and the reader plugged in?"
+
+
+class PcscError(Exception):
+    def __init__(self, what: str, hr: int):
+        self.hr = hr
+        super().__init__(f"{what}: {S.SCardGetErrorMessage(hr).strip()} (0x{hr & 0xFFFFFFFF:08X})")
+
+
+def pcsc_transmit(card, protocol) -> Callable[[bytes], tuple[bytes, int]]:
+    """A `transmit` for nfc.type4 over a connected PC/SC card handle."""
+    def transmit(apdu: bytes) -> tuple[bytes, int]:
+        hr, resp = S.SCardTransmit(card, protocol, list(apdu))
+        if hr != S.SCARD_S_SUCCESS:
+            # Whatever the exact code (removed, reset, comm error), for the shopper
+            # the card left before the read finished: tap again.
+            raise CardRemovedError(f"card went away during the read ({PcscError('transmit', hr)})")
+        if len(resp) < 2:
+            # vpcd answers an empty response when the card's socket closed mid-APDU.
+            raise CardRemovedError(f"card went away during the read (empty response to {apdu[:4].hex()})")
+        return bytes(resp[:-2]), (resp[-2] << 8) | resp[-1]
+    return transmit
+
+
+def read_card(ctx, reader: str) -> TagRead:
+    """Connect to the card on `reader`, read it, disconnect."""
+    hr, card, proto = S.SCardConnect(ctx, reader, S.SCARD_SHARE_SHARED, S.SCARD_PROTOCOL_T0 | S.SCARD_PROTOCOL_T1)
+    if hr != S.SCARD_S_SUCCESS:
+        if hr in SERVICE_LOST:
+            raise PcscError("connect", hr)
+        raise CardRemovedError(f"card went away before it could be read ({PcscError('connect', hr)})")
+    try:
+        return read_tag(pcsc_transmit(card, proto))
+    finally:
+        S.SCardDisconnect(card, S.SCARD_LEAVE_CARD)
+
+
+@dataclass
+class _Reader:
+    state: int = S.SCARD_STATE_UNAWARE
+    present: bool = False
+
+
+class ReaderWatcher:
+    """Supervised reader and card watching on its own thread."""
+
+    def __init__(self, emit: Callable[..., None], *, reader_filter: str = "", poll_s: float = 0.5,
+                 backoff_initial_s: float = 0.2, backoff_max_s: float = 5.0):
+        self.emit = emit
+        self.reader_filter = reader_filter.lower()
+        self.poll_ms = max(10, int(poll_s * 1000))
+        self.backoff_initial = backoff_initial_s
+        self.backoff_max = backoff_max_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ctx = None
+        self._status: tuple[bool, str] | None = None
+        self.contexts = 0            # how many times a context was (re)established, for tests
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="nfc-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        ctx = self._ctx
+        if ctx is not None:
+            try:
+                S.SCardCancel(ctx)
+            except Exception:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    def _set_status(self, ok: bool, message: str, readers: list[str] | None = None) -> None:
+        if self._status != (ok, message):
+            self._status = (ok, message)
+            (log.info if ok else log.warning)("NFC: %s", message)
+            self.emit("status", ok=ok, message=message, readers=readers or [])
+
+    def run(self) -> None:
+        backoff = self.backoff_initial
+        while not self._stop.is_set():
+            hr, ctx = S.SCardEstablishContext(S.SCARD_SCOPE_USER)
+            if hr != S.SCARD_S_SUCCESS:
+                self._set_status(False, "NFC reader unavailable: the PC/SC service (pcscd) is not running")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            self._ctx = ctx
+            self.contexts += 1
+            started = time.monotonic()
+            try:
+                reason = self._watch(ctx)
+            except Exception as e:             # never let the watcher die
+                log.exception("NFC watcher failed")
+                reason = f"NFC reader unavailable: {e}"
+            finally:
+                self._ctx = None
+                try:
+                    S.SCardReleaseContext(ctx)
+                except Exception:
+                    pass
+            if self._stop.is_set():
+                break
+            self._set_status(False, reason)
+            if time.monotonic() - started > 10:
+                backoff = self.backoff_initial
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self.backoff_max)
+
+    def _list(self, ctx) -> list[str] | str:
+        hr, readers = S.SCardListReaders(ctx, [])
+        if hr in SERVICE_LOST:
+            return "NFC reader unavailable: the PC/SC service (pcscd) stopped"
+        if hr == S.SCARD_E_NO_READERS_AVAILABLE or hr == S.SCARD_S_SUCCESS and not readers:
+            return []
+        if hr != S.SCARD_S_SUCCESS:
+            return f"NFC reader unavailable: {PcscError('list readers', hr)}"
+        return [r for r in readers if self.reader_filter in r.lower()]
+
+    def _watch(self, ctx) -> str:
+        """Watch until pcscd goes away; returns why."""
+        known: dict[str, _Reader] = {}
+        pnp_state = S.SCARD_STATE_UNAWARE
+        pnp_ok = True
+        while not self._stop.is_set():
+            readers = self._list(ctx)
+            if isinstance(readers, str):
+                return readers
+            known = {r: known.get(r, _Reader()) for r in readers}
+            if readers:
+                self._set_status(True, f"NFC ready ({', '.join(readers)})", readers)
+            else:
+                self._set_status(False, "NFC reader unavailable: no reader plugged in", [])
+            relist = False
+            while not relist and not self._stop.is_set():
+                states = [(r, known[r].state) for r in readers]
+                if pnp_ok:
+                    states.append((PNP, pnp_state))
+                if not states:
+                    self._stop.wait(self.poll_ms / 1000)
+                    relist = True
+                    break
+                hr, new = S.SCardGetStatusChange(ctx, self.poll_ms, states)
+                t = time.monotonic()
+                if hr == S.SCARD_E_TIMEOUT:
+                    if not readers:
+                        relist = True       # also covers pcscd builds without PnP notification
+                    continue
+                if hr == S.SCARD_E_CANCELLED:
+                    return "stopped"
+                if hr in SERVICE_LOST:
+                    return "NFC reader unavailable: the PC/SC service (pcscd) stopped"
+                if hr in READERS_CHANGED:
+                    relist = True
+                    break
+                if hr != S.SCARD_S_SUCCESS:
+                    if pnp_ok:               # some stacks reject the PnP pseudo reader
+                        pnp_ok = False
+                        continue
+                    return f"NFC reader unavailable: {PcscError('status', hr)}"
+                for name, ev, _atr in new:
+                    if name == PNP:
+                        if ev & S.SCARD_STATE_CHANGED and pnp_state != S.SCARD_STATE_UNAWARE:
+                            relist = True
+                        pnp_state = ev & ~S.SCARD_STATE_CHANGED
+                        continue
+                    rd = known[name]
+                    old = rd.state
+                    rd.state = ev & ~S.SCARD_STATE_CHANGED
+                    if ev & (S.SCARD_STATE_UNKNOWN | S.SCARD_STATE_UNAVAILABLE | S.SCARD_STATE_IGNORE):
+                        relist = True
+                        rd.present = False
+                        continue
+                    present = bool(ev & S.SCARD_STATE_PRESENT) and not ev & S.SCARD_STATE_MUTE
+                    # pcsc-lite counts insertions and removals in the high word: a card
+                    # lifted and put back between two calls moves it by 2 or more.
+                    replaced = present and rd.present and old != S.SCARD_STATE_UNAWARE and \
+                        ((ev >> 16) - (old >> 16)) % 0x10000 >= 2
+                    if present and (not rd.present or replaced):
+                        rd.present = True
+                        self._on_card(ctx, name, t)
+                    elif not present and rd.present:
+                        rd.present = False
+                        self.emit("removed", reader=name)
+        return "stopped"
+
+    def _on_card(self, ctx, reader: str, t_present: float) -> None:
+        try:
+            tag = read_card(ctx, reader)
+        except CardRemovedError as e:
+            log.info("NFC: card on %s left mid-read: %s", reader, e)
+            self.emit("read_failed", reader=reader, reason="removed", message=str(e), t_present=t_present)
+            return
+        except PcscError:
+            raise
+        except TagError as e:
+            log.warning("NFC: could not read the card on %s: %s", reader, e)
+            self.emit("read_failed", reader=reader, reason="error", message=str(e), t_present=t_present)
+            return
+        self.emit("tap", reader=reader, uid=tag.uid, records=tag.records, t_present=t_present,
+                  t_read=time.monotonic())
+
+
+def wait_for_tag(reader_filter: str = "", timeout: float = 30.0, on_notice: Callable[[str], None] | None = None):
+    """For `mirror nfc read`: the first complete read within `timeout` seconds.
+
+    Returns (reader, TagRead). Raises PcscError / LookupError(NO_READER_MESSAGE)
+    when there is no service or reader, TimeoutError when no complete read
+    arrived in time (the message says if a card left mid-read).
+    """
+    hr, ctx = S.SCardEstablishContext(S.SCARD_SCOPE_USER)
+    if hr != S.SCARD_S_SUCCESS:
+        raise LookupError(NO_READER_MESSAGE)
+    try:
+        deadline = time.monotonic() + timeout
+        hr, readers = S.SCardListReaders(ctx, [])
+        readers = [r for r in (readers or []) if reader_filter.lower() in r.lower()] if hr == 0 else []
+        if not readers:
+            if reader_filter and hr == 0:
+                raise LookupError(f"no PC/SC reader matches {reader_filter!r}; "
+                                  "run without --reader to use any reader")
+            raise LookupError(NO_READER_MESSAGE)
+        states = [(r, S.SCARD_STATE_UNAWARE) for r in readers]
+        present = {r: False for r in readers}
+        failures = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                extra = f" (a card left before its read finished{'' if failures == 1 else f' {failures} times'}; " \
+                        "hold it still until the read completes)" if failures else ""
+                raise TimeoutError(f"no tag within {timeout:g} s{extra}")
+            hr, new = S.SCardGetStatusChange(ctx, int(min(left, 0.5) * 1000) or 1, states)
+            if hr == S.SCARD_E_TIMEOUT:
+                continue
+            if hr != S.SCARD_S_SUCCESS:
+                raise LookupError(NO_READER_MESSAGE if hr in SERVICE_LOST | READERS_CHANGED
+                                  else str(PcscError("status", hr)))
+            states = []
+            for name, ev, _ in new:
+                states.append((name, ev & ~S.SCARD_STATE_CHANGED))
+                now_present = bool(ev & S.SCARD_STATE_PRESENT) and not ev & S.SCARD_STATE_MUTE
+                if now_present and not present[name]:
+                    present[name] = True
+                    try:
+                        return name, read_card(ctx, name)
+                    except CardRemovedError:
+                        failures += 1
+                        if on_notice:
+                            on_notice("card moved away too soon; tap again")
+                elif not now_present:
+                    present[name] = False
+    finally:
+        S.SCardReleaseContext(ctx)

@@ -1,0 +1,180 @@
+"""The kiosk service for tap-to-checkout: the I/O around nfc.checkout.
+
+Threads:
+* `nfc-watch` (nfc.readers.ReaderWatcher): publishes `nfc.tap`,
+  `nfc.read_failed`, `nfc.removed` and `nfc.status` on the bus;
+* `checkout-writer`: writes and cancels orders in the journal (SQLite,
+  synchronous) and publishes `checkout.saved` / `checkout.save_failed`;
+* `outbox` (mirror.orders.Outbox), only with a store URL: delivers orders
+  and publishes `checkout.delivered`.
+
+The main thread (bus handlers, `decorate`, `on_composed`) only feeds the pure
+state machine and reads its view: no disk or network there. The session
+publishes `cart.changed`; `action.done` with action "cancel" is the cancel
+gesture. `on_composed` measures tap-to-confirm: from pcscd's card-present
+event to the first composed frame that shows the confirmation, and publishes
+`checkout.confirm_shown` with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from mirror.bus import Event, EventBus
+from mirror.config import Config
+from mirror.orders import OrderJournal, Outbox, StoreClient
+from nfc import checkout as C
+from nfc.type4 import member_from_records
+
+log = logging.getLogger(__name__)
+
+
+class CheckoutService:
+    def __init__(self, cfg: Config, bus: EventBus, *, cart: dict | None = None, session_id: str = "",
+                 db_path: str | Path | None = None, watch: bool | None = None):
+        self.cfg = cfg
+        self.bus = bus
+        self.db_path = Path(db_path) if db_path else cfg.orders_path()
+        self.watch = cfg.nfc.enabled if watch is None else watch
+        self.machine = C.Checkout(confirm_s=cfg.checkout.confirm_s)
+        if cart is not None:
+            self.machine.handle(C.CartChanged(cart, session_id))
+        self.journal: OrderJournal | None = None
+        self.watcher = None
+        self.outbox: Outbox | None = None
+        self._jobs: queue.Queue = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._view: C.CheckoutView | None = None
+        self._measured_seq = 0
+        self.latencies_ms: list[float] = []
+        for name in ("nfc.*", "cart.changed", "session.ended", "action.done", "checkout.saved",
+                     "checkout.save_failed", "checkout.delivered"):
+            bus.subscribe(name, self._on_event)
+
+    # --- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        self.journal = OrderJournal(self.db_path)       # creates the schema; the salt for UID hashes
+        self._writer = threading.Thread(target=self._write_loop, name="checkout-writer", daemon=True)
+        self._writer.start()
+        co = self.cfg.checkout
+        if co.store_url:
+            self.outbox = Outbox(self.db_path, StoreClient(co.store_url, co.store_timeout_s, co.store_token),
+                                 backoff_initial_s=co.retry_initial_s, backoff_max_s=co.retry_max_s,
+                                 on_result=lambda **d: self.bus.publish("checkout.delivered", **d))
+            self.outbox.start()
+        if self.watch:
+            from nfc.readers import ReaderWatcher
+            n = self.cfg.nfc
+            self.watcher = ReaderWatcher(lambda kind, **d: self.bus.publish(f"nfc.{kind}", **d),
+                                         reader_filter=n.reader, poll_s=n.poll_s,
+                                         backoff_initial_s=n.retry_initial_s, backoff_max_s=n.retry_max_s)
+            self.watcher.start()
+        log.info("checkout ready: orders in %s, %s", self.db_path,
+                 f"store checkout {co.store_url}" if co.store_url else "pay at the till")
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self._jobs.put(None)
+        if self._writer is not None:
+            self._writer.join(timeout=5)
+        if self.outbox is not None:
+            self.outbox.stop()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    # --- the writer thread (all journal writes) ----------------------------
+    def _write_loop(self) -> None:
+        journal = OrderJournal(self.db_path)
+        co = self.cfg.checkout
+        try:
+            while True:
+                cmd = self._jobs.get()
+                if cmd is None:
+                    return
+                if isinstance(cmd, C.SaveOrder):
+                    try:
+                        order, created = journal.record_order(
+                            key=cmd.key, session_id=cmd.session_id, card_id=cmd.card_id, member_id=cmd.member_id,
+                            uid_hash=cmd.uid_hash, cart=cmd.cart, store=bool(co.store_url),
+                            dedupe_window_s=co.dedupe_window_s, reservation_hold_s=co.reservation_hold_h * 3600)
+                    except Exception as e:
+                        log.exception("recording the order failed")
+                        self.bus.publish("checkout.save_failed", key=cmd.key, error=str(e))
+                        continue
+                    self.bus.publish("checkout.saved", key=cmd.key, order_id=order.order_id, code=order.code,
+                                     pay=order.pay, created=created)
+                    if self.outbox is not None and created:
+                        self.outbox.wake()
+                elif isinstance(cmd, C.CancelOrder):
+                    try:
+                        journal.cancel_order(cmd.order_id)
+                    except Exception:
+                        log.exception("cancelling order %s failed", cmd.order_id)
+                    if self.outbox is not None:
+                        self.outbox.wake()
+        finally:
+            journal.close()
+
+    # --- main thread -----------------------------------------------------------
+    def _run(self, commands: list) -> None:
+        for cmd in commands:
+            if isinstance(cmd, (C.SaveOrder, C.CancelOrder)):
+                self._jobs.put(cmd)
+            elif isinstance(cmd, C.Announce):
+                self.bus.publish(cmd.name, **cmd.data)
+
+    def _on_event(self, ev: Event) -> None:
+        d = ev.data
+        now = time.monotonic()
+        m = self.machine
+        if ev.name == "nfc.tap":
+            member = member_from_records(d.get("records") or [], self.cfg.nfc.member_record)
+            uid_hash = self.journal.uid_hash(d["uid"]) if self.journal else ""
+            self._run(m.handle(C.Tapped(member.id if member else None, uid_hash, member.name if member else "",
+                                        d.get("t_present", now), now)))
+        elif ev.name == "nfc.read_failed":
+            self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now)))
+        elif ev.name == "nfc.status":
+            m.handle(C.ReaderStatus(bool(d.get("ok")), d.get("message", "")))
+        elif ev.name == "cart.changed":
+            m.handle(C.CartChanged(d["cart"], d["session_id"]))
+        elif ev.name == "session.ended":
+            m.handle(C.SessionEnded())
+        elif ev.name == "action.done" and d.get("action") == "cancel":
+            self._run(m.handle(C.CancelGesture(now)))
+        elif ev.name == "checkout.saved":
+            self._run(m.handle(C.Saved(d["key"], d["order_id"], d["code"], d["pay"], d["created"], now)))
+        elif ev.name == "checkout.save_failed":
+            self._run(m.handle(C.SaveFailed(d["key"], d["error"], now)))
+        elif ev.name == "checkout.delivered":
+            m.handle(C.Delivered(d["order_id"], d["kind"], d["outcome"], d.get("payment_status"),
+                                 d.get("payment_url")))
+
+    def decorate(self, ui, now: float) -> None:
+        self.machine.handle(C.Tick(time.monotonic()))
+        self._view = self.machine.view(time.monotonic())
+        ui.checkout = self._view
+
+    def on_composed(self, comp, clean_bgr, now: float) -> None:
+        v = self._view
+        if v is not None and v.kind == "confirmed" and v.seq > self._measured_seq:
+            self._measured_seq = v.seq
+            shown = time.monotonic()
+            if v.t_present:
+                ms = (shown - v.t_present) * 1000.0
+                self.latencies_ms.append(ms)
+                log.info("order %s confirmed on screen %.0f ms after the tap", v.order_id, ms)
+                self.bus.publish("checkout.confirm_shown", order_id=v.order_id, seq=v.seq, latency_ms=ms,
+                                 shown_at=shown)
+
+
+def checkout_service(kiosk) -> CheckoutService:
+    """Service factory for mirror.kiosk.Kiosk(services=[...])."""
+    s = kiosk.session
+    return CheckoutService(kiosk.cfg, kiosk.bus, cart=s.cart(), session_id=s.id)
