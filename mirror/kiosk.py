@@ -91,6 +91,7 @@ class Kiosk:
         self.record = record
         self.live_stats = live_stats
         self._latest: VisionResult | None = None
+        self._recoloured: tuple = (None, None, None)        # (result, colour, picture)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._banner = ""
@@ -191,9 +192,15 @@ class Kiosk:
             return newest.image if newest is not None else None
         if newest is not None and newest.ts - res.frame.ts > STALE_RESULT_S:
             return newest.image        # vision is behind: live picture, no recolour
-        h, w = res.frame.image.shape[:2]
-        x0, _, cw, _ = crop_box((w, h), self.comp.size)
-        return render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px, columns=(x0, x0 + cw))
+        last_res, last_colour, _ = self._recoloured
+        if res is not last_res or self.session.color_bgr != last_colour:
+            # vision gives fewer results than the screen shows frames: recolour each result once
+            h, w = res.frame.image.shape[:2]
+            x0, _, cw, _ = crop_box((w, h), self.comp.size)
+            self._recoloured = (res, self.session.color_bgr,
+                                render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px,
+                                             columns=(x0, x0 + cw)))
+        return self._recoloured[2]
 
     def _run_timeline(self, elapsed: float, now: float) -> None:
         while self.timeline and self.timeline[0].at <= elapsed:
@@ -298,6 +305,9 @@ def kiosk_services(cfg: Config) -> list[Callable[[Kiosk], Service]]:
     if cfg.call.enabled:
         from call.service import CallService
         services.append(CallService)
+    if cfg.checkout.enabled:
+        from nfc.service import checkout_service
+        services.append(checkout_service)
     return services
 
 

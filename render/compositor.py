@@ -136,7 +136,7 @@ class Compositor:
         if self.mirror:
             view = cv2.flip(view, 1)
         view = cv2.resize(view, (ow, oh), interpolation=cv2.INTER_LINEAR)
-        return pygame.image.frombuffer(view.tobytes(), (ow, oh), "BGR")
+        return pygame.image.frombuffer(view, (ow, oh), "BGR")     # no copy: blitted at once
 
     def compose(self, frame_bgr: np.ndarray | None, ui: UiState) -> pygame.Surface:
         scr = self.screen
