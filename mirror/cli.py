@@ -203,7 +203,7 @@ def cmd_orders(args) -> int:
 
 def cmd_bench_checkout(args) -> int:
     from nfc.commands import bench_checkout
-    return _nfc(bench_checkout, args.taps, args.chaos, args.json, args.seed)
+    return _nfc(bench_checkout, args.taps, args.chaos, args.json, args.seed, args.kill_rate)
 
 
 def cmd_checkout_host(args) -> int:
@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chaos", action="store_true", help="also SIGKILL the checkout process at random points")
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.add_argument("--seed", type=int, help="random seed (default: random, printed in the result)")
+    s.add_argument("--kill-rate", type=float, default=0.05,
+                   help="with --chaos, the share of shoppers whose tap meets a kill (default: 0.05)")
     s.set_defaults(func=cmd_bench_checkout)
 
     # Not listed: the kiosk's checkout path without camera/vision, driven over

@@ -52,7 +52,30 @@ def demo_timeline() -> list[TimelineItem]:
     items.append(TimelineItem(13.8, "", screenshot="08-reaction.png"))
     items.append(TimelineItem(15.0, "call.ended", {"name": "Jane", "reason": "friend hung up"},
                               banner="Scripted: the friend hangs up"))
+    items += checkout_timeline(16.0)
     return items
+
+
+def checkout_timeline(at: float) -> list[TimelineItem]:
+    """A card tap: the very bus event the NFC watcher publishes for a real tap
+    (no reader in the demo), so the real checkout turns it into an order."""
+    import ndef
+    member = ndef.Record("urn:nfc:ext:store.example:member", "", b"id=DEMO-0001&name=Jenny")
+    return [TimelineItem(at, "nfc.tap", {"reader": "scripted", "uid": bytes.fromhex("04D3E0C0FFEE01"),
+                                         "records": [member]},
+                         banner="Scripted: a card tap (no reader attached)"),
+            TimelineItem(at + 0.6, "", screenshot="09-checkout.png")]
+
+
+def demo_checkout(out_dir: Path):
+    """The checkout service for the demo: no reader, no network, pay at the till."""
+    from nfc.service import CheckoutService
+
+    def make(k):
+        cfg = k.cfg.replace("checkout", store_url="")
+        return CheckoutService(cfg, k.bus, cart=k.session.cart(), session_id=k.session.id,
+                               db_path=out_dir / "orders.db", watch=False)
+    return make
 
 
 def run_demo(out_dir: Path, seconds: float = 18.0, headless: bool | None = None, window: bool = False) -> int:
@@ -67,7 +90,7 @@ def run_demo(out_dir: Path, seconds: float = 18.0, headless: bool | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     kiosk = Kiosk(cfg, source_factory=lambda: VideoFileSource(config.DEMO_CLIP, loop=True, fps=25),
                   headless=headless, timeline=demo_timeline(), out_dir=out_dir, record=headless,
-                  live_stats=True, services=[lambda k: CallService(k, serve=False)])
+                  live_stats=True, services=[lambda k: CallService(k, serve=False), demo_checkout(out_dir)])
     print(f"mirror demo: {'headless' if headless else 'window'}, {seconds:.0f} s on the bundled clip "
           f"({config.DEMO_CLIP.name}); scripted events are labelled on screen", flush=True)
     stats = kiosk.run(seconds)

@@ -137,9 +137,11 @@ class Host:
 
 
 class Bench:
-    def __init__(self, taps: int, *, chaos: bool, seed: int, progress: bool, workdir: Path):
+    def __init__(self, taps: int, *, chaos: bool, seed: int, progress: bool, workdir: Path,
+                 kill_rate: float = 0.05):
         self.taps_target = taps
         self.chaos = chaos
+        self.kill_rate = kill_rate
         self.rng = random.Random(seed)
         self.seed = seed
         self.progress = progress
@@ -316,7 +318,7 @@ class Bench:
         r = rng.random()
         scenario = ("pull" if r < 0.12 else "double" if r < 0.30 else "other" if r < 0.36 else
                     "cancel" if r < 0.42 else "single")
-        crash = rng.choice(CRASH_MODES) if self.chaos and rng.random() < 0.05 else ""
+        crash = rng.choice(CRASH_MODES) if self.chaos and rng.random() < self.kill_rate else ""
         card = self.make_card(n, card_kind)
         if scenario == "pull":
             pulled = self.make_card(n, card_kind, pull=True)
@@ -478,7 +480,8 @@ class Bench:
         }
 
 
-def run_bench(taps: int, *, chaos: bool = False, seed: int | None = None, progress: bool = True) -> dict:
+def run_bench(taps: int, *, chaos: bool = False, seed: int | None = None, progress: bool = True,
+              kill_rate: float = 0.05) -> dict:
     seed = random.randrange(1 << 30) if seed is None else seed
     with tempfile.TemporaryDirectory(prefix="mirror-bench-checkout-") as tmp:
         work = Path(tmp)
@@ -490,7 +493,7 @@ def run_bench(taps: int, *, chaos: bool = False, seed: int | None = None, progre
             if progress:
                 print(f"bench-checkout: fresh pcscd (vpcd on ports {daemon.vpcd_ports[0]}/{daemon.vpcd_ports[1]}), "
                       f"{taps} taps{' with kills' if chaos else ''}, seed {seed}", file=sys.stderr, flush=True)
-            bench = Bench(taps, chaos=chaos, seed=seed, progress=progress, workdir=work)
+            bench = Bench(taps, chaos=chaos, seed=seed, progress=progress, workdir=work, kill_rate=kill_rate)
             return bench.run(daemon.env(), daemon.vpcd_ports)
         finally:
             daemon.close()

@@ -80,7 +80,7 @@ def orders(db_path, as_json: bool = False, limit: int = 200) -> int:
         tries = len(o["deliveries"])
         last = o["deliveries"][-1]["outcome"] if o["deliveries"] else ""
         state = o["state"]
-        payment = o["payment_status"] or ("waiting at the till" if o["pay"] == "till" else "-")
+        payment = o["payment_status"] or ("at the till" if o["pay"] == "till" else "-")
         print(f"{_when(o['created_at']):19}  {o['order_id']:16}  {o['code']:6}  {state:11}  {o['pay']:5}  "
               f"{payment[:16]:16}  {tries:>2}{(' ' + last[:10]) if last and last != 'ok' else '':3}  "
               f"{o['total']:>8}  {items}")
@@ -105,12 +105,14 @@ def checkout_host(config_path: str | None, duration: float | None = None) -> int
     return run_host(config.load(config_path), duration=duration)
 
 
-def bench_checkout(taps: int, chaos: bool, as_json: bool, seed: int | None = None) -> int:
+def bench_checkout(taps: int, chaos: bool, as_json: bool, seed: int | None = None, kill_rate: float = 0.05) -> int:
     from nfc.bench import BenchError, run_bench
     if taps < 1:
         raise CommandError("--taps must be at least 1")
+    if not 0.0 <= kill_rate <= 1.0:
+        raise CommandError("--kill-rate must be from 0 to 1")
     try:
-        result = run_bench(taps, chaos=chaos, seed=seed, progress=True)
+        result = run_bench(taps, chaos=chaos, seed=seed, progress=True, kill_rate=kill_rate)
     except BenchError as e:
         raise CommandError(str(e)) from None
     if as_json:

@@ -23,3 +23,7 @@ def media() -> Path:
 def photo_segmenter():
     from vision.segmentation import PhotoSegmenter
     return PhotoSegmenter()
+
+
+# --- NFC checkout (issue 4): one fresh private pcscd per session, store server ---
+from tests.pcsc_fixtures import pcscd, store  # noqa: E402,F401

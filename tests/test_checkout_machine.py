@@ -1,0 +1,116 @@
+"""The pure checkout state machine: no I/O, events in, commands and a view out."""
+
+from nfc import checkout as C
+
+CART = {"items": [{"sku": "DRESS-0930", "name": "Wrap dress", "colour": "Navy", "size": "S", "price": "79.00",
+                   "qty": 1}], "reserve": False}
+
+
+def machine(cart=CART, session="s1"):
+    m = C.Checkout(confirm_s=20.0, notice_s=4.0)
+    m.handle(C.CartChanged(cart, session))
+    return m
+
+
+def saved(m, cmd, order_id="7F3A00112233AABB", code="K7Q2M9", pay="till", created=True, now=1.1):
+    return m.handle(C.Saved(cmd.key, order_id, code, pay, created, now))
+
+
+def test_confirmation_only_after_the_order_is_saved_and_names_the_shopper():
+    m = machine()
+    cmds = m.handle(C.Tapped("M1", "uidhash1", "Jenny", t_present=0.9, now=1.0))
+    assert len(cmds) == 1 and isinstance(cmds[0], C.SaveOrder)
+    assert cmds[0].card_id == "m:M1" and cmds[0].cart == CART and cmds[0].session_id == "s1"
+    v = m.view(1.0)
+    assert v.kind == "saving" and "ready to pay" not in v.title        # nothing promised before the write
+    out = saved(m, cmds[0])
+    assert [a.name for a in out] == ["checkout.confirmed"] and out[0].data["t_present"] == 0.9
+    v = m.view(1.2)
+    assert v.kind == "confirmed" and v.title == "Got it, Jenny: order 7F3A… is ready to pay"
+    assert v.code == "K7Q2M9" and v.seq == 1 and v.t_present == 0.9
+    assert m.view(21.5) is not None and m.handle(C.Tick(21.5)) == [] and m.view(21.5) is None   # closes
+
+
+def test_double_tap_gives_the_same_order_even_from_a_phone_with_a_new_uid():
+    m = machine()
+    first = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=1.0))[0]
+    assert m.handle(C.Tapped("M1", "uid-a", "Jenny", now=1.05)) == []     # still saving: nothing new
+    saved(m, first)
+    again = m.handle(C.Tapped("M1", "uid-b", "Jenny", now=2.0))           # randomised UID, same member
+    assert [type(c) for c in again] == [C.Announce] and again[0].name == "checkout.repeat"
+    assert "Same order — you already tapped" in m.view(2.1).lines
+    # the key depends only on session + card + cart
+    assert C.idempotency_key("s1", "m:M1", CART) == first.key
+    assert C.idempotency_key("s2", "m:M1", CART) != first.key
+    assert C.idempotency_key("s1", "m:M2", CART) != first.key
+
+
+def test_a_different_card_during_an_open_checkout_is_refused_politely():
+    m = machine()
+    first = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
+    assert first.card_id == "u:uid-a"
+    out = m.handle(C.Tapped(None, "uid-b", now=1.01))                      # while saving
+    assert [a.name for a in out] == ["checkout.refused"]
+    saved(m, first, pay="store")
+    out = m.handle(C.Tapped("M9", "uid-c", "Ann", now=2.0))                # while open
+    assert [a.name for a in out] == ["checkout.refused"]
+    v = m.view(2.1)
+    assert v.kind == "refused" and "another card" in v.title
+    assert m.view(6.5).kind == "confirmed"                                 # the notice passes, the order stays
+
+
+def test_cancel_gesture_cancels_the_open_order_and_frees_the_reader():
+    m = machine()
+    cmd = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
+    saved(m, cmd, order_id="ABCD000000000001")
+    out = m.handle(C.CancelGesture(now=3.0))
+    assert out[0] == C.CancelOrder("ABCD000000000001") and out[1].name == "checkout.cancelled"
+    assert m.view(3.1).kind == "cancelled" and "ABCD… cancelled" in m.view(3.1).title
+    assert isinstance(m.handle(C.Tapped(None, "uid-b", now=4.0))[0], C.SaveOrder)   # another card may now pay
+
+
+def test_cancel_while_saving_cancels_as_soon_as_it_is_written():
+    m = machine()
+    cmd = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
+    assert m.handle(C.CancelGesture(now=1.01)) == []
+    out = saved(m, cmd, order_id="ABCD000000000002")
+    assert out[0] == C.CancelOrder("ABCD000000000002")
+    assert m.view(1.2).kind == "cancelled"
+
+
+def test_pulled_card_says_tap_again_and_writes_nothing():
+    m = machine()
+    out = m.handle(C.ReadFailed("removed", now=1.0))
+    assert [a.name for a in out] == ["checkout.read_failed"]
+    assert m.view(1.1).title == "Card moved away too soon — tap again"
+    assert m.phase == "idle" and m.view(5.5) is None
+
+
+def test_store_pay_view_follows_delivery_and_reader_status_is_shown():
+    m = machine()
+    cmd = m.handle(C.Tapped("M1", "u", "", now=1.0))[0]
+    saved(m, cmd, pay="store", order_id="BEEF000000000003")
+    v = m.view(1.2)
+    assert v.title == "Got it: order BEEF… is ready to pay" and "Sending it to the store checkout…" in v.lines
+    m.handle(C.Delivered("BEEF000000000003", "create", "ok", "awaiting payment", "https://pay.example/x"))
+    v = m.view(1.3)
+    assert "Store checkout: awaiting payment" in v.lines and "Pay on your phone: https://pay.example/x" in v.lines
+    m.handle(C.ReaderStatus(False, "NFC reader unavailable: no reader plugged in"))
+    assert m.view(1.4).status == "NFC reader unavailable: no reader plugged in"
+    m.handle(C.Tick(30.0))
+    v = m.view(30.0)
+    assert v.kind == "status" and v.status.startswith("NFC reader unavailable")
+
+
+def test_new_shopper_closes_the_checkout_and_stale_saves_are_ignored():
+    m = machine()
+    cmd = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
+    m.handle(C.CartChanged(CART, "s2"))                                    # a new session
+    assert saved(m, cmd) == [] and m.view(1.2) is None
+    m.handle(C.SessionEnded())
+    out = m.handle(C.Tapped(None, "uid-a", now=2.0))                       # no cart after she left
+    assert out[0].name == "checkout.refused" and m.view(2.1).title == "Nothing to check out yet"
+    m = machine()
+    cmd = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
+    m.handle(C.SaveFailed(cmd.key, "disk full", now=1.1))
+    assert m.view(1.2).kind == "error" and m.phase == "idle"

@@ -1,0 +1,222 @@
+"""Reading taps through a real pcscd with the vpcd reader: `mirror nfc read`,
+the Type 4 reader (chunking, v1 fallback, malformed tags), cards pulled
+mid-read, and the supervised watcher surviving a pcscd restart."""
+
+import json
+import subprocess
+import sys
+import time
+
+import ndef
+import pytest
+
+from nfc import type4
+from nfc.readers import ReaderWatcher
+from nfc.vpcd import Card, Type4Tag
+from tests.pcsc_fixtures import Events, member_tag
+
+LONG_RECORDS = [
+    ndef.TextRecord("Welcome back! " * 250, "en"),                      # 3.5 KB of text
+    ndef.UriRecord("https://store.example/member?member=M777&name=Jenny"),
+    ndef.Record("urn:nfc:ext:store.example:member", "r1", b"id=M777&name=Jenny"),
+    ndef.Record("application/json", "", json.dumps({"points": 1234, "tier": "gold"}).encode()),
+    ndef.TextRecord("Bonjour", "fr"),
+]
+
+
+def nfc_read(*args, timeout=20, env=None):
+    return subprocess.Popen([sys.executable, "-m", "mirror", "nfc", "read", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_ready(delay=1.5):
+    # `mirror nfc read` has to start Python and reach SCardGetStatusChange first.
+    time.sleep(delay)
+
+
+def test_long_multirecord_type4_message_read_in_mle_chunks(pcscd):
+    msg = b"".join(ndef.message_encoder(LONG_RECORDS))
+    assert len(msg) > 3000
+    tag = Type4Tag(bytes.fromhex("04A1B2C3D4E5F6"), msg, mle=0x3B)
+    p = nfc_read("--json", "--timeout", "20")
+    wait_ready()
+    with tag.insert(port=pcscd.port):
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    res = json.loads(out)
+    assert res["reader"].startswith("Virtual PCD") and res["uid"] == "04a1b2c3d4e5f6"
+    expected = [{"tnf": type4.record_tnf(r), "type": r.type, "payload_hex": bytes(r.data).hex()} for r in LONG_RECORDS]
+    got = [{k: r[k] for k in ("tnf", "type", "payload_hex")} for r in res["ndef"]]
+    assert got == expected
+    assert [r["tnf"] for r in res["ndef"]] == [1, 1, 4, 2, 1]
+    assert res["ndef"][0]["text"] == "Welcome back! " * 250 and res["ndef"][4]["text"] == "Bonjour"
+    assert res["ndef"][1]["uri"] == "https://store.example/member?member=M777&name=Jenny"
+    reads = [a for a in tag.apdus if a[1] == 0xB0]
+    assert len(reads) >= len(msg) // 0x3B          # many chunks, none above MLe
+    assert all(a[-1] <= 0x3B for a in reads[2:])
+    assert tag.apdus[0] == bytes.fromhex("FFCA000000")
+
+
+def test_v1_tag_plain_uid_card_and_card_already_on_the_reader(pcscd):
+    v1 = Type4Tag(bytes.fromhex("04112233445566"), b"".join(ndef.message_encoder([ndef.TextRecord("v1 tag")])),
+                  version=1, mle=0x20)
+    with v1.insert(port=pcscd.port):
+        time.sleep(0.6)                             # already present when the command starts
+        r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--json", "--timeout", "10"],
+                           capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["uid"] == "04112233445566" and [x.get("text") for x in res["ndef"]] == ["v1 tag"]
+    assert bytes.fromhex("00A4040007D276000085010100") in v1.apdus      # tried v2 first, then v1
+    time.sleep(0.5)
+    card = Card(bytes.fromhex("DEADBEEF"))
+    p = nfc_read("--json", "--timeout", "20", "--reader", "Virtual PCD 00 01")
+    wait_ready()
+    with card.insert(port=pcscd.port + 1):          # the second vpcd slot
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert json.loads(out) == {"reader": "Virtual PCD 00 01", "uid": "deadbeef", "ndef": []}
+
+
+def test_card_pulled_mid_read_gives_no_partial_result_then_next_tap_reads(pcscd):
+    msg = b"".join(ndef.message_encoder(LONG_RECORDS))
+    pulled = Type4Tag(bytes.fromhex("04000000000001"), msg, mle=0x3B, pull_after_reads=12)
+    good = member_tag(bytes.fromhex("04000000000002"))
+    p = nfc_read("--json", "--timeout", "20")
+    wait_ready()
+    pulled.insert(port=pcscd.port)
+    assert pulled.pulled.wait(5), "the reader never got to the 12th chunk"
+    pulled.remove()
+    time.sleep(0.9)                                 # pcscd sees the removal
+    assert p.poll() is None, "it must keep waiting after a pulled card, not print a partial result"
+    with good.insert(port=pcscd.port):
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    res = json.loads(out)
+    assert res["uid"] == "04000000000002" and len(res["ndef"]) == 1
+
+
+def test_only_a_pulled_card_times_out_with_one_line(pcscd):
+    msg = b"".join(ndef.message_encoder(LONG_RECORDS))
+    pulled = Type4Tag(bytes.fromhex("04000000000003"), msg, mle=0x3B, pull_after_reads=3)
+    p = nfc_read("--json", "--timeout", "4")
+    wait_ready()
+    pulled.insert(port=pcscd.port)
+    out, err = p.communicate(timeout=30)
+    pulled.remove()
+    assert p.returncode == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no tag within 4 s" in lines[0] and "left before its read finished" in lines[0]
+    time.sleep(0.6)
+
+
+def test_bad_input_and_no_pcscd_exit_2_with_one_line(pcscd, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--timeout", "1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == ["mirror: error: no tag within 1 s"]
+    r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--timeout", "0"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--timeout" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--reader", "Acme 9000"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Acme 9000" in r.stderr
+    import os
+    env = dict(os.environ, PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
+    r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--timeout", "3"], capture_output=True,
+                       text=True, timeout=30, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "mirror: error: no PC/SC reader found; is pcscd running and the reader plugged in?"]
+
+
+def test_watcher_survives_a_pcscd_restart_and_reads_the_next_tap(pcscd):
+    ev = Events()
+    w = ReaderWatcher(ev, poll_s=0.2, backoff_initial_s=0.1, backoff_max_s=0.5)
+    w.start()
+    try:
+        kind, data = ev.wait_for("status")
+        assert data["ok"], data
+        with Card(bytes.fromhex("01020304")).insert(port=pcscd.port):
+            _, tap = ev.wait_for("tap", 5)
+        assert tap["uid"] == bytes.fromhex("01020304") and tap["reader"] == "Virtual PCD 00 00"
+        ev.wait_for("removed", 5)
+        pcscd.kill()                                    # like a crash
+        _, down = ev.wait_for("status", 5)
+        assert not down["ok"] and "pcscd" in down["message"]
+        time.sleep(1.0)                                 # it keeps retrying meanwhile
+        pcscd.start()
+        deadline = time.monotonic() + 10
+        up = {"ok": False}
+        while not up["ok"] and time.monotonic() < deadline:
+            _, up = ev.wait_for("status", 10)
+        assert up["ok"], up
+        assert w.contexts >= 2
+        with member_tag(bytes.fromhex("04050607080910")).insert(port=pcscd.port):
+            _, tap = ev.wait_for("tap", 5)
+        assert tap["uid"] == bytes.fromhex("04050607080910")
+        assert type4.member_from_records(tap["records"]) == type4.Member("M1001", "Jenny")
+        ev.wait_for("removed", 5)
+    finally:
+        w.stop()
+    assert not w._thread.is_alive()
+
+
+def test_watcher_reports_a_pulled_card_as_read_failed(pcscd):
+    ev = Events()
+    w = ReaderWatcher(ev, poll_s=0.2)
+    w.start()
+    try:
+        ev.wait_for("status")
+        msg = b"".join(ndef.message_encoder(LONG_RECORDS))
+        tag = Type4Tag(bytes.fromhex("04000000000009"), msg, mle=0x3B, pull_after_reads=5)
+        tag.insert(port=pcscd.port)
+        _, failed = ev.wait_for(("read_failed", "tap"), 5)
+        tag.remove()
+        assert failed["reason"] == "removed" and "records" not in failed
+        ev.wait_for("removed", 5)
+    finally:
+        w.stop()
+    assert not any(k == "tap" for k, _ in ev.seen)
+
+
+# --- the Type 4 reader and member ids, against the emulated tag directly -------------
+def transmit_to(card):
+    def transmit(apdu):
+        resp = card.answer(apdu)
+        if resp is None:
+            raise type4.CardRemovedError("pulled")
+        return resp[:-2], (resp[-2] << 8) | resp[-1]
+    return transmit
+
+
+def test_type4_rejects_malformed_tags_and_never_returns_partial_data():
+    msg = b"".join(ndef.message_encoder([ndef.TextRecord("x" * 500)]))
+    ok = type4.read_tag(transmit_to(Type4Tag(b"\x04\x01", msg, mle=0x0F)))
+    assert ok.records[0].text == "x" * 500 and ok.cc.mle == 0x0F
+    with pytest.raises(type4.TagFormatError, match="read-protected"):
+        type4.read_tag(transmit_to(Type4Tag(b"\x04\x02", msg, read_access=0xFF)))
+    bad_len = Type4Tag(b"\x04\x03", msg)
+    bad_len.max_size = 100                              # NLEN larger than the file
+    with pytest.raises(type4.TagFormatError, match="exceeds"):
+        type4.read_tag(transmit_to(bad_len))
+    garbage = Type4Tag(b"\x04\x04", b"\xd1\x01\xff\x54")   # a record that claims 255 payload bytes
+    with pytest.raises(type4.TagFormatError, match="malformed"):
+        type4.read_tag(transmit_to(garbage))
+    with pytest.raises(type4.CardRemovedError):
+        type4.read_tag(transmit_to(Type4Tag(b"\x04\x05", msg, mle=0x3B, pull_after_reads=4)))
+    plain = type4.read_tag(transmit_to(Card(b"\x01\x02\x03\x04")))
+    assert plain.uid == b"\x01\x02\x03\x04" and plain.ndef_message is None and plain.records == []
+
+
+def test_member_id_from_external_uri_or_text_record():
+    ext = ndef.Record("urn:nfc:ext:store.example:member", "", b"id=M42&name=Jenny")
+    assert type4.member_from_records([ndef.TextRecord("hi"), ext]) == type4.Member("M42", "Jenny")
+    assert type4.member_from_records([ndef.Record("urn:nfc:ext:store.example:member", "", b"M43")]) == \
+        type4.Member("M43", "")
+    assert type4.member_from_records([ndef.UriRecord("https://s.example/m?member=M44&name=Ann")]) == \
+        type4.Member("M44", "Ann")
+    assert type4.member_from_records([ndef.TextRecord("member: M45")]) == type4.Member("M45", "")
+    assert type4.member_from_records([ndef.UriRecord("https://s.example/"), ndef.TextRecord("hello")]) is None
+    other = ndef.Record("urn:nfc:ext:other.example:member", "", b"id=M46")
+    assert type4.member_from_records([other]) is None
+    assert type4.member_from_records([other], "urn:nfc:ext:other.example:member") == type4.Member("M46", "")
