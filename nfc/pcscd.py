@@ -13,8 +13,13 @@ tests and the bench start a *fresh, private* pcscd:
 * clients reach it through `PCSCLITE_CSOCK_NAME`, which libpcsclite reads
   (once per process, at the first PC/SC call).
 
-Stopping it (SIGTERM, then SIGKILL) also ends the namespace. Only the process
-this object started is ever signalled.
+Stopping it (SIGTERM, then SIGKILL) also ends the namespace.
+
+Where a mount namespace is not allowed (a container without CAP_SYS_ADMIN), or
+with MIRROR_PCSCD_PRIVATE=off, it falls back to the system path /run/pcscd: a
+running pcscd is stopped first (by the pid in /run/pcscd/pcscd.pid, never by
+name) so that the one under test is fresh. MIRROR_PCSCD_PRIVATE=require turns
+the fallback off.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 PCSCD = "/usr/sbin/pcscd"
+SYSTEM_RUN = "/run/pcscd"
 
 
 class PcscdError(RuntimeError):
@@ -65,10 +71,12 @@ class PrivatePcscd:
         self.port = port or _free_port_pair()
         self.proc: subprocess.Popen | None = None
         self.log_path = self.dir / "pcscd.log"
+        # Shared mode: no mount namespace, the system path /run/pcscd (see start()).
+        self.shared = os.environ.get("MIRROR_PCSCD_PRIVATE") == "off"
 
     @property
     def socket_path(self) -> str:
-        return str(self.run_dir / "pcscd.comm")
+        return str(Path(SYSTEM_RUN if self.shared else self.run_dir) / "pcscd.comm")
 
     @property
     def vpcd_ports(self) -> tuple[int, int]:
@@ -82,6 +90,8 @@ class PrivatePcscd:
         os.environ["PCSCLITE_CSOCK_NAME"] = self.socket_path
 
     def _command(self) -> list[str]:
+        if self.shared:
+            return [PCSCD, "--foreground", "--error", "-c", str(self.conf_dir)]
         inner = (f"mkdir -p /run/pcscd && mount --bind '{self.run_dir}' /run/pcscd && "
                  f"exec {PCSCD} --foreground --error -c '{self.conf_dir}'")
         base = ["unshare", "--mount", "--propagation", "private"]
@@ -89,14 +99,50 @@ class PrivatePcscd:
             base = ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]
         return base + ["sh", "-c", inner]
 
+    def _stop_system_pcscd(self) -> None:
+        """Shared mode only: stop the pcscd named by /run/pcscd/pcscd.pid (never by name)."""
+        try:
+            pid = int(Path(SYSTEM_RUN, "pcscd.pid").read_text().split()[0])
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "pcscd":
+                return
+        except (OSError, ValueError, IndexError):
+            return
+        log.warning("stopping the running pcscd (pid %d) to start a fresh one", pid)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
     def start(self, timeout: float = 10.0) -> "PrivatePcscd":
-        for tool in ("unshare", PCSCD):
+        """Start it; when a mount namespace is not allowed (a container without
+        CAP_SYS_ADMIN), fall back to the system socket path: any running pcscd is
+        stopped first, as the brief asks for a fresh one."""
+        try:
+            return self._start(timeout)
+        except PcscdError:
+            if self.shared or os.environ.get("MIRROR_PCSCD_PRIVATE") == "require":
+                raise
+            log.warning("a private pcscd could not start (%s); using the system socket path", self.tail())
+            self.shared = True
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> "PrivatePcscd":
+        for tool in (PCSCD,) if self.shared else ("unshare", PCSCD):
             if not shutil.which(tool):
                 raise PcscdError(f"{tool} not found; install util-linux and pcscd (./setup.sh)")
         if not os.path.exists(VPCD_DRIVER):
             raise PcscdError(f"{VPCD_DRIVER} not found; install vsmartcard-vpcd (./setup.sh)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.conf_dir.mkdir(parents=True, exist_ok=True)
+        if self.shared:
+            self._stop_system_pcscd()
+            for stale in ("pcscd.comm", "pcscd.pid"):
+                try:
+                    Path(SYSTEM_RUN, stale).unlink()
+                except OSError:
+                    pass
         for stale in self.run_dir.iterdir():       # left by a killed pcscd of ours
             stale.unlink()
         (self.conf_dir / "vpcd").write_text(

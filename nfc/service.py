@@ -57,7 +57,12 @@ class CheckoutService:
 
     # --- lifecycle -----------------------------------------------------------
     def start(self) -> None:
-        self.journal = OrderJournal(self.db_path)       # creates the schema; the salt for UID hashes
+        try:
+            self.journal = OrderJournal(self.db_path)   # creates the schema; the salt for UID hashes
+        except Exception as e:                          # the kiosk runs on without checkout
+            log.error("checkout unavailable: cannot open the order journal %s: %s", self.db_path, e)
+            self.machine.handle(C.ReaderStatus(False, f"Checkout unavailable: cannot open the order journal ({e})"))
+            return
         self._writer = threading.Thread(target=self._write_loop, name="checkout-writer", daemon=True)
         self._writer.start()
         co = self.cfg.checkout
@@ -134,13 +139,16 @@ class CheckoutService:
         now = time.monotonic()
         m = self.machine
         if ev.name == "nfc.tap":
+            if self.journal is None:
+                self._run(m.handle(C.ReadFailed("error", now)))
+                return
             member = member_from_records(d.get("records") or [], self.cfg.nfc.member_record)
             uid_hash = self.journal.uid_hash(d["uid"]) if self.journal else ""
             self._run(m.handle(C.Tapped(member.id if member else None, uid_hash, member.name if member else "",
                                         d.get("t_present", now), now)))
         elif ev.name == "nfc.read_failed":
             self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now)))
-        elif ev.name == "nfc.status":
+        elif ev.name == "nfc.status" and self.journal is not None:
             m.handle(C.ReaderStatus(bool(d.get("ok")), d.get("message", "")))
         elif ev.name == "cart.changed":
             m.handle(C.CartChanged(d["cart"], d["session_id"]))

@@ -131,6 +131,8 @@ def read_ndef(transmit: Transmit) -> tuple[bytes | None, CapabilityContainer | N
     """The raw NDEF message, or (None, None) when the card has no NDEF application."""
     v1 = False
     _, sw = transmit(bytes([0x00, 0xA4, 0x04, 0x00, 0x07]) + NDEF_AID_V2 + b"\x00")
+    if sw >> 8 in (0x67, 0x6C):                 # a tag that wants the SELECT without Le
+        _, sw = transmit(bytes([0x00, 0xA4, 0x04, 0x00, 0x07]) + NDEF_AID_V2)
     if sw != 0x9000:
         _, sw = transmit(bytes([0x00, 0xA4, 0x04, 0x00, 0x07]) + NDEF_AID_V1)
         if sw != 0x9000:

@@ -161,8 +161,9 @@ class Type4Tag(Card):
     def __init__(self, uid: bytes, message: bytes, *, mle: int = 0xFF, mlc: int = 0xFF,
                  version: int = 2, file_id: int = 0xE104, max_size: int | None = None,
                  read_access: int = 0x00, pull_after_reads: int | None = None, atr: bytes = DEFAULT_ATR,
-                 pull_after_apdus: int | None = None):
+                 pull_after_apdus: int | None = None, select_with_le: bool = True):
         super().__init__(uid, atr, pull_after_apdus=pull_after_apdus)
+        self.select_with_le = select_with_le    # False: SELECT with an Le byte gets 6700, like some tags
         self.mle, self.mlc, self.version, self.file_id = mle, mlc, version, file_id
         self.nlen_file = struct.pack(">H", len(message)) + bytes(message)
         self.max_size = max_size if max_size is not None else max(len(self.nlen_file), 0x80)
@@ -200,7 +201,7 @@ class Type4Tag(Card):
             return SW_WRONG_LENGTH
         lc = rest[0]
         data = rest[1:1 + lc]
-        if len(data) != lc:
+        if len(data) != lc or (not self.select_with_le and len(rest) > 1 + lc):
             return SW_WRONG_LENGTH
         if p1 == 0x04:                         # by AID (DF name)
             want = NDEF_AID_V2 if self.version == 2 else NDEF_AID_V1

@@ -204,6 +204,8 @@ def test_type4_rejects_malformed_tags_and_never_returns_partial_data():
         type4.read_tag(transmit_to(garbage))
     with pytest.raises(type4.CardRemovedError):
         type4.read_tag(transmit_to(Type4Tag(b"\x04\x05", msg, mle=0x3B, pull_after_reads=4)))
+    picky = type4.read_tag(transmit_to(Type4Tag(b"\x04\x06", msg, select_with_le=False)))
+    assert picky.records[0].text == "x" * 500 and picky.cc.version == 0x20
     plain = type4.read_tag(transmit_to(Card(b"\x01\x02\x03\x04")))
     assert plain.uid == b"\x01\x02\x03\x04" and plain.ndef_message is None and plain.records == []
 
