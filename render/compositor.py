@@ -138,11 +138,36 @@ class Compositor:
         view = cv2.resize(view, (ow, oh), interpolation=cv2.INTER_LINEAR)
         return pygame.image.frombuffer(view, (ow, oh), "BGR")     # no copy: blitted at once
 
+    def _draw_frame_direct(self, frame_bgr: np.ndarray) -> bool:
+        """Scale the camera view straight into the screen's memory when its
+        layout is plain 32-bit BGRX: one resize instead of a resize, a copy and
+        a converting blit. False when the layout differs (then blit)."""
+        scr = self.screen
+        ow, oh = self.size
+        if (scr.get_bitsize() != 32 or scr.get_masks()[:3] != (0xFF0000, 0xFF00, 0xFF)
+                or scr.get_pitch() != ow * 4):
+            return False
+        x0, y0, cw, ch = crop_box((frame_bgr.shape[1], frame_bgr.shape[0]), self.size)
+        view = frame_bgr[y0:y0 + ch, x0:x0 + cw]
+        if self.mirror:
+            view = cv2.flip(view, 1)
+        small = cv2.cvtColor(view, cv2.COLOR_BGR2BGRA)
+        buf = scr.get_buffer()
+        try:
+            dst = np.frombuffer(buf, np.uint8).reshape(oh, ow, 4)
+            out = cv2.resize(small, (ow, oh), dst=dst, interpolation=cv2.INTER_LINEAR)
+            if out.ctypes.data != dst.ctypes.data:      # cv2 chose a new array: copy it over
+                dst[...] = out
+            del dst, out
+        finally:
+            del buf                                     # unlocks the surface
+        return True
+
     def compose(self, frame_bgr: np.ndarray | None, ui: UiState) -> pygame.Surface:
         scr = self.screen
         if frame_bgr is None:
             scr.fill((12, 12, 16))
-        else:
+        elif not self._draw_frame_direct(frame_bgr):
             scr.blit(self.frame_surface(frame_bgr), (0, 0))
         ow, oh = self.size
         u = self.u
@@ -298,7 +323,8 @@ class Compositor:
             if call.tile is not None:
                 img = call.tile
                 tile_rect.h = img.shape[0]
-                scr.blit(pygame.image.frombuffer(img.tobytes(), (img.shape[1], img.shape[0]), "BGR"), tile_rect)
+                scr.blit(pygame.image.frombuffer(np.ascontiguousarray(img), (img.shape[1], img.shape[0]), "BGR"),
+                         tile_rect)
             else:
                 self._panel(tile_rect, 200, (20, 20, 30))
                 self._text(call.friend[:1].upper(), self.font_big, tile_rect.center, center=True)
