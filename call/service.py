@@ -237,7 +237,8 @@ class CallService:
                 "friend_size": list(self.friend_video.size), "sent_frames": self.sent_frames,
                 "reactions": len(self.reactions), "present": self.kiosk.session.present,
                 "fps": round(st.get("fps", 0.0), 1), "frames": st["frames"],
-                "codec": next((p.codec for p in reversed(self.peers)), "")}
+                "codec": next((p.codec for p in reversed(self.peers)), ""),
+                "track_sent": sum(p.track.sent for p in self.peers)}
 
     async def _cmd_hangup(self, req: dict) -> dict:
         n = await self.server.hang_up("staff ended the call")
