@@ -172,3 +172,29 @@ def test_confirmation_and_reader_status_are_drawn_on_the_composed_frame(tmp_path
     finally:
         svc.stop()
         comp.close()
+
+
+def test_kiosk_runs_on_when_the_order_journal_cannot_open(tmp_path):
+    from mirror import config
+    from mirror.bus import EventBus
+    from nfc.service import CheckoutService
+    from render.compositor import UiState
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    bus = EventBus()
+    cart = {"items": [{"sku": "TOP-0412", "name": "Ribbed tank top", "colour": "Black", "size": "M",
+                       "price": "29.90", "qty": 1}], "reserve": False}
+    svc = CheckoutService(config.load(None, env={}), bus, cart=cart, session_id="s", db_path=blocker / "o.db",
+                          watch=False)
+    svc.start()                                         # logs the problem, does not raise
+    try:
+        ui = UiState()
+        svc.decorate(ui, time.monotonic())
+        assert ui.checkout.kind == "status" and ui.checkout.status.startswith("Checkout unavailable")
+        bus.publish("nfc.tap", reader="r", uid=b"\x01\x02", records=[], t_present=time.monotonic())
+        bus.dispatch()
+        svc.decorate(ui, time.monotonic())
+        assert ui.checkout.kind == "retry"                  # no order, no promise
+        assert not (blocker / "o.db").exists()
+    finally:
+        svc.stop()
