@@ -141,9 +141,15 @@ def cmd_bench(args) -> int:
 
 
 def cmd_run(args) -> int:
+    import signal
+    import threading
+    # A stop request (SIGTERM) during the seconds of start-up ends the kiosk
+    # cleanly as soon as it is built, instead of killing it half-way.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     from mirror.kiosk import run_kiosk
     cfg = _load_config(args.config)
-    return run_kiosk(cfg, headless=args.headless, duration=args.duration)
+    return run_kiosk(cfg, headless=args.headless, duration=args.duration, stopping=stopping)
 
 
 def cmd_demo(args) -> int:
@@ -359,7 +365,16 @@ def main(argv: list[str] | None = None) -> int:
     from vision.colors import ColorError
     from vision.models import ModelError
     try:
-        return args.func(args)
+        rc = args.func(args)
+        if args.command in ("run", "demo"):
+            # The kiosk has stopped its own threads; MediaPipe's native threads and
+            # daemon threads can still race interpreter teardown (a fatal error on
+            # a busy stderr has been seen to abort), so leave without it.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+        return rc
     except ConfigError as e:
         return _fail(f"{e.source}: {e.problems[0]}" + (f" (and {len(e.problems) - 1} more; run mirror check-config)"
                                                       if len(e.problems) > 1 else ""))

@@ -311,9 +311,28 @@ def kiosk_services(cfg: Config) -> list[Callable[[Kiosk], Service]]:
     return services
 
 
-def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = None) -> int:
-    kiosk = Kiosk(cfg, headless=True if headless else None, services=kiosk_services(cfg))
-    signal.signal(signal.SIGTERM, lambda *_: kiosk.stop())
+def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = None,
+              stopping: threading.Event | None = None) -> int:
+    """Run until the duration ends or SIGTERM (systemd's stop). `stopping` may
+    already be set by a SIGTERM that came while the program was starting."""
+    stopping = stopping or threading.Event()
+    built: list[Kiosk] = []
+
+    def on_term(*_):
+        stopping.set()
+        if built:
+            built[0].stop()
+    signal.signal(signal.SIGTERM, on_term)
+    # Threads started while the models load (MediaPipe's own among them) inherit a
+    # mask that keeps SIGTERM away from them; it is handled on the main thread.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        kiosk = Kiosk(cfg, headless=True if headless else None, services=kiosk_services(cfg))
+        built.append(kiosk)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    if stopping.is_set():
+        kiosk.stop()
     log.info("kiosk starting with camera source %s", cfg.camera.source)
     stats = kiosk.run(duration)
     log.info("kiosk stopped after %.1f s, %d frames", stats["seconds"], stats["frames"])

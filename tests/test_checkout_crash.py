@@ -112,6 +112,6 @@ def test_real_kiosk_killed_before_delivery_resumes_after_restart(pcscd, store, t
         wait_pending_zero(db_path, timeout=45)
     finally:
         kiosk.terminate()
-        assert kiosk.wait(20) == 0
+        assert kiosk.wait(20) == 0, kiosk.stderr.read()[-1500:]
     assert store.applied == {order_id: 1}
     assert rows(db_path, "SELECT state, payment_status FROM orders") == [("sent", "awaiting payment")]

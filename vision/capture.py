@@ -349,11 +349,14 @@ class SupervisedSource:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        src = self._source
-        if src is not None:
-            src.close()
+        # Let the capture thread close its own source: closing an FFmpeg capture
+        # while another thread is inside read() aborts the process.
         if self._thread:
-            self._thread.join(timeout=3)
+            self._thread.join(timeout=2)
+            src = self._source
+            if self._thread.is_alive() and src is not None:
+                src.close()                    # a read stuck in a device: unblock it
+                self._thread.join(timeout=2)
 
     def latest(self) -> tuple[Frame | None, int]:
         """The newest frame and its sequence number (grows by one per frame)."""
