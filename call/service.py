@@ -179,6 +179,7 @@ class CallService:
             self.knocking = self.friend = ""
             self.connected = False
             self.friend_video.clear()
+            self.reactions.clear()
 
     def _show_link(self) -> None:
         fut = self._submit(self._issue())
