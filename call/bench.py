@@ -12,7 +12,6 @@ socket (a Unix socket works across namespaces).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

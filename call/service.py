@@ -256,7 +256,7 @@ class CallService:
 
     async def _cmd_screenshot(self, req: dict) -> dict:
         path = Path(str(req.get("path", "")))
-        if not path.suffix.lower() in (".png", ".jpg") or not path.parent.is_dir():
+        if path.suffix.lower() not in (".png", ".jpg") or not path.parent.is_dir():
             return {"ok": False, "error": "path: expected a .png or .jpg file in an existing folder"}
         fut: Future = Future()
         self._shots.append((path, fut))

@@ -2,7 +2,6 @@
 (`mirror checkout-host`: session, service, journal, outbox, compositor) and a
 loopback store checkout; plus the overlay on composed frames."""
 
-import json
 import sqlite3
 import subprocess
 import sys

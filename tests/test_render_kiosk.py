@@ -1,10 +1,8 @@
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
-import pytest
 
 from mirror import config
 from mirror.bus import Event, EventBus
@@ -12,7 +10,7 @@ from mirror.catalog import load_catalog
 from mirror.kiosk import Kiosk, TimelineItem
 from mirror.session import Session
 from render.compositor import Compositor, UiState
-from vision.capture import Frame, FrameSource, SourceError, VideoFileSource
+from vision.capture import FrameSource, SourceError, VideoFileSource
 
 
 def test_headless_compositor_draws_the_overlays():
