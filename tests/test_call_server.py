@@ -71,3 +71,45 @@ def test_tls_join_page_origin_check_and_forged_token(cert):
 
     asyncio.run(scenario())
     assert "call.refused" in events
+
+
+def test_shopper_leaving_ends_a_waiting_friend_and_attempts_are_rate_limited():
+    port = free_port()
+    cfg = dataclasses.replace(CallConfig(), port=port, join_attempts_per_minute=3)
+    base = f"http://127.0.0.1:{port}"
+    events = []
+    server = CallServer(cfg, tokens=JoinTokens(b"s" * 32), publish=lambda n, **d: events.append((n, d)),
+                        peer_factory=None, public_base=base, origins=allowed_origins(base, ""))
+
+    async def scenario():
+        await server.start()
+        try:
+            await server.new_session("shopper-1")
+            link = server.issue_link()
+            assert link["url"].startswith(f"{base}/join#")
+            token = link["url"].split("#", 1)[1]
+            async with connect(f"ws://127.0.0.1:{port}/ws/join", origin=base) as ws:
+                await ws.send(json.dumps({"type": "join", "token": token, "name": "Jane"}))
+                assert json.loads(await ws.recv()) == {"type": "lobby", "name": "Jane"}
+                await server.new_session(None)                       # the shopper walked away
+                assert json.loads(await ws.recv()) == {"type": "ended", "reason": "shopper_left"}
+                await ws.wait_closed()
+            for _ in range(100):                                     # the handler lets go right after
+                if not server.status()["friends"]:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.status()["friends"] == []
+            with pytest.raises(LookupError):
+                server.issue_link()                                  # no shopper, no link
+            for _ in range(2):                                       # 3 attempts a minute: 1 used above
+                async with connect(f"ws://127.0.0.1:{port}/ws/join", origin=base):
+                    pass
+            with pytest.raises(InvalidStatus) as e:
+                async with connect(f"ws://127.0.0.1:{port}/ws/join", origin=base):
+                    pass
+            assert e.value.response.status_code == 429
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+    assert ("call.ended", {"name": "Jane", "reason": "shopper_left"}) in events
