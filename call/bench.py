@@ -166,6 +166,17 @@ def join_page(browser, url: str, name: str = "Jane", *, camera: bool = True):
     return page
 
 
+def wait_in_lobby(page) -> None:
+    page.wait_for_function("window.mirrorCall.phase === 'lobby'", timeout=15000)
+
+
+def admit(kiosk: KioskProcess, page, source: str) -> None:
+    """The shopper's thumbs-up on the knock card, then wait for the media path."""
+    kiosk.control("action", action="confirm", source=source)
+    page.wait_for_function("window.mirrorCall.pc && window.mirrorCall.pc.connectionState === 'connected'",
+                           timeout=20000)
+
+
 STATS_JS = """async () => {
   const pc = window.mirrorCall.pc; if (!pc) return null;
   const r = await pc.getStats(); let v = null, codecs = {};
@@ -204,10 +215,8 @@ def bench_call(seconds: float, video: str | None = None, progress: bool = True, 
                 try:
                     say("friend joining from headless Chromium")
                     page = join_page(browser, url)
-                    page.wait_for_function("window.mirrorCall.phase === 'lobby'", timeout=15000)
-                    kiosk.control("action", action="confirm", source="bench")   # the shopper's thumbs-up
-                    page.wait_for_function("window.mirrorCall.pc && window.mirrorCall.pc.connectionState "
-                                           "=== 'connected'", timeout=20000)
+                    wait_in_lobby(page)
+                    admit(kiosk, page, source="bench")
                     page.evaluate("window.mirrorCall.startTimecode()")
                     say(f"connected; warming up {warmup:.0f} s, then measuring {seconds:.0f} s")
                     time.sleep(warmup)

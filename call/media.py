@@ -37,10 +37,15 @@ def _checksum(value: int) -> int:
     return (value ^ (value >> 8) ^ (value >> 16) ^ (value >> 24) ^ 0x5A) & 0xFF
 
 
+def _tc_blocks(img: np.ndarray) -> tuple[int, int, int, int]:
+    """(height, width, block width, block height) of the time code in img."""
+    h, w = img.shape[:2]
+    return h, w, max(2, round(w * TC_BLOCK_FRAC)), max(2, round(h * TC_ROW_FRAC))
+
+
 def stamp_timecode(img: np.ndarray, ms: int) -> None:
     """Draw the time code into a BGR, BGRX or RGB image in place."""
-    h, w = img.shape[:2]
-    bw, bh = max(2, round(w * TC_BLOCK_FRAC)), max(2, round(h * TC_ROW_FRAC))
+    h, w, bw, bh = _tc_blocks(img)
     value = ms & 0xFFFFFFFF
     word = (value << 8) | _checksum(value)
     y0 = h - bh
@@ -52,8 +57,7 @@ def stamp_timecode(img: np.ndarray, ms: int) -> None:
 def read_timecode(img: np.ndarray) -> int | None:
     """The stamped milliseconds (mod 2**32), or None if it doesn't check out.
     The browser does the same in JavaScript (call/static/join.js)."""
-    h, w = img.shape[:2]
-    bw, bh = max(2, round(w * TC_BLOCK_FRAC)), max(2, round(h * TC_ROW_FRAC))
+    h, w, bw, bh = _tc_blocks(img)
     gray = img if img.ndim == 2 else img[..., :3].mean(axis=2)
     y = h - bh // 2 - 1
     word = 0

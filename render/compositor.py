@@ -110,6 +110,11 @@ class Compositor:
         self.font_small = pygame.font.Font(None, max(9, round(34 * u)))
         self._ring = self._make_ring(round(150 * u))
         self._qr: tuple[str, pygame.Surface] | None = None
+        # The screen's memory is plain B, G, R, X rows (the usual case): the camera
+        # view can be scaled straight into it and snapshots are a memory copy.
+        scr = self.screen
+        self._plain_bgrx = (scr.get_bitsize() == 32 and scr.get_masks()[:3] == (0xFF0000, 0xFF00, 0xFF)
+                            and scr.get_pitch() == width * 4)
 
     def _make_ring(self, r: int) -> pygame.Surface:
         d = 2 * r + 2
@@ -142,11 +147,10 @@ class Compositor:
         """Scale the camera view straight into the screen's memory when its
         layout is plain 32-bit BGRX: one resize instead of a resize, a copy and
         a converting blit. False when the layout differs (then blit)."""
+        if not self._plain_bgrx:
+            return False
         scr = self.screen
         ow, oh = self.size
-        if (scr.get_bitsize() != 32 or scr.get_masks()[:3] != (0xFF0000, 0xFF00, 0xFF)
-                or scr.get_pitch() != ow * 4):
-            return False
         x0, y0, cw, ch = crop_box((frame_bgr.shape[1], frame_bgr.shape[0]), self.size)
         view = frame_bgr[y0:y0 + ch, x0:x0 + cw]
         if self.mirror:
@@ -400,11 +404,10 @@ class Compositor:
         a straight copy of the screen's memory (about 1 ms at 1080x1920, where
         a converting copy takes 4-5 ms)."""
         w, h = self.size
-        if self.screen.get_bitsize() != 32 or self.screen.get_masks()[:3] != (0xFF0000, 0xFF00, 0xFF):
+        if not self._plain_bgrx:
             rgb = pygame.surfarray.array3d(self.screen).transpose(1, 0, 2)
             return np.dstack([rgb[..., ::-1], np.zeros((h, w), np.uint8)])
-        buf = np.frombuffer(self.screen.get_buffer(), np.uint8)
-        return buf.reshape(h, self.screen.get_pitch() // 4, 4)[:, :w].copy()
+        return np.frombuffer(self.screen.get_buffer(), np.uint8).reshape(h, w, 4).copy()
 
     def present(self) -> None:
         pygame.display.flip()

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
-from call.bench import CHROMIUM_FLAGS, KioskProcess, NetNamespace, join_page, kiosk_config
+from call.bench import CHROMIUM_FLAGS, KioskProcess, NetNamespace, admit, join_page, kiosk_config, wait_in_lobby
 from call.tokens import JoinTokens
 from mirror.config import DEMO_CLIP
 
@@ -69,11 +69,9 @@ class Rig:
 
     def connect_friend(self, name: str):
         page = join_page(self.browser, self.link(), name)
-        page.wait_for_function("window.mirrorCall.phase === 'lobby'", timeout=15000)
+        wait_in_lobby(page)
         self.wait_status(lambda s: s["knocking"] == name, what=f"{name} knocking")
-        self.kiosk.control("action", action="confirm", source="test")     # the shopper's thumbs-up
-        page.wait_for_function("window.mirrorCall.pc && window.mirrorCall.pc.connectionState === 'connected'",
-                               timeout=20000)
+        admit(self.kiosk, page, source="test")
         self.wait_status(lambda s: s["connected"], what="connected")
         return page
 
@@ -128,16 +126,14 @@ def green_pixels(img: np.ndarray) -> int:
 
 def test_friend_joins_sees_the_mirror_reacts_and_hangs_up(rig):
     page = join_page(rig.browser, rig.link(), "Jane")
-    page.wait_for_function("window.mirrorCall.phase === 'lobby'", timeout=15000)
+    wait_in_lobby(page)
     rig.wait_status(lambda s: s["knocking"] == "Jane", what="Jane knocking")
     knock = rig.screenshot("knock.png")
     card = knock[int(0.40 * 960):int(0.40 * 960) + 110]
     b, g, r = card[..., 0].astype(int), card[..., 1].astype(int), card[..., 2].astype(int)
     assert ((abs(g - 220) < 30) & (abs(r - 90) < 30) & (abs(b - 140) < 30)).sum() > 300, "no 'wants to join' card"
 
-    rig.kiosk.control("action", action="confirm", source="test")
-    page.wait_for_function("window.mirrorCall.pc && window.mirrorCall.pc.connectionState === 'connected'",
-                           timeout=20000)
+    admit(rig.kiosk, page, source="test")
     # mirror -> friend: decoded frames at the configured 1280x720
     page.wait_for_function("""async () => { const r = await window.mirrorCall.pc.getStats(); let ok = false;
         r.forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 30
