@@ -39,20 +39,46 @@ class PersonSegmenter:
         self._lock = threading.Lock()
 
     def process(self, bgr: np.ndarray) -> np.ndarray:
+        """The mask at `width` x (width * h / w)."""
         h, w = bgr.shape[:2]
-        small = cv2.resize(bgr, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        # The model's input is square and MediaPipe stretches to it; a tall
+        # photo squeezed sideways loses the torso (seen on two_hands_raised).
+        # So letterbox: longer side = width, edges replicated.
+        s = self.width / max(h, w)
+        sw, sh = max(1, round(w * s)), max(1, round(h * s))
+        small = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+        y0, x0 = (self.width - sh) // 2, (self.width - sw) // 2
+        square = cv2.copyMakeBorder(small, y0, self.width - sh - y0, x0, self.width - sw - x0,
+                                    cv2.BORDER_REPLICATE)
         with self._lock:
-            res = self._model.process(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        return res.segmentation_mask.astype(np.float32)
+            res = self._model.process(cv2.cvtColor(square, cv2.COLOR_BGR2RGB))
+        mask = res.segmentation_mask[y0:y0 + sh, x0:x0 + sw].astype(np.float32)
+        out_h = max(1, round(h * self.width / w))
+        return cv2.resize(mask, (self.width, out_h), interpolation=cv2.INTER_LINEAR)
 
 
 class PoseEstimator:
     def __init__(self, static: bool = False):
+        self.static = static
         self._model = models.pose(static)
         self._lock = threading.Lock()
 
     def process(self, bgr: np.ndarray) -> np.ndarray | None:
         """(33, 3) array of x, y in pixels of `bgr` and visibility, or None."""
+        pts = self._run(bgr)
+        if pts is None and self.static:
+            # The pose detector misses some tight portrait crops (arms raised
+            # over the head) that it finds once the picture is padded square.
+            h, w = bgr.shape[:2]
+            side = max(h, w)
+            x0 = (side - w) // 2
+            padded = cv2.copyMakeBorder(bgr, 0, side - h, x0, side - w - x0, cv2.BORDER_REPLICATE)
+            pts = self._run(padded)
+            if pts is not None:
+                pts[:, 0] -= x0
+        return pts
+
+    def _run(self, bgr: np.ndarray) -> np.ndarray | None:
         h, w = bgr.shape[:2]
         with self._lock:
             res = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
