@@ -114,6 +114,7 @@ class DisplayConfig:
     mirror: bool = opt(True, "flip the camera image left-right, like a mirror")
     fps: int = opt(30, "render rate cap", min=5, max=120)
     show_fps: bool = opt(False, "start with the FPS/debug overlay on")
+    controls: bool = opt(True, "show on-screen buttons (colour, help, call) pressed by holding a hand still on them")
     idle_hint_s: float = opt(6.0, "show the help hint after someone is present but idle this long", min=1.0, max=600.0)
 
 

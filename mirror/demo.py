@@ -1,7 +1,7 @@
 """`mirror demo`: the whole kiosk on the bundled clip, with nothing attached.
 
 The clip shows a real shopper (a real thumbs-up goes through the real gesture
-path and fires "confirm"), but it cannot show a circle or a swipe, so a scripted
+path and fires "confirm"), but it cannot show a circle, a swipe or a button press, so a scripted
 timeline injects those as input events. The bottom banner says so whenever a
 scripted event plays.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from call.service import CallService
 from mirror import config
+from mirror.controls import visible_controls
 from mirror.kiosk import Kiosk, TimelineItem
 from vision.capture import VideoFileSource
 
@@ -26,21 +27,27 @@ def demo_timeline() -> list[TimelineItem]:
     for i in range(24):
         items.append(TimelineItem(2.0 + i * 0.066, "motion.circle", {"delta_deg": 15.0, "total_deg": 15.0 * (i + 1)}))
     items.append(TimelineItem(3.2, "", screenshot="02-circle.png"))
+    # A hand held still on the "Next colour" button: the press event the hand input gives.
+    nxt = next(c for c in visible_controls(True) if c.action == "next_color")
+    x, y, w, h = nxt.rect
+    items.append(TimelineItem(4.2, "cursor.dwell", {"x": x + w / 2, "y": y + h / 2},
+                              banner="Scripted: a hand held on Next colour presses it"))
+    items.append(TimelineItem(4.5, "", screenshot="03-button.png"))
     items.append(TimelineItem(5.0, "motion.swipe", {"direction": "right"},
                               banner="Scripted: swipe to the next colour"))
-    items.append(TimelineItem(5.3, "", screenshot="03-swipe.png"))
+    items.append(TimelineItem(5.3, "", screenshot="04-swipe.png"))
     items.append(TimelineItem(7.0, "action.requested", {"action": "toggle_debug", "source": "script"},
                               banner="Scripted: debug overlay on"))
-    items.append(TimelineItem(7.5, "", screenshot="04-debug.png"))
-    items.append(TimelineItem(8.5, "", screenshot="05-later.png"))
+    items.append(TimelineItem(7.5, "", screenshot="05-debug.png"))
+    items.append(TimelineItem(8.5, "", screenshot="06-later.png"))
     # A friend joins: the demo opens no port, so the call server's notifications are scripted.
     items.append(TimelineItem(9.0, "call.link", {"url": "https://mirror.example:8443/join#demo-link-not-valid",
                                                  "expires": time.time() + 600},
                               banner="Scripted: the shopper asks for a friend; the QR code is an example"))
-    items.append(TimelineItem(9.6, "", screenshot="06-invite.png"))
+    items.append(TimelineItem(9.6, "", screenshot="07-invite.png"))
     items.append(TimelineItem(10.5, "call.knock", {"conn": "demo", "name": "Jane"},
                               banner="Scripted: a friend opened the link"))
-    items.append(TimelineItem(11.0, "", screenshot="07-knock.png"))
+    items.append(TimelineItem(11.0, "", screenshot="08-knock.png"))
     items.append(TimelineItem(12.0, "action.requested", {"action": "confirm", "source": "script"},
                               banner="Scripted: thumbs-up lets her in"))
     items.append(TimelineItem(12.1, "call.admitted", {"name": "Jane"}))
@@ -49,7 +56,7 @@ def demo_timeline() -> list[TimelineItem]:
                               banner="Scripted: the friend reacts"))
     items.append(TimelineItem(13.4, "call.reaction", {"name": "Jane", "kind": "comment",
                                                       "text": "That colour suits you!"}))
-    items.append(TimelineItem(13.8, "", screenshot="08-reaction.png"))
+    items.append(TimelineItem(13.8, "", screenshot="09-reaction.png"))
     items.append(TimelineItem(15.0, "call.ended", {"name": "Jane", "reason": "friend hung up"},
                               banner="Scripted: the friend hangs up"))
     items += checkout_timeline(16.0)
@@ -64,7 +71,7 @@ def checkout_timeline(at: float) -> list[TimelineItem]:
     return [TimelineItem(at, "nfc.tap", {"reader": "scripted", "uid": bytes.fromhex("04D3E0C0FFEE01"),
                                          "records": [member]},
                          banner="Scripted: a card tap (no reader attached)"),
-            TimelineItem(at + 0.6, "", screenshot="09-checkout.png")]
+            TimelineItem(at + 0.6, "", screenshot="10-checkout.png")]
 
 
 def demo_checkout(out_dir: Path):

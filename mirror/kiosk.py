@@ -26,6 +26,7 @@ import numpy as np
 from mirror.bus import Event, EventBus
 from mirror.catalog import load_catalog
 from mirror.config import Config
+from mirror.controls import control_at
 from mirror.pipeline import VisionPipeline, VisionResult, render_frame
 from mirror.session import Session
 from render.compositor import Compositor, UiState, crop_box, view_transform
@@ -76,6 +77,7 @@ class Kiosk:
         self.session = Session(catalog, dict(vars(cfg.actions)), cfg.gestures.hue_mode,
                                cfg.gestures.degrees_per_turn, cfg.catalog.product)
         self.session.debug = cfg.display.show_fps
+        self.session.controls_on = cfg.display.controls
         d = cfg.display
         self.comp = Compositor(d.width, d.height, mirror=d.mirror, fullscreen=d.fullscreen, headless=headless)
         self.source = SupervisedSource(
@@ -133,7 +135,7 @@ class Kiosk:
             if self.hand_input is None:
                 h, w = frame.image.shape[:2]
                 tf = view_transform((w, h), self.comp.size, self.cfg.display.mirror)
-                self.hand_input = HandInput(self.cfg.gestures, to_display=tf)
+                self.hand_input = HandInput(self.cfg.gestures, to_display=tf, pressable=self._pressable)
             for ev in self.hand_input.update(res.hands, now):
                 self.bus.publish(ev.name, **ev.data)
             if frame.depth is not None and self.cfg.depth.enabled:
@@ -148,6 +150,10 @@ class Kiosk:
                 self._latest = res
                 self.stats["vision_frames"] += 1
 
+    def _pressable(self, x: float, y: float) -> bool:
+        # read from the vision thread; controls() only reads plain session fields
+        return control_at(self.session.controls(), x, y) is not None
+
     # --- main thread ----------------------------------------------------
     def ui_state(self, now: float) -> UiState:
         s = self.session
@@ -159,6 +165,9 @@ class Kiosk:
         hi = self.hand_input
         if hi is not None and hi.cursor is not None:
             ui.cursor, ui.cursor_progress = hi.cursor, hi.cursor_progress
+        controls = s.controls()
+        hot = control_at(controls, *ui.cursor) if ui.cursor is not None else None
+        ui.controls = [(c.label, c.rect, c is hot, ui.cursor_progress if c is hot else 0.0) for c in controls]
         if not self.source.ok:
             ui.status = self.source.problem or "camera unavailable, retrying"
         if s.present and now - s.last_activity_t > self.cfg.display.idle_hint_s and now - s.message_t > 3:

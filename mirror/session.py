@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from mirror.bus import Event
 from mirror.catalog import Catalog
+from mirror.controls import Control, control_at, visible_controls
 from vision.colors import hue_to_bgr, nearest_name
 
 CATALOG_STEP_DEG = 60.0    # in catalogue hue mode, one colour per sixth of a circle
@@ -46,6 +47,7 @@ class Session:
     message_t: float = -1e9
     last_activity_t: float = 0.0
     debug: bool = False
+    controls_on: bool = True                 # display.controls
     circling_until: float = -1e9
     id: str = ""                             # a fresh random id per shopper; join links are bound to it
     knocking: str = ""                       # name of a friend waiting to be let in
@@ -105,6 +107,12 @@ class Session:
         self.accepted = []
         self.reserve = False
 
+    def controls(self) -> list[Control]:
+        """The on-screen controls a held-still hand can press right now."""
+        if not self.controls_on:
+            return []
+        return visible_controls(self.present, self.knocking, self.in_call)
+
     def cart(self) -> dict:
         """What a tap would buy: the garment in its colour and size, plus the
         accepted suggestions. A plain dict, equal for equal choices."""
@@ -158,6 +166,10 @@ class Session:
         elif ev.name == "motion.swipe":
             action = self.actions.get(f"swipe_{ev.data['direction']}", "none")
             out += self.do(action, t, source=f"swipe_{ev.data['direction']}")
+        elif ev.name == "cursor.dwell":
+            ctl = control_at(self.controls(), float(ev.data["x"]), float(ev.data["y"]))
+            if ctl is not None:
+                out += self.do(ctl.action, t, source=f"control:{ctl.id}")
         elif ev.name == "motion.circle":
             self.turn(float(ev.data["delta_deg"]), t)
         elif ev.name == "action.requested":

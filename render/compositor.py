@@ -51,7 +51,8 @@ class UiState:
     status: str = ""                                # e.g. "camera unavailable, retrying"
     banner: str = ""                                # e.g. demo timeline notice
     debug_lines: list[str] = field(default_factory=list)
-    controls: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    # on-screen buttons: label, (x, y, w, h) normalised, cursor over it, press progress 0..1
+    controls: list[tuple[str, tuple[float, float, float, float], bool, float]] = field(default_factory=list)
     call: CallView | None = None
     checkout: "CheckoutView | None" = None          # nfc.checkout.CheckoutView: confirmation, tap again ...
 
@@ -175,10 +176,16 @@ class Compositor:
             scr.blit(self.frame_surface(frame_bgr), (0, 0))
         ow, oh = self.size
         u = self.u
-        for name, (x, y, w, h) in ui.controls:
+        for label, (x, y, w, h), hot, progress in ui.controls:
             r = pygame.Rect(round(x * ow), round(y * oh), round(w * ow), round(h * oh))
-            self._panel(r, 150)
-            self._text(name, self.font_small, r.center, center=True)
+            self._panel(r, 190 if hot else 120, (20, 60, 110) if hot else (0, 0, 0))
+            if progress > 0:                  # fills left to right while the hand holds still
+                fill = r.copy()
+                fill.width = max(1, round(r.width * min(1.0, progress)))
+                self._panel(fill, 150, (40, 150, 255))
+            pygame.draw.rect(self.screen, (255, 255, 255), r, max(1, round((4 if hot else 2) * u)),
+                             border_radius=round(10 * u))
+            self._text(label, self.font_small, r.center, center=True, shadow=True)
         if ui.product:
             self._card(ui)
         if ui.ring_active:

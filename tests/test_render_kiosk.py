@@ -133,4 +133,4 @@ def test_demo_headless_writes_recording_screenshots_and_stats(tmp_path):
     assert stats["frames"] > 30
     assert (tmp_path / "demo.mp4").stat().st_size > 10_000
     assert (tmp_path / "02-circle.png").exists()
-    assert "next_color" in stats["actions"]                     # the scripted swipe
+    assert stats["actions"].count("next_color") == 2            # the scripted swipe and button press

@@ -24,9 +24,12 @@ class InputEvent:
 
 
 class HandInput:
-    def __init__(self, gcfg, *, mirror: bool = True, to_display=None):
+    def __init__(self, gcfg, *, mirror: bool = True, to_display=None, pressable=None):
         """`gcfg`: a GesturesConfig. `to_display(x, y)` maps normalised camera
-        coords to normalised display coords (defaults to a plain mirror)."""
+        coords to normalised display coords (defaults to a plain mirror).
+        `pressable(x, y)` says whether a control lies under a display point;
+        a hand held still elsewhere presses nothing and shows no progress."""
+        self.pressable = pressable or (lambda x, y: True)
         self.cfg = gcfg
         self.to_display = to_display or ((lambda x, y: (1.0 - x, y)) if mirror else (lambda x, y: (x, y)))
         self.filter = G.GestureFilter(gcfg.hold_frames, gcfg.cooldown_s, gcfg.min_score)
@@ -85,7 +88,11 @@ class HandInput:
         fired = self.filter.update(held, t)
         if fired:
             events.append(InputEvent("gesture.fired", {"gesture": fired, "score": self.classification.score}))
-        progress, pressed = self.dwell.update(*tip, t)
+        if self.pressable(*tip):
+            progress, pressed = self.dwell.update(*tip, t)
+        else:
+            self.dwell.reset()
+            progress, pressed = 0.0, False
         self.cursor_progress = progress if not moving else 0.0
         if pressed:
             events.append(InputEvent("cursor.dwell", {"x": tip[0], "y": tip[1]}))

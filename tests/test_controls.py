@@ -1,0 +1,147 @@
+"""On-screen controls pressed by a hand held still: layout, hand input, session, drawing."""
+
+import numpy as np
+
+from mirror import config
+from mirror.bus import Event
+from mirror.catalog import load_catalog
+from mirror.controls import control_at, visible_controls
+from mirror.session import Session
+from render.compositor import Compositor, UiState
+from tests.handmodel import STRAIGHT, hand
+from vision.hands import Hand
+from vision.interaction import HandInput
+
+CURL_REST = dict(middle=1.0, ring=1.0, pinky=1.0)
+
+
+def _session() -> Session:
+    cfg = config.load(None, env={})
+    s = Session(load_catalog(config.CONFIG_DIR / "catalog.toml"), dict(vars(cfg.actions)))
+    s.handle(Event("presence.changed", {"present": True}, 0.0))
+    return s
+
+
+def _centre(control):
+    x, y, w, h = control.rect
+    return x + w / 2, y + h / 2
+
+
+def test_layout_depends_on_state_and_controls_do_not_overlap():
+    assert visible_controls(False) == []
+    idle = visible_controls(True)
+    assert {c.action for c in idle} == {"prev_color", "next_color", "help", "call_friend"}
+    assert "hang_up" in {c.action for c in visible_controls(True, in_call="Jane")}
+    knock = visible_controls(True, knocking="Jane")
+    assert [c.action for c in knock] == ["cancel", "confirm"] and knock[1].label == "Let Jane in"
+    for controls in (idle, knock):
+        for c in controls:
+            x, y, w, h = c.rect
+            assert 0 <= x and x + w <= 1 and 0 <= y and y + h <= 1
+            assert control_at(controls, *_centre(c)) is c
+    # the middle of the screen (where the garment is) is never a control
+    assert control_at(idle, 0.5, 0.45) is None
+
+
+def test_dwell_on_a_control_runs_its_action_and_elsewhere_nothing():
+    s = _session()
+    nxt = next(c for c in s.controls() if c.action == "next_color")
+    out = s.handle(Event("cursor.dwell", dict(zip("xy", _centre(nxt))), 1.0))
+    assert s.colour_index == 1 and ("action.done", {"action": "next_color", "source": "control:next_color"}) in out
+    assert s.handle(Event("cursor.dwell", {"x": 0.5, "y": 0.5}, 2.0)) == [] and s.colour_index == 1
+    call = next(c for c in s.controls() if c.action == "call_friend")
+    out = s.handle(Event("cursor.dwell", dict(zip("xy", _centre(call))), 3.0))
+    assert any(name == "call.requested" for name, _ in out)
+
+
+def test_knock_card_controls_admit_and_decline():
+    s = _session()
+    s.handle(Event("call.knock", {"name": "Jane"}, 1.0))
+    admit = next(c for c in s.controls() if c.id == "admit")
+    out = s.handle(Event("cursor.dwell", dict(zip("xy", _centre(admit))), 2.0))
+    assert ("call.admit", {"name": "Jane"}) in out
+    s.handle(Event("call.knock", {"name": "Ola"}, 3.0))
+    decline = next(c for c in s.controls() if c.id == "decline")
+    out = s.handle(Event("cursor.dwell", dict(zip("xy", _centre(decline))), 4.0))
+    assert ("call.decline", {"name": "Ola"}) in out and s.knocking == ""
+
+
+def test_controls_off_in_config_or_when_nobody_is_there():
+    s = _session()
+    s.controls_on = False
+    assert s.controls() == [] and s.handle(Event("cursor.dwell", {"x": 0.9, "y": 0.4}, 1.0)) == []
+    s.controls_on = True
+    s.handle(Event("presence.changed", {"present": False}, 2.0))
+    assert s.controls() == []
+
+
+def _pointing_at(x: float, y: float, noise_seed: int) -> Hand:
+    """A synthetic pointing hand whose index tip lands on display point (x, y)
+    with the default mirror mapping (display x = 1 - camera x)."""
+    pts = hand({**CURL_REST, "index": 0.0}, noise=0.004, seed=noise_seed)
+    w, h = 1280, 720
+    pts[:, 0] += (1.0 - x) * w - pts[8, 0]
+    pts[:, 1] += y * h - pts[8, 1]
+    return Hand(pts, "Right", 0.95, (w, h))
+
+
+def test_hand_held_still_on_a_control_presses_it_once_after_dwell_s():
+    cfg = config.load(None, env={}).gestures
+    controls = visible_controls(True)
+    nxt = next(c for c in controls if c.action == "next_color")
+    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    presses, progress = [], []
+    t = 0.0
+    while t < cfg.dwell_s * 2 + 0.5:
+        for ev in hi.update([_pointing_at(*_centre(nxt), noise_seed=round(t * 30))], t):
+            if ev.name == "cursor.dwell":
+                presses.append((t, ev.data))
+        progress.append(hi.cursor_progress)
+        t += 1 / 30
+    assert len(presses) == 1                         # held on: one press, not a stream
+    t_press, where = presses[0]
+    assert cfg.dwell_s - 0.05 <= t_press <= cfg.dwell_s + 0.15
+    assert control_at(controls, where["x"], where["y"]) is nxt
+    assert max(progress) > 0.9 and progress[5] > 0   # the ring fills while she holds
+
+
+def test_hand_held_still_off_the_controls_presses_nothing_and_shows_no_progress():
+    cfg = config.load(None, env={}).gestures
+    controls = visible_controls(True)
+    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    for i in range(90):
+        evs = hi.update([_pointing_at(0.5, 0.6, noise_seed=i)], i / 30)
+        assert not any(e.name == "cursor.dwell" for e in evs)
+        assert hi.cursor_progress == 0.0
+
+
+def test_hand_sweeping_across_a_control_does_not_press_it():
+    cfg = config.load(None, env={}).gestures
+    controls = visible_controls(True)
+    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    nxt = next(c for c in controls if c.action == "next_color")
+    cx, cy = _centre(nxt)
+    for i in range(60):                              # 2 s moving along the row of the control
+        x = 0.7 + 0.3 * abs(((i / 20) % 2) - 1)
+        evs = hi.update([_pointing_at(x, cy, noise_seed=i)], i / 30)
+        assert not any(e.name == "cursor.dwell" for e in evs)
+
+
+def test_compositor_draws_controls_and_the_press_progress():
+    comp = Compositor(270, 480, headless=True)
+    try:
+        frame = np.full((720, 1280, 3), 60, np.uint8)
+        rect = (0.7, 0.36, 0.25, 0.07)
+        comp.compose(frame, UiState(controls=[("Next colour", rect, False, 0.0)]))
+        idle = comp.snapshot()
+        comp.compose(frame, UiState(controls=[("Next colour", rect, True, 0.5)]))
+        pressing = comp.snapshot()
+    finally:
+        comp.close()
+    x0, y0 = round(rect[0] * 270), round(rect[1] * 480)
+    w, h = round(rect[2] * 270), round(rect[3] * 480)
+    left = pressing[y0 + h // 2 - 3:y0 + h // 2 + 3, x0 + 6:x0 + w // 4]      # filled part
+    right = pressing[y0 + h // 2 - 3:y0 + h // 2 + 3, x0 + 3 * w // 4:x0 + w - 6]
+    assert left[..., 2].mean() > right[..., 2].mean() + 30     # blue (RGB) fill up to half way
+    assert (idle[y0:y0 + h, x0:x0 + w] != 60).any()            # the button is drawn when idle
+    assert (idle[10:40, 10:40] == 60).all()                    # and nothing else is
