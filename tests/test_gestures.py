@@ -30,6 +30,18 @@ def test_shapes_outside_the_vocabulary_are_none(rotate):
         assert name(shape) == "none"
 
 
+@pytest.mark.parametrize("noise_seed", range(3))
+def test_thumbs_up_toward_the_camera_with_a_foreshortened_index(noise_seed):
+    # the index seen end-on reads half-curled; the other three are clearly curled
+    shape = hand(dict(CURLED, index=0.47), "up", noise=0.01, seed=noise_seed)
+    assert name(shape) == "thumbs_up"
+
+
+def test_relaxed_hand_with_thumb_resting_on_the_index_is_not_a_pinch():
+    relaxed = hand(dict(index=0.45, middle=0.5, ring=0.55, pinky=0.45), "touch_index")
+    assert name(relaxed) == "none"
+
+
 def test_score_is_a_probability():
     c = G.classify(hand(STRAIGHT, "out"))
     assert 0.6 <= c.score <= 1.0
@@ -55,3 +67,16 @@ def test_filter_ignores_low_scores():
     f = G.GestureFilter(hold_frames=2, min_score=0.7)
     weak = G.Classification("fist", 0.65)
     assert all(f.update(weak, t * 0.03) is None for t in range(10))
+
+
+def test_filter_moving_hand_neither_fires_nor_releases():
+    f = G.GestureFilter(hold_frames=3, cooldown_s=0.5)
+    up = G.Classification("thumbs_up", 0.9)
+    palm = G.Classification("open_palm", 0.9)
+    assert [f.update(up, t * 0.03) for t in range(3)] == [None, None, "thumbs_up"]
+    # she brings the thumbs-up toward the mirror: moving, same gesture, long after the cooldown
+    assert all(f.update(up, 1.0 + t * 0.03, moving=True) is None for t in range(20))
+    assert all(f.update(up, 2.0 + t * 0.03) is None for t in range(10))      # still not a new press
+    # an open palm that swept in fires only after it has held still for the hold time
+    assert all(f.update(palm, 3.0 + t * 0.03, moving=True) is None for t in range(10))
+    assert [f.update(palm, 3.5 + t * 0.03) for t in range(3)] == [None, None, "open_palm"]

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from vision import gestures as G
+from mirror import config
 from vision.hands import HandTracker
+from vision.interaction import HandInput
 from vision.recolor import recolor
 
 EXPECTED = {
@@ -41,24 +43,79 @@ def test_gesture_cli_bad_image_is_one_line_exit_2(tmp_path):
 
 
 @pytest.mark.parametrize("clip,gesture", [("thumbs_up_720p.mp4", "thumbs_up"), ("open_palm_360p.mp4", "open_palm")])
-def test_gesture_fires_on_real_clips_through_hysteresis(media, clip, gesture):
-    tracker = HandTracker(static=False, model="lite", width=640)
-    filt = G.GestureFilter(hold_frames=4, cooldown_s=1.0)
+def test_real_clips_fire_their_gesture_once_and_nothing_else(media, clip, gesture):
+    """The kiosk's own input path (tracking, classifier, hysteresis, motion
+    suppression) over a whole clip: one action, the right one."""
+    cfg = config.load(None, env={})
+    tracker = HandTracker(static=False, model=cfg.vision.hands_model, width=cfg.vision.hands_width)
+    hand_input = HandInput(cfg.gestures)
     cap = cv2.VideoCapture(str(media / "clips" / clip))
-    fired = []
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fired, per_frame = [], []
     i = 0
     while True:
         ok, img = cap.read()
         if not ok:
             break
         hands = tracker.process(img)
-        got = filt.update(G.best_of([G.classify(h.points) for h in hands]), i / 25.0)
-        if got:
-            fired.append(got)
+        fired += [e.data["gesture"] for e in hand_input.update(hands, i / fps) if e.name == "gesture.fired"]
+        if hands:
+            per_frame.append(hand_input.classification.gesture)
         i += 1
-    assert gesture in fired
-    # No other action gesture dominates the clip.
-    assert fired.count(gesture) >= len(fired) / 2
+    assert fired == [gesture]
+    # Frame by frame, where a hand is seen: mostly right, and rarely a wrong action.
+    right = per_frame.count(gesture) / len(per_frame)
+    wrong = sum(g not in (gesture, "none") for g in per_frame) / len(per_frame)
+    assert right >= 0.8 and wrong <= 0.05, (right, wrong)
+
+
+def _rotate(img, deg):
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _shrink(img, s):
+    h, w = img.shape[:2]
+    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    dy, dx = h - small.shape[0], w - small.shape[1]
+    return cv2.copyMakeBorder(small, dy // 2, dy - dy // 2, dx // 2, dx - dx // 2, cv2.BORDER_REPLICATE)
+
+
+def _gamma(img, g):
+    return np.clip(((img / 255.0) ** g) * 255, 0, 255).astype(np.uint8)
+
+
+VARIANTS = {
+    "as is": lambda im: im,
+    "other hand (flipped)": lambda im: cv2.flip(im, 1),
+    "tilted +20": lambda im: _rotate(im, 20),
+    "tilted -20": lambda im: _rotate(im, -20),
+    "further away (0.6x)": lambda im: _shrink(im, 0.6),
+    "dim": lambda im: _gamma(im, 1.8),
+    "bright": lambda im: _gamma(im, 0.6),
+    "JPEG q=20": lambda im: cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 20])[1], 1),
+    "out of focus": lambda im: cv2.GaussianBlur(im, (0, 0), 2),
+    "sensor noise": lambda im: np.clip(im + np.random.default_rng(0).normal(0, 12, im.shape), 0, 255).astype(np.uint8),
+}
+
+
+def test_gestures_hold_up_on_varied_versions_of_the_photos(media):
+    """Other hands, angles, distances, light and image quality: the shared
+    photos varied ten ways each. Misses are allowed (no hand found); a wrong
+    action is not."""
+    tracker = HandTracker(static=True, model="full")
+    results = []
+    for name, want in EXPECTED.items():
+        img = cv2.imread(str(media / "images" / name))
+        for label, vary in VARIANTS.items():
+            hands = tracker.process(vary(img))
+            got = G.best_of([G.classify(h.points) for h in hands]).gesture
+            results.append((name, label, want, got))
+    right = sum(want == got for _, _, want, got in results) / len(results)
+    wrong = [r for r in results if r[3] not in (r[2], "none")]
+    assert right >= 0.9, [r for r in results if r[2] != r[3]]
+    assert wrong == []
 
 
 def test_garment_mask_lies_inside_the_person_and_leaves_out_the_face(media, photo_segmenter):

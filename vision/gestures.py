@@ -91,7 +91,12 @@ def _cur(e: float) -> float:
 
 def scores(s: HandShape) -> dict[str, float]:
     """The membership of each vocabulary gesture, in [0, 1]."""
-    four_curled = min(_cur(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky))
+    fingers = (s.index, s.middle, s.ring, s.pinky)
+    four_curled = min(_cur(f) for f in fingers)
+    # A thumbs-up held toward the camera foreshortens the fist: one finger may
+    # read half-curled. Three clearly curled and none extended is enough.
+    curls = sorted(_cur(f) for f in fingers)
+    fist_behind_thumb = min(curls[1], min(1.0 - _ext(f) for f in fingers))
     thumb_out = _clamp01((s.thumb - 0.3) / 0.3)
     up = _clamp01((s.thumb_up - 0.5) / 0.3)
     down = _clamp01((-s.thumb_up - 0.5) / 0.3)
@@ -100,11 +105,14 @@ def scores(s: HandShape) -> dict[str, float]:
         "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else 1.0),
         "pointing_up": min(_ext(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky),
                            _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch),
-        "thumbs_up": min(four_curled, thumb_out, up),
-        "thumbs_down": min(four_curled, thumb_out, down),
+        "thumbs_up": min(fist_behind_thumb, thumb_out, up),
+        "thumbs_down": min(fist_behind_thumb, thumb_out, down),
         "victory": min(_ext(s.index), _ext(s.middle), _cur(s.ring), _cur(s.pinky), 1.0 - s.pinch),
-        # Thumb and index tips touch while the index is not folded into the palm.
-        "pinch": min(s.pinch, _clamp01((s.index - 0.15) / 0.25)),
+        # Thumb and index tips touch while the index is not folded into the
+        # palm, and the other fingers are clearly open or clearly closed: a
+        # relaxed hand hanging at her side often has its thumb on the index.
+        "pinch": min(s.pinch, _clamp01((s.index - 0.15) / 0.25),
+                     *(max(_ext(f), _cur(f)) for f in (s.middle, s.ring, s.pinky))),
     }
 
 
@@ -147,8 +155,16 @@ class GestureFilter:
         self._last_fired: str | None = None
         self._released = 0
 
-    def update(self, c: Classification, t: float) -> str | None:
+    def update(self, c: Classification, t: float, moving: bool = False) -> str | None:
+        """`moving`: the hand is travelling (a swipe, a circle, reaching).
+        Nothing fires then and the hold starts over, but a gesture carried
+        through the movement is not a release: it will not fire again."""
         name = c.gesture if c.score >= self.min_score else "none"
+        if moving:
+            self._current, self._count = name, 0
+            if name == self._last_fired:
+                self._released = 0
+            return None
         if name != self._current:
             self._current, self._count = name, 0
         self._count += 1

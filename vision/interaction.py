@@ -84,8 +84,7 @@ class HandInput:
         # A moving hand is not holding a gesture: this keeps circles and swipes
         # from firing `pointing_up` or `open_palm` on the way.
         moving = speed > 0.6 or self.circle.active
-        held = G.Classification("none", 1.0) if moving else self.classification
-        fired = self.filter.update(held, t)
+        fired = self.filter.update(self.classification, t, moving=moving)
         if fired:
             events.append(InputEvent("gesture.fired", {"gesture": fired, "score": self.classification.score}))
         if self.pressable(*tip):
