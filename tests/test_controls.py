@@ -115,6 +115,21 @@ def test_hand_held_still_off_the_controls_presses_nothing_and_shows_no_progress(
         assert hi.cursor_progress == 0.0
 
 
+def test_thumbs_up_resting_on_a_control_does_not_press_it():
+    cfg = config.load(None, env={}).gestures
+    controls = visible_controls(True)
+    nxt = next(c for c in controls if c.action == "next_color")
+    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    x, y = _centre(nxt)
+    for i in range(90):
+        pts = hand(dict(index=1.0, middle=1.0, ring=1.0, pinky=1.0), "up", noise=0.004, seed=i)
+        pts[:, 0] += (1.0 - x) * 1280 - pts[8, 0]
+        pts[:, 1] += y * 720 - pts[8, 1]
+        evs = hi.update([Hand(pts, "Right", 0.95, (1280, 720))], i / 30)
+        assert not any(e.name == "cursor.dwell" for e in evs)
+    assert hi.classification.gesture == "thumbs_up"
+
+
 def test_hand_sweeping_across_a_control_does_not_press_it():
     cfg = config.load(None, env={}).gestures
     controls = visible_controls(True)

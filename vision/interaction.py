@@ -87,7 +87,10 @@ class HandInput:
         fired = self.filter.update(self.classification, t, moving=moving)
         if fired:
             events.append(InputEvent("gesture.fired", {"gesture": fired, "score": self.classification.score}))
-        if self.pressable(*tip):
+        # Pressing is done with an extended index (pointing, or a flat hand):
+        # a thumbs-up or fist that happens to rest on a button is a gesture.
+        aiming = shape.index > 0.6 and self.classification.gesture in ("none", "pointing_up", "open_palm")
+        if aiming and self.pressable(*tip):
             progress, pressed = self.dwell.update(*tip, t)
         else:
             self.dwell.reset()
