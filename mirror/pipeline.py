@@ -24,7 +24,7 @@ from vision.capture import Frame
 from vision.depth import cut_behind
 from vision.hands import Hand, HandTracker
 from vision.recolor import recolor
-from vision.segmentation import WORK_WIDTH, GarmentModel, PersonSegmenter, PoseEstimator, refine_to
+from vision.segmentation import WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, refine_to
 
 SEG_WIDTH = 256
 REFRESH_NICE = 10
@@ -47,7 +47,9 @@ class VisionPipeline:
         self.hands = HandTracker(static=False, model=vcfg.hands_model, max_hands=vcfg.max_hands,
                                  min_conf=vcfg.min_hand_confidence, width=vcfg.hands_width)
         self.person = PersonSegmenter(width=SEG_WIDTH)
-        self.pose: PoseEstimator | None = None          # made on the refresher thread, see _background
+        # made on the refresher thread, see _background
+        self.pose: PoseEstimator | None = None
+        self.faces: FaceFinder | None = None
         self.background_refresh = background_refresh
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
         self._refresher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="garment",
@@ -74,11 +76,13 @@ class VisionPipeline:
         except (AttributeError, OSError):
             pass
         self.pose = PoseEstimator(static=False)
+        self.faces = FaceFinder()
 
     def _refresh(self, img: np.ndarray, person: np.ndarray, depth) -> None:
         t0 = time.perf_counter()
         pose = self.pose.process(img)
-        model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth)
+        face = self.faces.process(img)
+        model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth, face_box=face)
         with self._lock:
             if model is not None or pose is None:
                 self.model = model

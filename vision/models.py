@@ -22,6 +22,7 @@ _REQUIRED = [
     "modules/selfie_segmentation/selfie_segmentation_landscape.tflite",
     "modules/pose_landmark/pose_landmark_full.tflite",
     "modules/pose_detection/pose_detection.tflite",
+    "modules/face_detection/face_detection_full_range_sparse.tflite",
 ]
 
 
@@ -55,6 +56,12 @@ def hands(static: bool, complexity: int, max_hands: int = 2, min_conf: float = 0
 def selfie_segmentation(landscape: bool = False):
     mp = _mp()
     return mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1 if landscape else 0)
+
+
+def face_detection():
+    # the full-range model: a shopper stands one to three metres from the mirror
+    mp = _mp()
+    return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
 
 def pose(static: bool):

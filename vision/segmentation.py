@@ -16,6 +16,7 @@ with its GrabCut result refined to soft edges at full resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 
@@ -85,6 +86,35 @@ class PoseEstimator:
         if not res.pose_landmarks:
             return None
         return np.array([[p.x * w, p.y * h, p.visibility] for p in res.pose_landmarks.landmark], np.float32)
+
+
+class FaceFinder:
+    """MediaPipe face detection: the biggest face's box (x, y, w, h) in pixels, or None.
+
+    Pose gives a face too, but with the face partly covered (an arm across the
+    forehead) its face points can be far off; the detector's box holds up."""
+
+    def __init__(self):
+        self._model = models.face_detection()
+        self._lock = threading.Lock()
+
+    def process(self, bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+        h, w = bgr.shape[:2]
+        with self._lock:
+            res = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        if not res.detections:
+            return None
+        boxes = [d.location_data.relative_bounding_box for d in res.detections]
+        b = max(boxes, key=lambda b: b.width * b.height)
+        return round(b.xmin * w), round(b.ymin * h), round(b.width * w), round(b.height * h)
+
+
+def face_ellipse(box: tuple[int, int, int, int], scale: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Centre and half-axes of the face inside a detector box. The box runs
+    from the brows to a little below the chin; the ellipse stops at the chin
+    so a collar stays garment."""
+    x, y, w, h = box
+    return (x + w / 2, y + h * 0.45), (w * 0.42 * scale, h * 0.45 * scale)
 
 
 def _resize_to(img: np.ndarray, width: int, interp=cv2.INTER_AREA) -> np.ndarray:
@@ -171,6 +201,16 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
     return Layout(head_c, head_axes, chin_y, shoulder_y, torso, legs, hands, face_core, arms)
 
 
+def _head_from_face(layout: Layout, box: tuple[float, float, float, float]) -> Layout:
+    """The head's geometry from a face detector's box (brows to chin), which
+    holds up where pose's face points drift (a face half covered by an arm)."""
+    x, y, w, h = box
+    cx = x + w / 2
+    return dataclasses.replace(
+        layout, head_center=(cx, y + 0.2 * h), head_axes=(0.62 * w, 0.72 * h), chin_y=y + 0.9 * h,
+        face_core=((cx, y + 0.5 * h), (0.28 * w, 0.3 * h)))
+
+
 def _ellipse(mask, center, axes, value):
     cv2.ellipse(mask, (round(center[0]), round(center[1])),
                 (max(1, round(axes[0])), max(1, round(axes[1]))), 0, 0, 360, value, -1)
@@ -205,8 +245,10 @@ class GarmentModel:
 
     @classmethod
     def build(cls, bgr: np.ndarray, person: np.ndarray, pose_px: np.ndarray | None,
-              iterations: int = 3, depth_mm: np.ndarray | None = None) -> "GarmentModel | None":
-        """`person`: float mask (any size); `pose_px`: landmarks in pixels of `bgr`."""
+              iterations: int = 3, depth_mm: np.ndarray | None = None,
+              face_box: tuple[int, int, int, int] | None = None) -> "GarmentModel | None":
+        """`person`: float mask (any size); `pose_px`: landmarks in pixels of
+        `bgr`; `face_box`: a face detector's box in pixels of `bgr`."""
         h0, w0 = bgr.shape[:2]
         img = _resize_to(bgr, WORK_WIDTH)
         h, w = img.shape[:2]
@@ -219,6 +261,8 @@ class GarmentModel:
             pose = pose_px.copy()
             pose[:, :2] *= s
         layout = body_layout(pose, (w, h)) if pose is not None else None
+        if layout is not None and face_box is not None:
+            layout = _head_from_face(layout, tuple(v * s for v in face_box))
 
         inside = pm > 0.5
         if inside.sum() < 0.01 * w * h:
@@ -257,6 +301,13 @@ class GarmentModel:
             band[head_end + int(0.15 * (bottom - top)):, :] = 1
             seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
 
+        face_only = None
+        if face_box is not None:
+            # Only the face itself is certainly not garment; around it (hair,
+            # or a raised sleeve lying on the head) colour decides.
+            face_only = np.zeros((h, w), np.uint8)
+            _ellipse(face_only, *face_ellipse(tuple(v * s for v in face_box)), 1)
+            _ellipse(not_garment, *face_ellipse(tuple(v * s for v in face_box)), 1)
         skin = _skin_mask(lab, ycrcb, face_px) & inside
         hair = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (hands == 0)
@@ -267,7 +318,11 @@ class GarmentModel:
             gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
         if seeds.sum() < 20:
             return None
-        gc[(not_garment > 0) & inside] = cv2.GC_BGD
+        if face_only is None:
+            gc[(not_garment > 0) & inside] = cv2.GC_BGD
+        else:
+            gc[(not_garment > 0) & inside] = cv2.GC_PR_BGD
+            gc[(face_only > 0) & inside] = cv2.GC_BGD
         gc[((hands > 0) | skin) & (gc != cv2.GC_BGD)] = cv2.GC_PR_BGD
         gc[seeds] = cv2.GC_FGD
         if depth_mm is not None:
@@ -294,7 +349,9 @@ class GarmentModel:
         # little for movement; never the head.
         k = max(3, int(0.03 * w) | 1)
         prior = cv2.dilate(seg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
-        if layout is not None:
+        if face_only is not None:
+            prior[face_only > 0] = 0
+        elif layout is not None:
             head = np.zeros((h, w), np.uint8)
             _ellipse(head, layout.head_center, layout.head_axes, 1)
             prior[head > 0] = 0
@@ -387,14 +444,23 @@ class PhotoSegmenter:
     def __init__(self):
         self.person = PersonSegmenter(width=256)
         self.pose = PoseEstimator(static=True)
+        self.faces = FaceFinder()
 
     def garment(self, bgr: np.ndarray, feather_px: int = 3) -> np.ndarray:
         """Soft garment matte, float32 [0,1], same size as `bgr` (zeros if no person)."""
         h, w = bgr.shape[:2]
         person = self.person.process(bgr)
         pose = self.pose.process(bgr)
-        model = GarmentModel.build(bgr, person, pose, iterations=4)
+        face = self.faces.process(bgr)
+        model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
         if model is None:
             return np.zeros((h, w), np.float32)
         person_full = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
-        return refine_to(model.seg, bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
+        matte = refine_to(model.seg, bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
+        if face is not None:
+            # The edge refinement can spill a few pixels into the eyes next
+            # to a sleeve; the face is never garment.
+            keep_out = np.zeros((h, w), np.uint8)
+            _ellipse(keep_out, *face_ellipse(face), 1)
+            matte[keep_out > 0] = 0.0
+        return matte
