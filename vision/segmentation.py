@@ -291,8 +291,17 @@ class GarmentModel:
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
+        elif face_box is not None:
+            # No pose but a face: the head around it, the garment below the chin.
+            fx, fy, fw, fh = (v * s for v in face_box)
+            _ellipse(not_garment, (fx + fw / 2, fy + 0.2 * fh), (0.62 * fw, 0.72 * fh), 1)
+            chin = int(fy + 0.9 * fh)
+            gc[:max(0, chin), :][inside[:max(0, chin), :]] = cv2.GC_PR_BGD
+            band = np.zeros((h, w), np.uint8)
+            band[min(h - 1, chin + int(0.5 * fh)):, :] = 1
+            seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
         else:
-            # No pose: the top fifth of the person is taken as head, the middle as torso.
+            # No pose, no face: the top fifth of the person is taken as head, the middle as torso.
             ys, xs = np.nonzero(inside)
             top, bottom = ys.min(), ys.max()
             head_end = top + int(0.22 * (bottom - top))
