@@ -67,7 +67,7 @@ def cmd_check_config(args) -> int:
 def cmd_gesture(args) -> int:
     from vision import gestures as G
     from vision.capture import SourceError, read_image
-    from vision.hands import HandTracker
+    from vision.hands import HandTracker, find_hands_in_photo
     tracker = HandTracker(static=True, model="full", max_hands=2, min_conf=0.3, width=None)
     status = 0
     for path in args.images:
@@ -77,7 +77,7 @@ def cmd_gesture(args) -> int:
             print(f"mirror: error: {e}", file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        hands = tracker.process(img)
+        hands = find_hands_in_photo(tracker, img)
         best = G.best_of([G.classify(h.points) for h in hands])
         print(json.dumps({"image": path, "gesture": best.gesture, "score": best.score, "hands": len(hands)}),
               flush=True)

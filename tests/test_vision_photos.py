@@ -187,3 +187,25 @@ def test_recolor_cli_rejects_unknown_colour_and_accepts_catalogue_names(media, t
                         str(tmp_path / "o.png")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert cv2.imread(str(tmp_path / "o.png")).shape == cv2.imread(src).shape
+
+
+def test_gesture_cli_finds_small_hands_in_a_big_picture(media, tmp_path):
+    """A shopper a few metres back: each photo in the middle of a canvas three
+    times its size (blurred, darkened copy around it). The palm detector alone
+    misses some of these; the tiled second look finds them."""
+    paths = []
+    for name in EXPECTED:
+        img = cv2.imread(str(media / "images" / name))
+        h, w = img.shape[:2]
+        canvas = cv2.GaussianBlur(cv2.resize(img, (3 * w, 3 * h)), (0, 0), 15) // 2
+        canvas[h:2 * h, w:2 * w] = img
+        paths.append(str(tmp_path / f"far_{name}"))
+        cv2.imwrite(paths[-1], canvas)
+    no_hands = str(media / "depth" / "tum_color.png")      # an office desk, nobody there
+    r = subprocess.run([sys.executable, "-m", "mirror", "gesture", *paths, no_hands],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    got = [row["gesture"] for row in rows[:-1]]
+    assert got == list(EXPECTED.values()), got
+    assert rows[-1]["gesture"] == "none" and rows[-1]["hands"] == 0

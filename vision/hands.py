@@ -53,3 +53,38 @@ class HandTracker:
 
     def close(self) -> None:
         self._hands.close()
+
+
+def _tiles(w: int, h: int, n: int) -> list[tuple[int, int, int, int]]:
+    """An n x n grid of overlapping tiles (x, y, tw, th) covering the image."""
+    tw, th = round(w * 1.5 / (n + 0.5)), round(h * 1.5 / (n + 0.5))
+    xs = np.linspace(0, w - tw, n).round().astype(int)
+    ys = np.linspace(0, h - th, n).round().astype(int)
+    return [(int(x), int(y), tw, th) for y in ys for x in xs]
+
+
+def find_hands_in_photo(tracker: HandTracker, bgr: np.ndarray, max_hands: int = 2) -> list[Hand]:
+    """Hands in a single photo, small ones included.
+
+    The palm detector sees the whole picture at 192 px, so a hand that is a
+    small part of a big photo (a shopper a few metres away) is lost. When the
+    whole picture shows none, look again in overlapping tiles, 2 x 2 then
+    3 x 3, and map what is found back to the photo."""
+    hands = tracker.process(bgr)
+    if hands:
+        return hands
+    h, w = bgr.shape[:2]
+    for n in (2, 3):
+        found: list[Hand] = []
+        for x, y, tw, th in _tiles(w, h, n):
+            for hand in tracker.process(bgr[y:y + th, x:x + tw]):
+                pts = hand.points.copy()
+                pts[:, 0] += x
+                pts[:, 1] += y
+                size = float(np.linalg.norm(pts[9, :2] - pts[0, :2]))
+                # the same hand seen in two overlapping tiles: keep the first
+                if all(np.linalg.norm(f.points[0, :2] - pts[0, :2]) > 0.5 * size for f in found):
+                    found.append(Hand(pts, hand.handedness, hand.score, (w, h)))
+        if found:
+            return sorted(found, key=lambda f: -f.score)[:max_hands]
+    return []
