@@ -62,3 +62,21 @@ def test_without_pose_the_face_still_places_the_garment(name, media, photo_segme
     want = truth_mask(media, spec, mine.shape)
     iou = (mine & want).sum() / (mine | want).sum()
     assert iou >= 0.75, f"{name}: garment IoU without pose {iou:.3f}"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_person_further_away_is_segmented_as_well(name, media, photo_segmenter):
+    """The photo on a canvas three times its width and height, filled with the
+    colour of its top edge (she is the same, the room around her bigger). The
+    careful path must then work on a crop around her, not on the few hundred
+    pixels she would get at the models' input sizes."""
+    spec = json.loads((TRUTH / f"{name}.json").read_text())
+    img = cv2.imread(str(media / spec["image"]))
+    h, w = img.shape[:2]
+    fill = [int(v) for v in np.median(img[:10].reshape(-1, 3), 0)]
+    far = cv2.copyMakeBorder(img, 2 * h, 0, w, w, cv2.BORDER_CONSTANT, value=fill)
+    want = np.zeros(far.shape[:2], bool)
+    want[2 * h:, w:2 * w] = truth_mask(media, spec, (h, w))
+    mine = photo_segmenter.garment(far) >= 0.5
+    iou = (mine & want).sum() / (mine | want).sum()
+    assert iou >= 0.85, f"{name} further away: garment IoU {iou:.3f}"
