@@ -12,6 +12,7 @@ full-size picture the compositor draws.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,8 @@ from vision.depth import cut_behind
 from vision.hands import Hand, HandTracker
 from vision.recolor import recolor
 from vision.segmentation import WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, refine_to
+
+log = logging.getLogger(__name__)
 
 SEG_WIDTH = 256
 REFRESH_NICE = 10
@@ -80,9 +83,14 @@ class VisionPipeline:
 
     def _refresh(self, img: np.ndarray, person: np.ndarray, depth) -> None:
         t0 = time.perf_counter()
-        pose = self.pose.process(img)
-        face = self.faces.process(img)
-        model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth, face_box=face)
+        try:
+            pose = self.pose.process(img)
+            face = self.faces.process(img)
+            model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth, face_box=face)
+        except Exception:
+            # in the background nobody would see it: log it, keep the last model
+            log.exception("garment model refresh failed; keeping the previous one")
+            return
         with self._lock:
             if model is not None or pose is None:
                 self.model = model
