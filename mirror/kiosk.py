@@ -135,7 +135,7 @@ class Kiosk:
             if self.hand_input is None:
                 h, w = frame.image.shape[:2]
                 tf = view_transform((w, h), self.comp.size, self.cfg.display.mirror)
-                self.hand_input = HandInput(self.cfg.gestures, to_display=tf, pressable=self._pressable)
+                self.hand_input = HandInput(self.cfg.gestures, to_display=tf, control_at=self._control_at)
             for ev in self.hand_input.update(res.hands, now):
                 self.bus.publish(ev.name, **ev.data)
             if frame.depth is not None and self.cfg.depth.enabled:
@@ -150,9 +150,10 @@ class Kiosk:
                 self._latest = res
                 self.stats["vision_frames"] += 1
 
-    def _pressable(self, x: float, y: float) -> bool:
-        # read from the vision thread; controls() only reads plain session fields
-        return control_at(self.session.controls(), x, y) is not None
+    def _control_at(self, x: float, y: float) -> str | None:
+        # called on the vision thread; controls() only reads plain session fields
+        ctl = control_at(self.session.controls(), x, y)
+        return ctl.id if ctl is not None else None
 
     # --- main thread ----------------------------------------------------
     def ui_state(self, now: float) -> UiState:

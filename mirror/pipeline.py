@@ -57,6 +57,9 @@ class VisionPipeline:
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
         self._refresher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="garment",
                                                 initializer=self._background)
+        # Start that thread now: a model that cannot load fails here, at start-up,
+        # not as a broken pool once a second later.
+        self._refresher.submit(lambda: None).result()
         self._refresh_future: cf.Future | None = None
         self._last_refresh = -1e9
         # >1 while something else needs the CPU (a friend call's encoder): the
@@ -90,6 +93,8 @@ class VisionPipeline:
         except Exception:
             # in the background nobody would see it: log it, keep the last model
             log.exception("garment model refresh failed; keeping the previous one")
+            with self._lock:
+                self.refreshes += 1
             return
         with self._lock:
             if model is not None or pose is None:
@@ -115,8 +120,10 @@ class VisionPipeline:
             self._last_refresh = now
             args = (img.copy(), person.copy(), frame.depth if depth_use else None)
             self._refresh_future = self._refresher.submit(self._refresh, *args)
-            if not self.background_refresh or self.model is None:
-                self._refresh_future.result()          # the first model, or a caller that wants it now
+            if not self.background_refresh or self.refreshes == 0:
+                # the very first model, or a caller that wants it now; later
+                # attempts (nobody there yet) must not hold hand tracking up
+                self._refresh_future.result()
         with self._lock:
             model = self.model
         if model is not None:

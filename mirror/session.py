@@ -168,7 +168,9 @@ class Session:
             out += self.do(action, t, source=f"swipe_{ev.data['direction']}")
         elif ev.name == "cursor.dwell":
             ctl = control_at(self.controls(), float(ev.data["x"]), float(ev.data["y"]))
-            if ctl is not None:
+            # the press names the control it was held on; if the screen has
+            # changed under the hand since, it presses nothing
+            if ctl is not None and ev.data.get("control", ctl.id) == ctl.id:
                 out += self.do(ctl.action, t, source=f"control:{ctl.id}")
         elif ev.name == "motion.circle":
             self.turn(float(ev.data["delta_deg"]), t)

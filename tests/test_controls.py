@@ -75,6 +75,14 @@ def test_controls_off_in_config_or_when_nobody_is_there():
     assert s.controls() == []
 
 
+def _ids(controls):
+    """The kiosk's callback: the id of the control under a point."""
+    def at(x, y):
+        c = control_at(controls, x, y)
+        return c.id if c is not None else None
+    return at
+
+
 def _pointing_at(x: float, y: float, noise_seed: int) -> Hand:
     """A synthetic pointing hand whose index tip lands on display point (x, y)
     with the default mirror mapping (display x = 1 - camera x)."""
@@ -89,16 +97,20 @@ def test_hand_held_still_on_a_control_presses_it_once_after_dwell_s():
     cfg = config.load(None, env={}).gestures
     controls = visible_controls(True)
     nxt = next(c for c in controls if c.action == "next_color")
-    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
-    presses, progress = [], []
+    hi = HandInput(cfg, control_at=_ids(controls))
+    presses, progress, gestures = [], [], []
     t = 0.0
     while t < cfg.dwell_s * 2 + 0.5:
         for ev in hi.update([_pointing_at(*_centre(nxt), noise_seed=round(t * 30))], t):
             if ev.name == "cursor.dwell":
                 presses.append((t, ev.data))
+            if ev.name == "gesture.fired":
+                gestures.append(ev.data["gesture"])
         progress.append(hi.cursor_progress)
         t += 1 / 30
     assert len(presses) == 1                         # held on: one press, not a stream
+    assert presses[0][1]["control"] == "next_color"
+    assert gestures == []                            # pointing at a button is not also pointing_up
     t_press, where = presses[0]
     assert cfg.dwell_s - 0.05 <= t_press <= cfg.dwell_s + 0.15
     assert control_at(controls, where["x"], where["y"]) is nxt
@@ -108,7 +120,7 @@ def test_hand_held_still_on_a_control_presses_it_once_after_dwell_s():
 def test_hand_held_still_off_the_controls_presses_nothing_and_shows_no_progress():
     cfg = config.load(None, env={}).gestures
     controls = visible_controls(True)
-    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    hi = HandInput(cfg, control_at=_ids(controls))
     for i in range(90):
         evs = hi.update([_pointing_at(0.5, 0.6, noise_seed=i)], i / 30)
         assert not any(e.name == "cursor.dwell" for e in evs)
@@ -119,7 +131,7 @@ def test_thumbs_up_resting_on_a_control_does_not_press_it():
     cfg = config.load(None, env={}).gestures
     controls = visible_controls(True)
     nxt = next(c for c in controls if c.action == "next_color")
-    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    hi = HandInput(cfg, control_at=_ids(controls))
     x, y = _centre(nxt)
     for i in range(90):
         pts = hand(dict(index=1.0, middle=1.0, ring=1.0, pinky=1.0), "up", noise=0.004, seed=i)
@@ -130,10 +142,43 @@ def test_thumbs_up_resting_on_a_control_does_not_press_it():
     assert hi.classification.gesture == "thumbs_up"
 
 
+def test_a_button_that_appears_under_a_still_hand_after_a_press_is_not_pressed():
+    """She lets her friend in by holding her hand on "Let Jane in"; the card
+    goes and "Hang up" appears in the same place under her still hand. That
+    must not hang up: one press per visit, and a press names its button."""
+    cfg = config.load(None, env={}).gestures
+    s = _session()
+    s.handle(Event("call.knock", {"name": "Jane"}, 0.0))
+    hi = HandInput(cfg, control_at=lambda x, y: (c.id if (c := control_at(s.controls(), x, y)) else None))
+    admit = next(c for c in s.controls() if c.id == "admit")
+    x, y = _centre(admit)
+    sent = []
+    for i in range(150):                             # 5 s, drifting 2% of the screen per second
+        t = i / 30
+        for ev in hi.update([_pointing_at(x + 0.02 * t, y, noise_seed=i)], t):
+            if ev.name == "cursor.dwell":
+                for name, data in s.handle(Event(ev.name, ev.data, t)):
+                    sent.append(name)
+                    if name == "call.admit":
+                        s.handle(Event("call.admitted", {"name": "Jane"}, t))
+    assert sent.count("call.admit") == 1
+    assert "call.hangup" not in sent
+    assert any(c.id == "hang_up" for c in s.controls())     # it is there, under her hand
+
+
+def test_a_press_for_a_button_that_is_gone_does_nothing():
+    s = _session()
+    s.handle(Event("call.knock", {"name": "Jane"}, 0.0))
+    admit = next(c for c in s.controls() if c.id == "admit")
+    s.handle(Event("call.admitted", {"name": "Jane"}, 0.5))
+    out = s.handle(Event("cursor.dwell", {**dict(zip("xy", _centre(admit))), "control": "admit"}, 1.0))
+    assert out == [] and s.in_call == "Jane"
+
+
 def test_hand_sweeping_across_a_control_does_not_press_it():
     cfg = config.load(None, env={}).gestures
     controls = visible_controls(True)
-    hi = HandInput(cfg, pressable=lambda x, y: control_at(controls, x, y) is not None)
+    hi = HandInput(cfg, control_at=_ids(controls))
     nxt = next(c for c in controls if c.action == "next_color")
     cx, cy = _centre(nxt)
     for i in range(60):                              # 2 s moving along the row of the control

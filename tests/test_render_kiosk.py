@@ -134,3 +134,38 @@ def test_demo_headless_writes_recording_screenshots_and_stats(tmp_path):
     assert (tmp_path / "demo.mp4").stat().st_size > 10_000
     assert (tmp_path / "02-circle.png").exists()
     assert stats["actions"].count("next_color") == 2            # the scripted swipe and button press
+
+
+def test_vision_pipeline_fails_at_start_if_a_model_cannot_load(monkeypatch):
+    import concurrent.futures as cf
+
+    import pytest
+
+    from mirror import pipeline
+
+    def broken():
+        raise RuntimeError("no model")
+    monkeypatch.setattr(pipeline, "FaceFinder", broken)
+    cfg = config.load(None, env={})
+    with pytest.raises(cf.BrokenExecutor):
+        pipeline.VisionPipeline(cfg.vision, cfg.depth)
+
+
+def test_a_failing_garment_refresh_is_logged_and_vision_goes_on(monkeypatch, caplog, media):
+    from mirror import pipeline
+    from vision.capture import Frame
+
+    def boom(*a, **k):
+        raise ValueError("bad frame")
+    monkeypatch.setattr(pipeline.GarmentModel, "build", boom)
+    cfg = config.load(None, env={})
+    pipe = pipeline.VisionPipeline(cfg.vision, cfg.depth)
+    try:
+        img = np.full((360, 640, 3), 90, np.uint8)
+        with caplog.at_level("ERROR", logger="mirror.pipeline"):
+            res = pipe.process(Frame(img, 0.0, 0))
+        assert res.matte.shape == res.person.shape and not res.matte.any()
+        assert "garment model refresh failed" in caplog.text
+        assert pipe.refreshes == 1
+    finally:
+        pipe.close()

@@ -209,3 +209,16 @@ def test_gesture_cli_finds_small_hands_in_a_big_picture(media, tmp_path):
     got = [row["gesture"] for row in rows[:-1]]
     assert got == list(EXPECTED.values()), got
     assert rows[-1]["gesture"] == "none" and rows[-1]["hands"] == 0
+
+
+def test_gesture_cli_on_tiny_and_odd_images(tmp_path):
+    paths = []
+    for name, shape in (("column", (100, 1, 3)), ("strip", (3, 200, 3)), ("dot", (1, 1, 3))):
+        paths.append(str(tmp_path / f"{name}.png"))
+        cv2.imwrite(paths[-1], np.full(shape, 128, np.uint8))
+    paths.append(str(tmp_path / "grey.png"))
+    cv2.imwrite(paths[-1], np.full((300, 400), 90, np.uint8))
+    r = subprocess.run([sys.executable, "-m", "mirror", "gesture", *paths], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["gesture"] for row in rows] == ["none"] * 4 and all(row["hands"] == 0 for row in rows)

@@ -55,6 +55,9 @@ class HandTracker:
         self._hands.close()
 
 
+MIN_TILED_SIDE = 96     # smaller pictures are not worth a second look in tiles
+
+
 def _tiles(w: int, h: int, n: int) -> list[tuple[int, int, int, int]]:
     """An n x n grid of overlapping tiles (x, y, tw, th) covering the image."""
     tw, th = round(w * 1.5 / (n + 0.5)), round(h * 1.5 / (n + 0.5))
@@ -71,9 +74,9 @@ def find_hands_in_photo(tracker: HandTracker, bgr: np.ndarray, max_hands: int = 
     whole picture shows none, look again in overlapping tiles, 2 x 2 then
     3 x 3, and map what is found back to the photo."""
     hands = tracker.process(bgr)
-    if hands:
-        return hands
     h, w = bgr.shape[:2]
+    if hands or min(h, w) < MIN_TILED_SIDE:
+        return hands
     for n in (2, 3):
         found: list[Hand] = []
         for x, y, tw, th in _tiles(w, h, n):

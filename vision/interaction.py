@@ -24,12 +24,15 @@ class InputEvent:
 
 
 class HandInput:
-    def __init__(self, gcfg, *, mirror: bool = True, to_display=None, pressable=None):
+    def __init__(self, gcfg, *, mirror: bool = True, to_display=None, control_at=None):
         """`gcfg`: a GesturesConfig. `to_display(x, y)` maps normalised camera
         coords to normalised display coords (defaults to a plain mirror).
-        `pressable(x, y)` says whether a control lies under a display point;
-        a hand held still elsewhere presses nothing and shows no progress."""
-        self.pressable = pressable or (lambda x, y: True)
+        `control_at(x, y)` names the on-screen control under a display point,
+        or None; a hand held still elsewhere presses nothing and shows no
+        progress. Without it every point counts as one control, "screen"."""
+        self.control_at = control_at or (lambda x, y: "screen")
+        self._target: str | None = None        # the control the hold is on
+        self._armed = True                     # False after a press until the hand leaves the controls
         self.cfg = gcfg
         self.to_display = to_display or ((lambda x, y: (1.0 - x, y)) if mirror else (lambda x, y: (x, y)))
         self.filter = G.GestureFilter(gcfg.hold_frames, gcfg.cooldown_s, gcfg.min_score)
@@ -49,6 +52,7 @@ class HandInput:
             self.circle.reset()
             self.swipe.reset()
             self.dwell.reset()
+            self._target, self._armed = None, True
             self._prev_palm = None
             self.classification = G.Classification("none", 1.0)
             self.filter.update(self.classification, t)
@@ -84,18 +88,33 @@ class HandInput:
         # A moving hand is not holding a gesture: this keeps circles and swipes
         # from firing `pointing_up` or `open_palm` on the way.
         moving = speed > 0.6 or self.circle.active
-        fired = self.filter.update(self.classification, t, moving=moving)
+        progress, pressed, target = self._press(shape, tip, t)
+        # A hand pressing a button is not showing a gesture: pointing at
+        # "Next colour" must not also fire pointing_up's action.
+        fired = self.filter.update(self.classification, t, moving=moving or target is not None)
         if fired:
             events.append(InputEvent("gesture.fired", {"gesture": fired, "score": self.classification.score}))
+        self.cursor_progress = progress if not moving else 0.0
+        if pressed:
+            events.append(InputEvent("cursor.dwell", {"x": tip[0], "y": tip[1], "control": target}))
+        return events
+
+    def _press(self, shape, tip, t: float) -> tuple[float, bool, str | None]:
+        """Dwell on a control: (progress, pressed now, the control aimed at)."""
         # Pressing is done with an extended index (pointing, or a flat hand):
         # a thumbs-up or fist that happens to rest on a button is a gesture.
         aiming = shape.index > 0.6 and self.classification.gesture in ("none", "pointing_up", "open_palm")
-        if aiming and self.pressable(*tip):
-            progress, pressed = self.dwell.update(*tip, t)
-        else:
-            self.dwell.reset()
-            progress, pressed = 0.0, False
-        self.cursor_progress = progress if not moving else 0.0
+        target = self.control_at(*tip) if aiming else None
+        if target is None:
+            self._armed = True                 # left the controls: the next press may come
+        if target != self._target:
+            self.dwell.reset()                 # a new control (or the one under her changed) starts over
+            self._target = target
+        if target is None or not self._armed:
+            return 0.0, False, target
+        progress, pressed = self.dwell.update(*tip, t)
         if pressed:
-            events.append(InputEvent("cursor.dwell", {"x": tip[0], "y": tip[1]}))
-        return events
+            # one press per visit: the screen may change under the still hand
+            # (the knock card's "Let in" becomes "Hang up"), which must not press again
+            self._armed = False
+        return progress, pressed, target
