@@ -29,8 +29,8 @@ class HandInput:
         coords to normalised display coords (defaults to a plain mirror).
         `control_at(x, y)` names the on-screen control under a display point,
         or None; a hand held still elsewhere presses nothing and shows no
-        progress. Without it every point counts as one control, "screen"."""
-        self.control_at = control_at or (lambda x, y: "screen")
+        progress. Without it there are no controls and nothing is pressed."""
+        self.control_at = control_at or (lambda x, y: None)
         self._target: str | None = None        # the control the hold is on
         self._armed = True                     # False after a press until the hand leaves the controls
         self.cfg = gcfg
