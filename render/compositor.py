@@ -348,11 +348,13 @@ class Compositor:
         for i, (name, kind, text, age) in enumerate(call.reactions):
             self._reaction(name, kind, text, age, tile_rect)
         if call.knocking:
-            r = pygame.Rect(round(60 * u), round(oh * 0.40), ow - round(120 * u), round(220 * u))
+            # above the rows of buttons (mirror/controls.py), whose "Let in" and
+            # "Decline" answer it
+            r = pygame.Rect(round(60 * u), round(oh * 0.235), ow - round(120 * u), round(220 * u))
             self._panel(r, 215, (15, 40, 25))
             pygame.draw.rect(scr, (90, 220, 140), r, max(2, round(5 * u)), border_radius=round(14 * u))
             self._text(f"{call.knocking} wants to join", self.font_big, (r.centerx, r.y + round(75 * u)), center=True)
-            self._text("Thumbs-up to let them in · fist to decline", self.font_small,
+            self._text("Thumbs-up or the button to let them in · fist to decline", self.font_small,
                        (r.centerx, r.y + round(160 * u)), center=True, color=(210, 240, 220))
         if call.link:
             self._draw_qr(call.link)

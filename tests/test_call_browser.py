@@ -129,7 +129,7 @@ def test_friend_joins_sees_the_mirror_reacts_and_hangs_up(rig):
     wait_in_lobby(page)
     rig.wait_status(lambda s: s["knocking"] == "Jane", what="Jane knocking")
     knock = rig.screenshot("knock.png")
-    card = knock[int(0.40 * 960):int(0.40 * 960) + 110]
+    card = knock[int(0.235 * 960):int(0.235 * 960) + 110]      # where the compositor puts it
     b, g, r = card[..., 0].astype(int), card[..., 1].astype(int), card[..., 2].astype(int)
     assert ((abs(g - 220) < 30) & (abs(r - 90) < 30) & (abs(b - 140) < 30)).sum() > 300, "no 'wants to join' card"
 

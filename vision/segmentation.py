@@ -310,12 +310,10 @@ class GarmentModel:
             band[head_end + int(0.15 * (bottom - top)):, :] = 1
             seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
 
-        face_only = None
         if face_box is not None:
-            # Only the face itself is certainly not garment; around it (hair,
-            # or a raised sleeve lying on the head) colour decides.
-            face_only = np.zeros((h, w), np.uint8)
-            _ellipse(face_only, *face_ellipse(tuple(v * s for v in face_box)), 1)
+            # The head (from the face box when there is one) is certainly not
+            # garment. That costs the bit of a sleeve raised over the head, but
+            # keeps dark hair off a dark top, where colour cannot tell them apart.
             _ellipse(not_garment, *face_ellipse(tuple(v * s for v in face_box)), 1)
         skin = _skin_mask(lab, ycrcb, face_px) & inside
         hair = _hair_like(lab, inside & ~skin, layout)
@@ -327,11 +325,7 @@ class GarmentModel:
             gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
         if seeds.sum() < 20:
             return None
-        if face_only is None:
-            gc[(not_garment > 0) & inside] = cv2.GC_BGD
-        else:
-            gc[(not_garment > 0) & inside] = cv2.GC_PR_BGD
-            gc[(face_only > 0) & inside] = cv2.GC_BGD
+        gc[(not_garment > 0) & inside] = cv2.GC_BGD
         gc[((hands > 0) | skin) & (gc != cv2.GC_BGD)] = cv2.GC_PR_BGD
         gc[seeds] = cv2.GC_FGD
         if depth_mm is not None:
@@ -358,9 +352,7 @@ class GarmentModel:
         # little for movement; never the head.
         k = max(3, int(0.03 * w) | 1)
         prior = cv2.dilate(seg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(np.float32)
-        if face_only is not None:
-            prior[face_only > 0] = 0
-        elif layout is not None:
+        if layout is not None:
             head = np.zeros((h, w), np.uint8)
             _ellipse(head, layout.head_center, layout.head_axes, 1)
             prior[head > 0] = 0
