@@ -71,7 +71,8 @@ class DepthConfig:
 @dataclass(frozen=True)
 class VisionConfig:
     hands_model: str = opt("lite", "MediaPipe hand landmark model for the live loop", choices=("lite", "full"))
-    max_hands: int = opt(2, "hands tracked at once", min=1, max=4)
+    max_hands: int = opt(1, "hands tracked at once in the live loop; while fewer are up than this, "
+                              "MediaPipe searches every frame for another (about 9 ms a frame here)", min=1, max=4)
     hands_width: int = opt(640, "frames are scaled to this width for hand tracking", min=160, max=3840)
     min_hand_confidence: float = opt(0.5, "minimum hand detection confidence", min=0.05, max=0.99)
     garment_refresh_s: float = opt(1.0, "how often the slow garment model (pose + colour) is rebuilt", min=0.1, max=60.0)

@@ -47,7 +47,8 @@ def test_real_clips_fire_their_gesture_once_and_nothing_else(media, clip, gestur
     """The kiosk's own input path (tracking, classifier, hysteresis, motion
     suppression) over a whole clip: one action, the right one."""
     cfg = config.load(None, env={})
-    tracker = HandTracker(static=False, model=cfg.vision.hands_model, width=cfg.vision.hands_width)
+    tracker = HandTracker(static=False, model=cfg.vision.hands_model, width=cfg.vision.hands_width,
+                          max_hands=cfg.vision.max_hands)
     hand_input = HandInput(cfg.gestures)
     cap = cv2.VideoCapture(str(media / "clips" / clip))
     fps = cap.get(cv2.CAP_PROP_FPS)
