@@ -166,9 +166,10 @@ class Kiosk:
         hi = self.hand_input
         if hi is not None and hi.cursor is not None:
             ui.cursor, ui.cursor_progress = hi.cursor, hi.cursor_progress
-        controls = s.controls()
-        hot = control_at(controls, *ui.cursor) if ui.cursor is not None else None
-        ui.controls = [(c.label, c.rect, c is hot, ui.cursor_progress if c is hot else 0.0) for c in controls]
+        # a button lights up only under a hand that can press it (not a thumbs-up)
+        aimed = hi.target if hi is not None and hi.cursor is not None else None
+        ui.controls = [(c.label, c.rect, c.id == aimed, ui.cursor_progress if c.id == aimed else 0.0)
+                       for c in s.controls()]
         if not self.source.ok:
             ui.status = self.source.problem or "camera unavailable, retrying"
         if s.present and now - s.last_activity_t > self.cfg.display.idle_hint_s and now - s.message_t > 3:

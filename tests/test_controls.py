@@ -8,7 +8,7 @@ from mirror.catalog import load_catalog
 from mirror.controls import control_at, visible_controls
 from mirror.session import Session
 from render.compositor import Compositor, UiState
-from tests.handmodel import STRAIGHT, hand
+from tests.handmodel import hand
 from vision.hands import Hand
 from vision.interaction import HandInput
 
@@ -205,3 +205,20 @@ def test_compositor_draws_controls_and_the_press_progress():
     assert left[..., 2].mean() > right[..., 2].mean() + 30     # blue (RGB) fill up to half way
     assert (idle[y0:y0 + h, x0:x0 + w] != 60).any()            # the button is drawn when idle
     assert (idle[10:40, 10:40] == 60).all()                    # and nothing else is
+
+
+def test_the_aimed_button_is_the_one_that_lights_up():
+    cfg = config.load(None, env={}).gestures
+    controls = visible_controls(True)
+    nxt = next(c for c in controls if c.action == "next_color")
+    hi = HandInput(cfg, control_at=_ids(controls))
+    hi.update([_pointing_at(*_centre(nxt), noise_seed=1)], 0.0)
+    assert hi.target == "next_color"
+    x, y = _centre(nxt)
+    pts = hand(dict(index=1.0, middle=1.0, ring=1.0, pinky=1.0), "up", noise=0.004, seed=2)
+    pts[:, 0] += (1.0 - x) * 1280 - pts[8, 0]
+    pts[:, 1] += y * 720 - pts[8, 1]
+    hi.update([Hand(pts, "Right", 0.95, (1280, 720))], 0.1)       # a thumbs-up on it: not aiming
+    assert hi.target is None
+    hi.update([], 0.2)
+    assert hi.target is None

@@ -99,6 +99,11 @@ class HandInput:
             events.append(InputEvent("cursor.dwell", {"x": tip[0], "y": tip[1], "control": target}))
         return events
 
+    @property
+    def target(self) -> str | None:
+        """The control an aiming hand is on now (for the screen to light it up)."""
+        return self._target
+
     def _press(self, shape, tip, t: float) -> tuple[float, bool, str | None]:
         """Dwell on a control: (progress, pressed now, the control aimed at)."""
         # Pressing is done with an extended index (pointing, or a flat hand):
