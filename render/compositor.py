@@ -364,7 +364,8 @@ class Compositor:
         rise = min(1.0, age / 3.0)
         alpha = 255 if age < 2.5 else max(0, round(255 * (3.5 - age)))
         x = anchor.right - round(20 * u)
-        y = anchor.bottom + round(380 * u) - round(300 * u * rise)
+        # rise from just above the buttons' first row (mirror/controls.py) toward the tile
+        y = anchor.bottom + round(200 * u) - round(160 * u * rise)
         label = {"like": f"{name} likes it", "love": f"{name} loves it"}.get(kind, f"{name}: {text}")
         img = self.font_small.render(label, True, (255, 255, 255))
         icon = round(44 * u)
