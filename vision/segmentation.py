@@ -201,14 +201,19 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
     return Layout(head_c, head_axes, chin_y, shoulder_y, torso, legs, hands, face_core, arms)
 
 
-def _head_from_face(layout: Layout, box: tuple[float, float, float, float]) -> Layout:
-    """The head's geometry from a face detector's box (brows to chin), which
-    holds up where pose's face points drift (a face half covered by an arm)."""
+def _head_from_box(box: tuple[float, float, float, float]):
+    """Head centre, half-axes and chin line from a face detector's box (brows to chin)."""
     x, y, w, h = box
-    cx = x + w / 2
-    return dataclasses.replace(
-        layout, head_center=(cx, y + 0.2 * h), head_axes=(0.62 * w, 0.72 * h), chin_y=y + 0.9 * h,
-        face_core=((cx, y + 0.5 * h), (0.28 * w, 0.3 * h)))
+    return (x + w / 2, y + 0.2 * h), (0.62 * w, 0.72 * h), y + 0.9 * h
+
+
+def _head_from_face(layout: Layout, box: tuple[float, float, float, float]) -> Layout:
+    """The head's geometry from a face detector's box, which holds up where
+    pose's face points drift (a face half covered by an arm)."""
+    x, y, w, h = box
+    center, axes, chin_y = _head_from_box(box)
+    return dataclasses.replace(layout, head_center=center, head_axes=axes, chin_y=chin_y,
+                               face_core=((center[0], y + 0.5 * h), (0.28 * w, 0.3 * h)))
 
 
 def _ellipse(mask, center, axes, value):
@@ -261,8 +266,9 @@ class GarmentModel:
             pose = pose_px.copy()
             pose[:, :2] *= s
         layout = body_layout(pose, (w, h)) if pose is not None else None
-        if layout is not None and face_box is not None:
-            layout = _head_from_face(layout, tuple(v * s for v in face_box))
+        face_work = tuple(v * s for v in face_box) if face_box is not None else None
+        if layout is not None and face_work is not None:
+            layout = _head_from_face(layout, face_work)
 
         inside = pm > 0.5
         if inside.sum() < 0.01 * w * h:
@@ -291,11 +297,11 @@ class GarmentModel:
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
-        elif face_box is not None:
+        elif face_work is not None:
             # No pose but a face: the head around it, the garment below the chin.
-            fx, fy, fw, fh = (v * s for v in face_box)
-            _ellipse(not_garment, (fx + fw / 2, fy + 0.2 * fh), (0.62 * fw, 0.72 * fh), 1)
-            chin = int(fy + 0.9 * fh)
+            head_center, head_axes, chin_y = _head_from_box(face_work)
+            _ellipse(not_garment, head_center, head_axes, 1)
+            chin, fh = int(chin_y), face_work[3]
             gc[:max(0, chin), :][inside[:max(0, chin), :]] = cv2.GC_PR_BGD
             band = np.zeros((h, w), np.uint8)
             band[min(h - 1, chin + int(0.5 * fh)):, :] = 1
@@ -310,11 +316,11 @@ class GarmentModel:
             band[head_end + int(0.15 * (bottom - top)):, :] = 1
             seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
 
-        if face_box is not None:
+        if face_work is not None:
             # The head (from the face box when there is one) is certainly not
             # garment. That costs the bit of a sleeve raised over the head, but
             # keeps dark hair off a dark top, where colour cannot tell them apart.
-            _ellipse(not_garment, *face_ellipse(tuple(v * s for v in face_box)), 1)
+            _ellipse(not_garment, *face_ellipse(face_work), 1)
         skin = _skin_mask(lab, ycrcb, face_px) & inside
         hair = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (hands == 0)
