@@ -460,19 +460,20 @@ class PhotoSegmenter:
         would get few pixels in the models and in GrabCut, so the careful path
         runs on a crop around her and the matte is pasted back."""
         h, w = bgr.shape[:2]
-        box = self._person_box(bgr)
+        person = self.person.process(bgr)
+        box = self._person_box(bgr, person)
         if box is not None:
             x0, y0, x1, y1 = box
             if (x1 - x0) * (y1 - y0) < 0.6 * w * h:
                 out = np.zeros((h, w), np.float32)
                 out[y0:y1, x0:x1] = self._garment(bgr[y0:y1, x0:x1], feather_px)
                 return out
-        return self._garment(bgr, feather_px)
+        return self._garment(bgr, feather_px, person)
 
-    def _person_box(self, bgr: np.ndarray) -> tuple[int, int, int, int] | None:
-        """The biggest person's box with a margin, in pixels, or None."""
+    def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The biggest person's box with a margin, in pixels of `bgr`, or None."""
         h, w = bgr.shape[:2]
-        mask = (self.person.process(bgr) > 0.5).astype(np.uint8)
+        mask = (person > 0.5).astype(np.uint8)
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         if n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= 0.005 * mask.size:
             i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -489,9 +490,11 @@ class PhotoSegmenter:
         m = 0.15 * max(bw, bh)
         return (max(0, int(x - m)), max(0, int(y - m)), min(w, int(x + bw + m)), min(h, int(y + bh + m)))
 
-    def _garment(self, bgr: np.ndarray, feather_px: int) -> np.ndarray:
+    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray | None = None) -> np.ndarray:
+        """The careful path on `bgr`; `person`: its person mask if already made."""
         h, w = bgr.shape[:2]
-        person = self.person.process(bgr)
+        if person is None:
+            person = self.person.process(bgr)
         pose = self.pose.process(bgr)
         face = self.faces.process(bgr)
         model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
