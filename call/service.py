@@ -30,8 +30,8 @@ from call.media import FriendVideo, LatestFrame
 from call.rtc import Peer, set_bitrate_cap
 from call.server import CallServer, allowed_origins
 from call.tokens import JoinTokens, load_secret
-from mirror.bus import Event
-from mirror.control import ControlServer, socket_path
+from mirror.core.bus import Event
+from mirror.app.control import ControlServer, socket_path
 from render.compositor import CallView
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class CallService:
 
     async def _cmd_action(self, req: dict) -> dict:
         """Press an action as the shopper's gesture would (staff console, tests)."""
-        from mirror.config import ACTIONS
+        from mirror.core.actions import ACTIONS
         action = req.get("action")
         if action not in ACTIONS:
             return {"ok": False, "error": f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"}

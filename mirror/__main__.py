@@ -1,3 +1,3 @@
-from mirror.cli import main
+from mirror.app.cli import main
 
 raise SystemExit(main())

@@ -57,7 +57,7 @@ def _when(ts: float | None) -> str:
 
 
 def orders(db_path, as_json: bool = False, limit: int = 200) -> int:
-    from mirror.orders import OrderJournal
+    from mirror.storage.orders import OrderJournal
     if not db_path.exists():
         raise CommandError(f"no order journal at {db_path}; set checkout.db_path or pass --db")
     j = OrderJournal(db_path)
@@ -100,13 +100,13 @@ def orders(db_path, as_json: bool = False, limit: int = 200) -> int:
 
 
 def checkout_host(config_path: str | None, duration: float | None = None) -> int:
-    from mirror import config
-    from nfc.host import run_host
+    from mirror.core import config
+    from mirror.harness.checkout_host import run_host
     return run_host(config.load(config_path), duration=duration)
 
 
 def bench_checkout(taps: int, chaos: bool, as_json: bool, seed: int | None = None, kill_rate: float = 0.05) -> int:
-    from nfc.bench import BenchError, run_bench
+    from mirror.harness.checkout_bench import BenchError, run_bench
     if taps < 1:
         raise CommandError("--taps must be at least 1")
     if not 0.0 <= kill_rate <= 1.0:

@@ -5,7 +5,7 @@ Threads:
   `nfc.read_failed`, `nfc.removed` and `nfc.status` on the bus;
 * `checkout-writer`: writes and cancels orders in the journal (SQLite,
   synchronous) and publishes `checkout.saved` / `checkout.save_failed`;
-* `outbox` (mirror.orders.Outbox), only with a store URL: delivers orders
+* `outbox` (mirror.storage.orders.Outbox), only with a store URL: delivers orders
   and publishes `checkout.delivered`.
 
 The main thread (bus handlers, `decorate`, `on_composed`) only feeds the pure
@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from mirror.bus import Event, EventBus
-from mirror.config import Config
-from mirror.orders import OrderJournal, Outbox, StoreClient
+from mirror.core.bus import Event, EventBus
+from mirror.core.config import Config
+from mirror.storage.orders import OrderJournal, Outbox, StoreClient
 from nfc import checkout as C
 from nfc.type4 import member_from_records
 
@@ -183,6 +183,6 @@ class CheckoutService:
 
 
 def checkout_service(kiosk) -> CheckoutService:
-    """Service factory for mirror.kiosk.Kiosk(services=[...])."""
+    """Service factory for mirror.app.kiosk.Kiosk(services=[...])."""
     s = kiosk.session
     return CheckoutService(kiosk.cfg, kiosk.bus, cart=s.cart(), session_id=s.id)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def pcscd():
     """A fresh pcscd (own socket, own vpcd ports), stopped at the end."""
-    from nfc.pcscd import PrivatePcscd
+    from mirror.harness.pcscd import PrivatePcscd
     daemon = PrivatePcscd().start()
     daemon.activate()            # this process's PC/SC calls, and child processes, use it
     yield daemon
@@ -34,7 +34,7 @@ def pcscd():
 
 @pytest.fixture
 def store():
-    from nfc.store_server import StoreServer
+    from mirror.harness.store_server import StoreServer
     with StoreServer(seed=1) as s:
         yield s
 
@@ -141,6 +141,6 @@ class HostProc:
 
 def member_tag(uid: bytes, member: str = "M1001", name: str = "Jenny", **kw):
     import ndef
-    from nfc.vpcd import Type4Tag
+    from mirror.harness.vpcd import Type4Tag
     recs = [ndef.Record("urn:nfc:ext:store.example:member", "", f"id={member}&name={name}".encode())]
     return Type4Tag(uid, b"".join(ndef.message_encoder(recs)), **kw)

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
-from call.bench import CHROMIUM_FLAGS, KioskProcess, NetNamespace, admit, join_page, kiosk_config, wait_in_lobby
+from mirror.harness.call_bench import CHROMIUM_FLAGS, KioskProcess, NetNamespace, admit, join_page, kiosk_config, wait_in_lobby
 from call.tokens import JoinTokens
-from mirror.config import DEMO_CLIP
+from mirror.core.config import DEMO_CLIP
 
 PORT = 8443
 BASE = f"http://127.0.0.1:{PORT}"

@@ -10,10 +10,10 @@ import pytest
 from call import protocol as P
 from call.media import fit_into, read_timecode, stamp_timecode
 from call.tokens import JoinTokens, RateLimiter, TokenError
-from mirror.bus import Event
-from mirror.catalog import load_catalog
-from mirror.config import CONFIG_DIR, ConfigError, build
-from mirror.session import Session
+from mirror.core.bus import Event
+from mirror.core.catalog import load_catalog
+from mirror.core.config import CONFIG_DIR, ConfigError, build
+from mirror.core.session import Session
 
 SECRET = b"k" * 32
 NOW = 1_800_000_000.0

@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from call.server import CallServer, allowed_origins
 from call.tokens import JoinTokens
-from mirror.config import CallConfig
+from mirror.core.config import CallConfig
 
 
 def free_port() -> int:

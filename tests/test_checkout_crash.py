@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from mirror.config import DEMO_CLIP
-from mirror.orders import CRASHPOINTS
+from mirror.core.config import DEMO_CLIP
+from mirror.storage.orders import CRASHPOINTS
 from tests.pcsc_fixtures import HostProc, member_tag
 from tests.test_checkout_flow import host_env, wait_pending_zero
 

@@ -84,7 +84,7 @@ def test_tap_double_tap_other_card_and_cancel_through_pcscd(pcscd, store, tmp_pa
 
 def test_pulled_card_then_retap_and_pay_at_the_till(pcscd, tmp_path):
     import ndef
-    from nfc.vpcd import Card, Type4Tag
+    from mirror.harness.vpcd import Card, Type4Tag
     host = HostProc(host_env(pcscd, tmp_path))
     try:
         host.wait_for("nfc.status", 10, ok=True)
@@ -122,11 +122,11 @@ def test_pulled_card_then_retap_and_pay_at_the_till(pcscd, tmp_path):
 def test_confirmation_and_reader_status_are_drawn_on_the_composed_frame(tmp_path):
     """In-process: the demo's scripted tap (the same bus event a real tap
     produces) goes through the real service, journal and compositor."""
-    from mirror import config
-    from mirror.bus import EventBus
-    from mirror.catalog import load_catalog
-    from mirror.demo import checkout_timeline
-    from mirror.session import Session
+    from mirror.core import config
+    from mirror.core.bus import EventBus
+    from mirror.core.catalog import load_catalog
+    from mirror.app.demo import checkout_timeline
+    from mirror.core.session import Session
     from nfc.service import CheckoutService
     from render.compositor import Compositor, UiState
     cfg = config.load(None, env={})
@@ -174,8 +174,8 @@ def test_confirmation_and_reader_status_are_drawn_on_the_composed_frame(tmp_path
 
 
 def test_kiosk_runs_on_when_the_order_journal_cannot_open(tmp_path):
-    from mirror import config
-    from mirror.bus import EventBus
+    from mirror.core import config
+    from mirror.core.bus import EventBus
     from nfc.service import CheckoutService
     from render.compositor import UiState
     blocker = tmp_path / "not-a-dir"

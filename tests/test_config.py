@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from mirror import config
+from mirror.core import config
 
 
 def test_defaults_validate_and_documented_file_matches_schema():

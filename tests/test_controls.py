@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from mirror import config
-from mirror.bus import Event
-from mirror.catalog import load_catalog
-from mirror.controls import control_at, visible_controls
-from mirror.session import Session
+from mirror.core import config
+from mirror.core.bus import Event
+from mirror.core.catalog import load_catalog
+from mirror.core.controls import control_at, visible_controls
+from mirror.core.session import Session
 from render.compositor import Compositor, UiState
 from tests.handmodel import hand
 from vision.hands import Hand

@@ -12,7 +12,7 @@ import pytest
 
 from nfc import type4
 from nfc.readers import ReaderWatcher
-from nfc.vpcd import Card, Type4Tag
+from mirror.harness.vpcd import Card, Type4Tag
 from tests.pcsc_fixtures import Events, member_tag
 
 LONG_RECORDS = [

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mirror.orders import OrderJournal, Outbox, StoreClient, backoff_delay
+from mirror.storage.orders import OrderJournal, Outbox, StoreClient, backoff_delay
 from nfc.checkout import idempotency_key
 
 CART = {"items": [{"sku": "DRESS-0930", "name": "Wrap dress", "colour": "Navy", "size": "S", "price": "79.00",
@@ -162,7 +162,7 @@ def test_mirror_orders_lists_states_attempts_and_reservations(tmp_path, store):
 
 
 def test_store_url_and_retry_settings_are_validated():
-    from mirror import config
+    from mirror.core import config
     with pytest.raises(config.ConfigError) as e:
         config.load(None, env={"MIRROR_CHECKOUT_STORE_URL": "ftp://x", "MIRROR_CHECKOUT_RETRY_INITIAL_S": "500",
                                "MIRROR_CHECKOUT_RETRY_MAX_S": "10"})

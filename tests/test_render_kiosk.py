@@ -4,11 +4,11 @@ import sys
 
 import numpy as np
 
-from mirror import config
-from mirror.bus import Event, EventBus
-from mirror.catalog import load_catalog
-from mirror.kiosk import Kiosk, TimelineItem
-from mirror.session import Session
+from mirror.core import config
+from mirror.core.bus import Event, EventBus
+from mirror.core.catalog import load_catalog
+from mirror.app.kiosk import Kiosk, TimelineItem
+from mirror.core.session import Session
 from render.compositor import Compositor, UiState
 from vision.capture import FrameSource, SourceError, VideoFileSource
 
@@ -141,7 +141,7 @@ def test_vision_pipeline_fails_at_start_if_a_model_cannot_load(monkeypatch):
 
     import pytest
 
-    from mirror import pipeline
+    from vision import pipeline
 
     def broken():
         raise RuntimeError("no model")
@@ -152,7 +152,7 @@ def test_vision_pipeline_fails_at_start_if_a_model_cannot_load(monkeypatch):
 
 
 def test_a_failing_garment_refresh_is_logged_and_vision_goes_on(monkeypatch, caplog, media):
-    from mirror import pipeline
+    from vision import pipeline
     from vision.capture import Frame
 
     def boom(*a, **k):
@@ -162,7 +162,7 @@ def test_a_failing_garment_refresh_is_logged_and_vision_goes_on(monkeypatch, cap
     pipe = pipeline.VisionPipeline(cfg.vision, cfg.depth)
     try:
         img = np.full((360, 640, 3), 90, np.uint8)
-        with caplog.at_level("ERROR", logger="mirror.pipeline"):
+        with caplog.at_level("ERROR", logger="vision.pipeline"):
             res = pipe.process(Frame(img, 0.0, 0))
         assert res.matte.shape == res.person.shape and not res.matte.any()
         assert "garment model refresh failed" in caplog.text

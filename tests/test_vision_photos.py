@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vision import gestures as G
-from mirror import config
+from mirror.core import config
 from vision.hands import HandTracker
 from vision.interaction import HandInput
 from vision.recolor import recolor

@@ -1,10 +1,10 @@
 """`mirror bench-checkout`: random taps through a real pcscd and vpcd.
 
-The bench starts its own fresh pcscd (nfc.pcscd, private socket and vpcd
+The bench starts its own fresh pcscd (mirror.harness.pcscd, private socket and vpcd
 ports, so a system pcscd is left alone), its own loopback store checkout that
-fails on purpose (nfc.store_server: 500s, slow replies past the client's
+fails on purpose (mirror.harness.store_server: 500s, slow replies past the client's
 timeout, replies dropped after the order was taken), and the checkout host
-(`mirror checkout-host`, nfc.host: the kiosk's real session, checkout service,
+(`mirror checkout-host`, mirror.harness.checkout_host: the kiosk's real session, checkout service,
 order journal, outbox and compositor) as a child process.
 
 Then, shopper after shopper, it sets up a cart on the host's bus (new session,
@@ -47,10 +47,10 @@ from pathlib import Path
 
 import ndef
 
-from mirror.config import PROJECT_ROOT
-from nfc.pcscd import PcscdError, PrivatePcscd
-from nfc.store_server import StoreServer
-from nfc.vpcd import Card, Type4Tag
+from mirror.core.config import PROJECT_ROOT
+from mirror.harness.pcscd import PcscdError, PrivatePcscd
+from mirror.harness.store_server import StoreServer
+from mirror.harness.vpcd import Card, Type4Tag
 
 READERS = ("Virtual PCD 00 00", "Virtual PCD 00 01")
 CRASH_MODES = ("before_write", "after_write", "before_delivery", "after_delivery", "sigkill")
@@ -381,8 +381,8 @@ class Bench:
 
     # --- the run -------------------------------------------------------------------------
     def run(self, pcscd_env: dict, ports: tuple[int, int]) -> dict:
-        from mirror.catalog import load_catalog
-        from mirror.config import CONFIG_DIR
+        from mirror.core.catalog import load_catalog
+        from mirror.core.config import CONFIG_DIR
         self.ports = ports
         self._cards_on: set[Card] = set()
         cat = load_catalog(CONFIG_DIR / "catalog.toml")

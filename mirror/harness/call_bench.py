@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mirror.config import DEMO_CLIP
-from mirror.control import ControlError, request
+from mirror.core.config import DEMO_CLIP
+from mirror.app.control import ControlError, request
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

@@ -20,9 +20,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEMO_CLIP = ASSETS_DIR / "demo_clip.mp4"
 
 
@@ -41,8 +41,7 @@ def opt(default, doc: str, *, min=None, max=None, choices=None):
 
 GESTURES = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
 MOTIONS = ("circle", "swipe_left", "swipe_right", "dwell")
-ACTIONS = ("none", "next_color", "prev_color", "confirm", "cancel", "help", "call_staff",
-           "toggle_debug", "call_friend", "hang_up", "select")
+from mirror.core.actions import ACTIONS  # noqa: E402  (the one action list)
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,7 @@ class Config:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
     def orders_path(self) -> Path:
-        from mirror.orders import default_db_path
+        from mirror.storage.orders import default_db_path
         return self.resolve(self.checkout.db_path) if self.checkout.db_path else default_db_path()
 
     def catalog_path(self) -> Path:

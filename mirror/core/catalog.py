@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from vision.colors import ColorError, hex_to_bgr
+from mirror.core.colors import ColorError, hex_to_bgr
 
 
 class CatalogError(ValueError):

@@ -46,13 +46,13 @@ def _quiet_native_logs() -> None:
 
 
 def _load_config(path: str | None):
-    from mirror import config
+    from mirror.core import config
     return config.load(path)
 
 
 def cmd_check_config(args) -> int:
-    from mirror import config
-    from mirror.catalog import load_catalog
+    from mirror.core import config
+    from mirror.core.catalog import load_catalog
     try:
         cfg = config.load(args.file)
         load_catalog(cfg.catalog_path())
@@ -113,8 +113,8 @@ def cmd_segment(args) -> int:
 
 
 def cmd_recolor(args) -> int:
-    from mirror.catalog import CatalogError, load_catalog
-    from vision.colors import ColorError, parse_color
+    from mirror.core.catalog import CatalogError, load_catalog
+    from mirror.core.colors import ColorError, parse_color
     from vision.recolor import recolor
     try:
         table = load_catalog(_load_config(args.config).catalog_path()).colour_table()
@@ -131,7 +131,7 @@ def cmd_recolor(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from mirror.bench import bench
+    from mirror.app.bench import bench
     cfg = _load_config(args.config)
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
@@ -147,19 +147,19 @@ def cmd_run(args) -> int:
     # cleanly as soon as it is built, instead of killing it half-way.
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    from mirror.kiosk import run_kiosk
+    from mirror.app.kiosk import run_kiosk
     cfg = _load_config(args.config)
     return run_kiosk(cfg, headless=args.headless, duration=args.duration, stopping=stopping)
 
 
 def cmd_demo(args) -> int:
-    from mirror.demo import run_demo
+    from mirror.app.demo import run_demo
     return run_demo(out_dir=Path(args.out), seconds=args.seconds, headless=args.headless,
                     window=args.window)
 
 
 def cmd_call_link(args) -> int:
-    from mirror.control import ControlError, request, socket_path
+    from mirror.app.control import ControlError, request, socket_path
     cfg = _load_config(args.config)
     try:
         reply = request(socket_path(cfg.call.control_socket, client=True), "link")
@@ -176,7 +176,7 @@ def cmd_call_link(args) -> int:
 
 
 def cmd_bench_call(args) -> int:
-    from call.bench import BenchError, bench_call
+    from mirror.harness.call_bench import BenchError, bench_call
     if args.seconds <= 0:
         raise UsageError("--seconds must be positive")
     try:
@@ -357,12 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from mirror.logs import setup_logging
+    from mirror.app.logs import setup_logging
     setup_logging(verbose=args.verbose, journal=args.command in ("run", "demo"))
-    from mirror.catalog import CatalogError
-    from mirror.config import ConfigError
+    from mirror.core.catalog import CatalogError
+    from mirror.core.config import ConfigError
     from vision.capture import SourceError
-    from vision.colors import ColorError
+    from mirror.core.colors import ColorError
     from vision.models import ModelError
     try:
         rc = args.func(args)

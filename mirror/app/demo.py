@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from call.service import CallService
-from mirror import config
-from mirror.controls import visible_controls
-from mirror.kiosk import Kiosk, TimelineItem
+from mirror.core import config
+from mirror.core.controls import visible_controls
+from mirror.app.kiosk import Kiosk, TimelineItem
 from vision.capture import VideoFileSource
 
 

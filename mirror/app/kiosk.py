@@ -23,12 +23,12 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from mirror.bus import Event, EventBus
-from mirror.catalog import load_catalog
-from mirror.config import Config
-from mirror.controls import control_at
-from mirror.pipeline import VisionPipeline, VisionResult, render_frame
-from mirror.session import Session
+from mirror.core.bus import Event, EventBus
+from mirror.core.catalog import load_catalog
+from mirror.core.config import Config
+from mirror.core.controls import control_at
+from vision.pipeline import VisionPipeline, VisionResult, render_frame
+from mirror.core.session import Session
 from render.compositor import Compositor, UiState, crop_box, view_transform
 from vision import models
 from vision.capture import FrameSource, SupervisedSource, source_from_config

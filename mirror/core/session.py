@@ -12,24 +12,14 @@ import colorsys
 import secrets
 from dataclasses import dataclass, field
 
-from mirror.bus import Event
-from mirror.catalog import Catalog
-from mirror.controls import Control, control_at, visible_controls
-from vision.colors import hue_to_bgr, nearest_name
+from mirror.core.actions import MESSAGES
+from mirror.core.bus import Event
+from mirror.core.catalog import Catalog
+from mirror.core.controls import Control, control_at, visible_controls
+from mirror.core.colors import hue_to_bgr, nearest_name
 
 CATALOG_STEP_DEG = 60.0    # in catalogue hue mode, one colour per sixth of a circle
 
-MESSAGES = {
-    "next_color": None, "prev_color": None,
-    "confirm": "Saved this look",
-    "cancel": "Cancelled",
-    "help": "Draw a circle with one finger to change the colour · swipe for the next colour",
-    "call_staff": "A member of staff is on the way",
-    "call_friend": None,
-    "hang_up": "Call ended",
-    "select": "Selected",
-    "toggle_debug": None,
-}
 
 
 @dataclass

@@ -23,7 +23,7 @@ HIT_MARGIN = 0.02
 class Control:
     id: str
     label: str
-    action: str                                  # a session action (see mirror.config.ACTIONS)
+    action: str                                  # a session action (see mirror.core.config.ACTIONS)
     rect: tuple[float, float, float, float]      # x, y, w, h, normalised
 
     def contains(self, x: float, y: float, margin: float = HIT_MARGIN) -> bool:

@@ -9,7 +9,7 @@ dispatch the bus, decorate the UiState, compose, present, on_composed.
 It is what `mirror bench-checkout` and the crash tests drive and kill:
 * stdin: one JSON object per line, `{"publish": NAME, "data": {...}}` puts
   an event on the bus (a new shopper, a colour, a size, the cancel gesture
-  ...), `{"crashpoint": NAME}` arms a crash point (mirror.orders) from then
+  ...), `{"crashpoint": NAME}` arms a crash point (mirror.storage.orders) from then
   on, `{"quit": true}` stops;
 * stdout: one JSON object per line for each checkout-relevant bus event
   (`{"ev": NAME, ...data}`), plus `{"ev": "ready"}` once it runs.
@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from mirror.bus import Event, EventBus
-from mirror.catalog import load_catalog
-from mirror.config import DEMO_CLIP, Config
-from mirror.session import Session
+from mirror.core.bus import Event, EventBus
+from mirror.core.catalog import load_catalog
+from mirror.core.config import DEMO_CLIP, Config
+from mirror.core.session import Session
 from render.compositor import Compositor, UiState
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def run_host(cfg: Config, *, stdin=None, stdout=None, duration: float | None = N
             if cmd.get("quit"):
                 break
             if "crashpoint" in cmd:          # tests and the bench: arm a crash point from now on
-                from mirror.orders import CRASHPOINT_ENV
+                from mirror.storage.orders import CRASHPOINT_ENV
                 os.environ[CRASHPOINT_ENV] = str(cmd["crashpoint"])
             if cmd.get("publish"):
                 bus.publish(cmd["publish"], **(cmd.get("data") or {}))

@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mirror.config import Config
-from mirror.pipeline import VisionPipeline, render_frame
+from mirror.core.config import Config
+from vision.pipeline import VisionPipeline, render_frame
 from render.compositor import Compositor, UiState, crop_box
 from vision.capture import Frame, SourceError, VideoFileSource
 from vision.hands import HandTracker
