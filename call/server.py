@@ -1,9 +1,12 @@
-"""The kiosk's web server for the friend call: the join page and `/ws/join`.
+"""The friend call's web side: the join page and `/ws/join`, as a FastAPI
+router that the kiosk's web host (`mirror/web/host.py`) serves.
 
 A thin asyncio layer over `call/protocol.py`: it reads websocket messages,
 feeds them to the friend's `FriendProtocol`, and carries out the effects
 (send, close, bus notifications, the aiortc peer). Every decision lives in
-the protocol; this file only does I/O.
+the protocol; this file only does I/O. It does not listen itself: mount
+`router()` on a listener whose `ws_max_size` is `protocol.MAX_MESSAGE_BYTES`
+(a bigger message closes the websocket with 1009 before it reaches here).
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ import asyncio
 import itertools
 import json
 import logging
-import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-import websockets
-from websockets.asyncio.server import ServerConnection, serve
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import PlainTextResponse, Response
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from call import protocol as P
 from call.rtc import OfferError, Peer
@@ -41,12 +44,13 @@ SECURITY_HEADERS = {
                                "media-src 'self' blob:; frame-ancestors 'none'",
     "Permissions-Policy": "camera=(self), microphone=(self)",
 }
+TICK_S = 1.0                    # how often the protocol's clock (join timeout) is driven
 
 
 @dataclass
 class Friend:
     proto: P.FriendProtocol
-    ws: ServerConnection
+    ws: WebSocket
     peer: Peer | None = None
 
 
@@ -62,28 +66,27 @@ class CallServer:
         self.limiter = RateLimiter(cfg.join_attempts_per_minute, 60.0)
         self.friends: dict[str, Friend] = {}
         self._ids = itertools.count(1)
-        self._server = None
         self.refused = 0
 
-    # --- lifecycle -------------------------------------------------------------
-    async def start(self) -> None:
-        ctx = None
-        if self.cfg.tls_cert:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(self.cfg.tls_cert, self.cfg.tls_key)
-        self._server = await serve(self._handle, self.cfg.host, self.cfg.port, ssl=ctx,
-                                   process_request=self._process_request, max_size=P.MAX_MESSAGE_BYTES,
-                                   ping_interval=5, ping_timeout=10, compression=None,
-                                   server_header="smart-mirror")
-        log.info("friend call server on %s://%s:%d (join links %s/join#...)",
-                 "https" if ctx else "http", self.cfg.host, self.cfg.port, self.public_base)
+    # --- web ---------------------------------------------------------------------
+    def router(self) -> APIRouter:
+        """The join page, its script and style, /favicon.ico and the signalling
+        websocket /ws/join. Anything else is the app's 404."""
+        r = APIRouter()
+        for path, (name, ctype) in PAGES.items():
+            r.add_api_route(path, _page(name, ctype), methods=["GET"], include_in_schema=False)
+        r.add_api_route("/favicon.ico", _no_content, methods=["GET"], include_in_schema=False)
+        r.add_api_websocket_route("/ws/join", self._ws_join)
+        log.info("friend call routes ready (join links %s/join#...)", self.public_base)
+        return r
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
+        """Hang up every friend (the kiosk is shutting down); call before the
+        web host stops."""
         for conn in list(self.friends):
-            await self._apply(conn, self.friends[conn].proto.hang_up("mirror_closed"))
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            f = self.friends.get(conn)
+            if f is not None:
+                await self._apply(conn, f.proto.hang_up("mirror_closed"))
 
     # --- kiosk side --------------------------------------------------------------
     def issue_link(self) -> dict:
@@ -122,49 +125,58 @@ class CallServer:
                 "friends": [{"name": f.proto.name, "phase": f.proto.phase.value,
                              "peer": f.peer.state if f.peer else None} for f in self.friends.values()]}
 
-    # --- HTTP ---------------------------------------------------------------------
-    def _process_request(self, conn: ServerConnection, request):
-        path = request.path.split("?", 1)[0]
-        if path == "/ws/join":
-            origin = request.headers.get("Origin")
-            if origin not in self.origins:
-                log.warning("join refused: Origin %r is not one of the configured hosts", origin)
-                self.refused += 1
-                return conn.respond(403, "Forbidden: this page's origin may not join the mirror\n")
-            client = str(conn.remote_address[0]) if conn.remote_address else "?"
-            if not self.limiter.allow(client, time.monotonic()):
-                log.warning("join refused: too many attempts from %s", client)
-                self.refused += 1
-                return conn.respond(429, "Too many join attempts; wait a minute\n")
-            return None
-        if path == "/favicon.ico":
-            return conn.respond(204, "")
-        page = PAGES.get(path)
-        if page is None or request.headers.get("Upgrade"):
-            return conn.respond(404, "Not found\n")
-        name, ctype = page
-        resp = conn.respond(200, (STATIC / name).read_text(encoding="utf-8"))
-        resp.headers["Content-Type"] = ctype
-        for k, v in SECURITY_HEADERS.items():
-            resp.headers[k] = v
-        return resp
-
     # --- websocket -----------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
+    async def _ws_join(self, websocket: WebSocket) -> None:
+        # refusals happen at the handshake, as plain HTTP answers, before accepting
+        origin = websocket.headers.get("origin")
+        if origin not in self.origins:
+            log.warning("join refused: Origin %r is not one of the configured hosts", origin)
+            self.refused += 1
+            await websocket.send_denial_response(PlainTextResponse(
+                "Forbidden: this page's origin may not join the mirror\n", status_code=403))
+            return
+        client = websocket.client.host if websocket.client else "?"
+        if not self.limiter.allow(client, time.monotonic()):
+            log.warning("join refused: too many attempts from %s", client)
+            self.refused += 1
+            await websocket.send_denial_response(PlainTextResponse(
+                "Too many join attempts; wait a minute\n", status_code=429))
+            return
+        await websocket.accept()
+        await self._handle(websocket)
+
+    async def _handle(self, ws: WebSocket) -> None:
         conn = f"f{next(self._ids)}"
         proto = P.FriendProtocol(self.room, conn, time.time(), self.cfg.join_timeout_s)
         self.friends[conn] = Friend(proto, ws)
+        # one receive outstanding at a time, never cancelled between ticks, so no
+        # message is lost to a timeout; the protocol's clock ticks every TICK_S
+        # whether or not messages arrive
+        recv: asyncio.Future | None = None
+        next_tick = time.monotonic() + TICK_S
         try:
             while proto.phase is not P.Phase.CLOSED:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
-                except asyncio.TimeoutError:
+                if recv is None:
+                    recv = asyncio.ensure_future(ws.receive())
+                done, _ = await asyncio.wait({recv}, timeout=max(0.0, next_tick - time.monotonic()))
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + TICK_S
                     await self._apply(conn, proto.tick(time.time()))
+                    continue                                 # a message in hand waits for the phase check
+                if not done:
                     continue
-                await self._apply(conn, proto.receive(raw, time.time()))
-        except websockets.ConnectionClosed:
-            pass
+                msg, recv = recv.result(), None
+                if msg["type"] == "websocket.disconnect":
+                    break
+                raw = msg.get("text")
+                await self._apply(conn, proto.receive(raw if raw is not None else msg.get("bytes") or b"",
+                                                      time.time()))
         finally:
+            if recv is not None:
+                if not recv.done():
+                    recv.cancel()
+                elif not recv.cancelled():
+                    recv.exception()                         # seen: the socket is gone either way
             await self._apply(conn, proto.disconnected())
             self.friends.pop(conn, None)
 
@@ -174,15 +186,13 @@ class CallServer:
             return
         for eff in effects:
             if isinstance(eff, P.Send):
-                try:
-                    await f.ws.send(json.dumps(eff.msg))
-                except websockets.ConnectionClosed:
-                    pass
+                await _ws_send(f.ws, {"type": "websocket.send", "text": json.dumps(eff.msg)})
             elif isinstance(eff, P.Close):
                 code = _ERROR_CODES.get(eff.reason)
                 if code is not None:
                     self.refused += 1
-                await f.ws.close(4000 + code if code is not None else 1000, eff.reason[:100])
+                await _ws_send(f.ws, {"type": "websocket.close", "code": 4000 + code if code is not None else 1000,
+                                      "reason": eff.reason[:100]})
             elif isinstance(eff, P.Notify):
                 log.info("call: %s %s", eff.name, {k: v for k, v in eff.data.items() if k != "conn"})
                 self.publish(eff.name, **eff.data)
@@ -212,6 +222,30 @@ class CallServer:
 # websocket close codes (4000 + n) for refusals; a normal end closes with 1000
 _ERROR_CODES = {"forged": 1, "expired": 2, "used": 3, "ended": 4, P.BUSY: 5, RATE_LIMITED: 6,
                 P.BAD_MESSAGE: 7, P.BAD_OFFER: 8, P.NOT_NOW: 9, P.TIMEOUT: 10}
+
+
+def _page(name: str, ctype: str):
+    async def page() -> Response:
+        return Response((STATIC / name).read_text(encoding="utf-8"),
+                        headers={"Content-Type": ctype, **SECURITY_HEADERS})
+    page.__name__ = f"page_{name.replace('.', '_')}"
+    return page
+
+
+async def _no_content() -> Response:
+    return Response(status_code=204)
+
+
+async def _ws_send(ws: WebSocket, message: dict) -> None:
+    """Send on a friend's websocket unless it is already gone: the friend may
+    have closed it, or uvicorn may just have closed it itself (too big a
+    message, no pong) a moment before the handler hears of it."""
+    if ws.application_state is not WebSocketState.CONNECTED or ws.client_state is not WebSocketState.CONNECTED:
+        return
+    try:
+        await ws.send(message)
+    except (WebSocketDisconnect, OSError, RuntimeError) as e:
+        log.debug("call: websocket already closed (%s)", type(e).__name__)
 
 
 def allowed_origins(public_base: str, extra: str) -> list[str]:

@@ -1,16 +1,16 @@
-"""The friend call as a kiosk service.
+"""The friend call as a kiosk feature.
 
-It runs one asyncio loop on its own thread, hosting the call's web server
-(`call/server.py`) and the kiosk's control socket (`mirror/control.py`). It
-talks to the rest of the kiosk only through bus notifications:
+Its network side (the join page and `/ws/join` from `call/server.py`, the
+aiortc peers) runs on the kiosk's asyncio loop. It talks to the rest of the
+kiosk only through bus notifications:
 
   in:  session.started / session.ended, call.requested, call.admit,
        call.decline, call.hangup
   out: call.knock, call.admitted, call.connected, call.reaction,
-       call.snapshot, call.ended, call.refused, call.link
+       call.snapshot, call.ended, call.refused, call.link, load.changed
 
-and contributes its overlays (QR code, "wants to join" card, friend tile,
-reactions) to each frame's UiState.
+and draws its own overlay (QR code, "wants to join" card, friend tile,
+reactions). It offers the control-socket commands `link` and `hangup`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 import time
 from collections import deque
 from concurrent.futures import Future
@@ -30,9 +29,10 @@ from call.media import FriendVideo, LatestFrame
 from call.rtc import Peer, set_bitrate_cap
 from call.server import CallServer, allowed_origins
 from call.tokens import JoinTokens, load_secret
-from mirror.core.bus import Event
-from mirror.app.control import ControlServer, socket_path
-from render.compositor import CallView
+from mirror.core.bus import Event, EventBus
+from call.overlay import CallOverlay, CallView
+from mirror.core.config import Config
+from mirror.core.feature import Feature
 
 log = logging.getLogger(__name__)
 
@@ -52,87 +52,61 @@ def audio_device(setting: str) -> str:
     return "default" if any(Path("/dev/snd").glob("pcmC*D*p")) else "none"
 
 
-class CallService:
-    def __init__(self, kiosk, serve: bool = True):
-        """serve=False: no web server or control socket (the offline demo,
-        whose timeline plays the server's notifications itself)."""
-        self.kiosk = kiosk
+class CallService(Feature):
+    name = "call"
+
+    def __init__(self, cfg: Config, bus: EventBus, *, screen_width: int, serve: bool = True):
+        """serve=False: no web server (the offline demo, whose timeline plays
+        the server's notifications itself)."""
         self.serve = serve
-        self.bus = kiosk.bus
-        self.cfg = kiosk.cfg.call
-        c = self.cfg
-        secret = load_secret(kiosk.cfg.resolve(c.secret_file)) if c.secret_file else secrets.token_bytes(32)
+        self.bus = bus
+        self.mirror = cfg.display.mirror
+        self.cfg = c = cfg.call
+        secret = load_secret(cfg.resolve(c.secret_file)) if c.secret_file else secrets.token_bytes(32)
         self.tokens = JoinTokens(secret, c.link_ttl_s)
         self.slot = LatestFrame()
-        self.friend_video = FriendVideo(max(64, int(kiosk.comp.size[0] * c.tile_width) // 2 * 2))
+        self.friend_video = FriendVideo(max(64, int(screen_width * c.tile_width) // 2 * 2))
         self.base = public_base(c)
         self.server = CallServer(c, tokens=self.tokens, publish=self.bus.publish, peer_factory=self._new_peer,
                                  public_base=self.base,
                                  origins=allowed_origins(self.base, c.allowed_origins))
-        self.control = ControlServer(socket_path(c.control_socket), {
-            "link": self._cmd_link, "status": self._cmd_status, "hangup": self._cmd_hangup,
-            "action": self._cmd_action, "screenshot": self._cmd_screenshot})
+        self.router = self.server.router()
+        self.overlay = CallOverlay()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self.problem = ""
-        # UI state, touched on the main thread only
+        # state for the overlay, touched on the main thread only
         self.link: dict | None = None
         self.knocking = ""
         self.friend = ""
         self.connected = False
         self.reactions: deque[tuple[str, str, str, float]] = deque(maxlen=8)   # name, kind, text, t
         self.peers: list[Peer] = []
-        self._shots: list[tuple[Path, Future]] = []
         self.sent_frames = 0
         set_bitrate_cap(c.max_bitrate_kbps)
+        self.bus.subscribe("web.unavailable", self._on_web_unavailable)
         for name in ("session.started", "session.ended", "call.requested", "call.admit", "call.decline",
                      "call.hangup", "call.knock", "call.admitted", "call.connected", "call.reaction",
                      "call.ended", "call.link"):
             self.bus.subscribe(name, self._on_event)
 
     # --- lifecycle (main thread) -------------------------------------------------
-    def start(self) -> None:
-        if not self.serve:
-            return
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="call", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+    def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        if self.serve:
+            self.loop = loop
 
-    def _run_loop(self, ready: threading.Event) -> None:
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start_servers())
-        except Exception as e:
-            self.problem = f"Friend calls unavailable: {e}"
-            log.error("friend calls unavailable: %s (check call.host, call.port and call.control_socket)", e)
-        ready.set()
-        if self.problem:
-            return
-        self.loop.run_forever()
-
-    async def _start_servers(self) -> None:
-        try:
-            await self.server.start()
-        except OSError as e:
-            raise RuntimeError(f"cannot listen on {self.cfg.host}:{self.cfg.port} ({e.strerror})") from None
-        await self.control.start()
+    def routes(self) -> dict:
+        return {"public": self.router} if self.serve else {}
 
     def stop(self) -> None:
-        if self.loop is None or self.problem:
+        if self.loop is None:
             return
-
-        async def shutdown():
-            await self.server.stop()
-            await self.control.stop()
-        try:
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        try:          # friends are told the mirror closed before the web host stops
+            asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
         except Exception:
             log.exception("call shutdown")
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if self._thread:
-            self._thread.join(5)
+
+    def overlays(self):
+        return [self.overlay]
 
     def _submit(self, coro) -> Future | None:
         if self.loop is None or self.problem or not self.serve:
@@ -149,6 +123,11 @@ class CallService:
         return peer
 
     # --- bus (main thread) ----------------------------------------------------------
+    def _on_web_unavailable(self, ev: Event) -> None:
+        if ev.data["listener"] == "public":
+            self.problem = f"Friend calls unavailable: {ev.data['message']}"
+            self.loop = None
+
     def _on_event(self, ev: Event) -> None:
         now = time.monotonic()
         n = ev.name
@@ -173,9 +152,12 @@ class CallService:
             self.knocking, self.friend = "", ev.data["name"]
         elif n == "call.connected":
             self.connected = True
+            self.bus.publish("load.changed", part="call", busy=True)   # the video encoder needs a core
         elif n == "call.reaction":
             self.reactions.append((ev.data["name"], ev.data["kind"], ev.data.get("text", ""), now))
         elif n == "call.ended":
+            if self.connected:
+                self.bus.publish("load.changed", part="call", busy=False)
             self.knocking = self.friend = ""
             self.connected = False
             self.friend_video.clear()
@@ -194,7 +176,7 @@ class CallService:
         return self.server.issue_link()
 
     # --- per frame (main thread) -------------------------------------------------------
-    def decorate(self, ui, now: float) -> None:
+    def before_frame(self, now: float) -> None:
         view = CallView(status=self.problem)
         if self.link and time.time() < self.link["expires"]:
             view.link = self.link["url"]
@@ -206,59 +188,34 @@ class CallService:
                 view.status = f"Connecting to {self.friend}…"
         view.reactions = [(name, kind, text, now - t) for name, kind, text, t in self.reactions
                           if now - t < REACTION_S]
-        ui.call = view
+        self.overlay.view = view
 
-    def on_composed(self, comp, clean_bgr, now: float) -> None:
+    def on_composed(self, frame) -> None:
         if self.friend and self.connected:
-            if self.cfg.view == "clean" and clean_bgr is not None:
-                img = cv2.flip(clean_bgr, 1) if self.kiosk.cfg.display.mirror else clean_bgr.copy()
+            if self.cfg.view == "clean" and frame.clean_bgr is not None:
+                img = cv2.flip(frame.clean_bgr, 1) if self.mirror else frame.clean_bgr.copy()
             else:
-                img = comp.snapshot_bgrx()
+                img = frame.bgrx()
             self.slot.put(img, time.time())
             self.sent_frames += 1
-        if self._shots:
-            shots, self._shots = self._shots, []
-            for path, fut in shots:
-                try:
-                    comp.save(path)
-                    fut.set_result(str(path))
-                except Exception as e:
-                    fut.set_exception(e)
 
-    # --- control socket (call loop) ------------------------------------------------------
+    # --- control socket (asyncio loop) ------------------------------------------------------
+    def commands(self) -> dict:
+        return {"link": self._cmd_link, "hangup": self._cmd_hangup}
+
     async def _cmd_link(self, req: dict) -> dict:
         link = self.server.issue_link()
         self.bus.publish("call.link", **link)
         return {"ok": True, **link}
 
-    async def _cmd_status(self, req: dict) -> dict:
-        st = self.kiosk.stats
-        return {"ok": True, "call": self.server.status(), "knocking": self.knocking, "friend": self.friend,
-                "connected": self.connected, "friend_frames": self.friend_video.frames,
-                "friend_size": list(self.friend_video.size), "sent_frames": self.sent_frames,
-                "reactions": len(self.reactions), "present": self.kiosk.session.present,
-                "fps": round(st.get("fps", 0.0), 1), "frames": st["frames"],
-                "codec": next((p.codec for p in reversed(self.peers)), ""),
-                "track_sent": sum(p.track.sent for p in self.peers)}
-
     async def _cmd_hangup(self, req: dict) -> dict:
         n = await self.server.hang_up("staff ended the call")
         return {"ok": True, "ended": n}
 
-    async def _cmd_action(self, req: dict) -> dict:
-        """Press an action as the shopper's gesture would (staff console, tests)."""
-        from mirror.core.actions import ACTIONS
-        action = req.get("action")
-        if action not in ACTIONS:
-            return {"ok": False, "error": f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"}
-        self.bus.publish("action.requested", action=action, source=str(req.get("source", "control")))
-        return {"ok": True}
-
-    async def _cmd_screenshot(self, req: dict) -> dict:
-        path = Path(str(req.get("path", "")))
-        if path.suffix.lower() not in (".png", ".jpg") or not path.parent.is_dir():
-            return {"ok": False, "error": "path: expected a .png or .jpg file in an existing folder"}
-        fut: Future = Future()
-        self._shots.append((path, fut))
-        saved = await asyncio.wait_for(asyncio.wrap_future(fut), 5)
-        return {"ok": True, "path": saved}
+    def status(self) -> dict:
+        return {"call": self.server.status(), "knocking": self.knocking, "friend": self.friend,
+                "connected": self.connected, "friend_frames": self.friend_video.frames,
+                "friend_size": list(self.friend_video.size), "sent_frames": self.sent_frames,
+                "reactions": len(self.reactions),
+                "codec": next((p.codec for p in reversed(self.peers)), ""),
+                "track_sent": sum(p.track.sent for p in self.peers)}

@@ -25,16 +25,16 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
+
+from mirror.core.canonical import canonical_json
 
 NOTICE_S = 4.0
 
 
 def idempotency_key(session_id: str, card_id: str, cart: dict) -> str:
     """The same session + card + cart always gives the same key."""
-    blob = json.dumps({"v": 1, "session": session_id, "card": card_id, "cart": cart},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    blob = canonical_json({"v": 1, "session": session_id, "card": card_id, "cart": cart})
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

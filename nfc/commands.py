@@ -1,15 +1,14 @@
-"""The `mirror nfc read`, `mirror orders`, `mirror bench-checkout` and the
-hidden `mirror checkout-host` commands (mirror/cli.py parses, these run).
+"""The `mirror nfc read` command (mirror/app/cli.py parses, this runs).
 
 Bad input raises `CommandError`; the CLI prints its one line and exits 2.
+`mirror orders` is in mirror/app/orders_report.py; `mirror bench-checkout`
+and `mirror checkout-host` run test harness code and live in the CLI.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
-import time
 
 
 class CommandError(Exception):
@@ -51,73 +50,3 @@ def nfc_read(reader: str = "", timeout: float = 30.0, as_json: bool = False) -> 
         print(f"member  {member.id}")
     return 0
 
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def orders(db_path, as_json: bool = False, limit: int = 200) -> int:
-    from mirror.storage.orders import OrderJournal
-    if not db_path.exists():
-        raise CommandError(f"no order journal at {db_path}; set checkout.db_path or pass --db")
-    j = OrderJournal(db_path)
-    try:
-        rows = j.list_orders(limit)
-        res = j.list_reservations()
-    finally:
-        j.close()
-    if as_json:
-        print(json.dumps({"orders": rows, "reservations": res}, ensure_ascii=False))
-        return 0
-    if not rows:
-        print(f"no orders in {db_path}")
-    else:
-        print(f"{'created':19}  {'order':16}  {'code':6}  {'state':11}  {'pay':5}  {'payment':16}  "
-              f"{'tries':5}  {'total':>8}  items")
-    for o in rows:
-        items = ", ".join(f"{i.get('name') or i.get('sku')} {i.get('colour', '')} {i.get('size', '')}".strip()
-                          for i in o["items"])
-        tries = len(o["deliveries"])
-        last = o["deliveries"][-1]["outcome"] if o["deliveries"] else ""
-        state = o["state"]
-        payment = o["payment_status"] or ("at the till" if o["pay"] == "till" else "-")
-        print(f"{_when(o['created_at']):19}  {o['order_id']:16}  {o['code']:6}  {state:11}  {o['pay']:5}  "
-              f"{payment[:16]:16}  {tries:>2}{(' ' + last[:10]) if last and last != 'ok' else '':3}  "
-              f"{o['total']:>8}  {items}")
-        if o["outbox"]:
-            ob = o["outbox"]
-            print(f"{'':21}outbox: {ob['kind']} pending after {ob['attempts']} attempt(s), "
-                  f"next at {_when(ob['next_at'])}")
-    if res:
-        print("\nreservations (put aside for the shopper):")
-        now = time.time()
-        for r in res:
-            left = r["expires_at"] - now
-            when = f"expires {_when(r['expires_at'])}" + (f" (in {left / 3600:.1f} h)" if left > 0 else "")
-            print(f"  {r['code']:6}  {r['name'] or r['sku']} {r['colour'] or ''} size {r['size'] or '-'}  "
-                  f"{r['state']:8}  {when}")
-    return 0
-
-
-def checkout_host(config_path: str | None, duration: float | None = None) -> int:
-    from mirror.core import config
-    from mirror.harness.checkout_host import run_host
-    return run_host(config.load(config_path), duration=duration)
-
-
-def bench_checkout(taps: int, chaos: bool, as_json: bool, seed: int | None = None, kill_rate: float = 0.05) -> int:
-    from mirror.harness.checkout_bench import BenchError, run_bench
-    if taps < 1:
-        raise CommandError("--taps must be at least 1")
-    if not 0.0 <= kill_rate <= 1.0:
-        raise CommandError("--kill-rate must be from 0 to 1")
-    try:
-        result = run_bench(taps, chaos=chaos, seed=seed, progress=True, kill_rate=kill_rate)
-    except BenchError as e:
-        raise CommandError(str(e)) from None
-    if as_json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:32} {v}")
-    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1

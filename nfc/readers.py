@@ -29,6 +29,7 @@ from typing import Callable
 
 from smartcard import scard as S
 
+from mirror.core.backoff import Backoff
 from nfc.type4 import CardRemovedError, TagError, TagRead, read_tag
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,12 @@ class ReaderWatcher:
             self.emit("status", ok=ok, message=message, readers=readers or [])
 
     def run(self) -> None:
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self._stop.is_set():
             hr, ctx = S.SCardEstablishContext(S.SCARD_SCOPE_USER)
             if hr != S.SCARD_S_SUCCESS:
                 self._set_status(False, "NFC reader unavailable: the PC/SC service (pcscd) is not running")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
+                self._stop.wait(backoff.next())
                 continue
             self._ctx = ctx
             self.contexts += 1
@@ -146,9 +146,8 @@ class ReaderWatcher:
                 break
             self._set_status(False, reason)
             if time.monotonic() - started > 10:
-                backoff = self.backoff_initial
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self.backoff_max)
+                backoff.reset()
+            self._stop.wait(backoff.next())
 
     def _list(self, ctx) -> list[str] | str:
         hr, readers = S.SCardListReaders(ctx, [])

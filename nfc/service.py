@@ -8,7 +8,7 @@ Threads:
 * `outbox` (mirror.storage.orders.Outbox), only with a store URL: delivers orders
   and publishes `checkout.delivered`.
 
-The main thread (bus handlers, `decorate`, `on_composed`) only feeds the pure
+The main thread (bus handlers, `before_frame`, `on_composed`) only feeds the pure
 state machine and reads its view: no disk or network there. The session
 publishes `cart.changed`; `action.done` with action "cancel" is the cancel
 gesture. `on_composed` measures tap-to-confirm: from pcscd's card-present
@@ -26,23 +26,25 @@ from pathlib import Path
 
 from mirror.core.bus import Event, EventBus
 from mirror.core.config import Config
+from mirror.core.feature import Feature
 from mirror.storage.orders import OrderJournal, Outbox, StoreClient
 from nfc import checkout as C
+from nfc.overlay import CheckoutOverlay
 from nfc.type4 import member_from_records
 
 log = logging.getLogger(__name__)
 
 
-class CheckoutService:
-    def __init__(self, cfg: Config, bus: EventBus, *, cart: dict | None = None, session_id: str = "",
-                 db_path: str | Path | None = None, watch: bool | None = None):
+class CheckoutService(Feature):
+    name = "checkout"
+
+    def __init__(self, cfg: Config, bus: EventBus, *, db_path: str | Path | None = None, watch: bool | None = None):
         self.cfg = cfg
         self.bus = bus
         self.db_path = Path(db_path) if db_path else cfg.orders_path()
         self.watch = cfg.nfc.enabled if watch is None else watch
         self.machine = C.Checkout(confirm_s=cfg.checkout.confirm_s)
-        if cart is not None:
-            self.machine.handle(C.CartChanged(cart, session_id))
+        self.overlay = CheckoutOverlay()
         self.journal: OrderJournal | None = None
         self.watcher = None
         self.outbox: Outbox | None = None
@@ -56,7 +58,7 @@ class CheckoutService:
             bus.subscribe(name, self._on_event)
 
     # --- lifecycle -----------------------------------------------------------
-    def start(self) -> None:
+    def start(self, loop=None) -> None:
         try:
             self.journal = OrderJournal(self.db_path)   # creates the schema; the salt for UID hashes
         except Exception as e:                          # the kiosk runs on without checkout
@@ -145,7 +147,7 @@ class CheckoutService:
             member = member_from_records(d.get("records") or [], self.cfg.nfc.member_record)
             uid_hash = self.journal.uid_hash(d["uid"]) if self.journal else ""
             self._run(m.handle(C.Tapped(member.id if member else None, uid_hash, member.name if member else "",
-                                        d.get("t_present", now), now)))
+                                        d.get("t_present") or now, now)))
         elif ev.name == "nfc.read_failed":
             self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now)))
         elif ev.name == "nfc.status" and self.journal is not None:
@@ -164,12 +166,18 @@ class CheckoutService:
             m.handle(C.Delivered(d["order_id"], d["kind"], d["outcome"], d.get("payment_status"),
                                  d.get("payment_url")))
 
-    def decorate(self, ui, now: float) -> None:
-        self.machine.handle(C.Tick(time.monotonic()))
-        self._view = self.machine.view(time.monotonic())
-        ui.checkout = self._view
+    def overlays(self):
+        return [self.overlay]
 
-    def on_composed(self, comp, clean_bgr, now: float) -> None:
+    def before_frame(self, now: float) -> None:
+        self.machine.handle(C.Tick(time.monotonic()))
+        self._view = self.overlay.view = self.machine.view(time.monotonic())
+
+    def status(self) -> dict:
+        v = self._view
+        return {"checkout": v.kind if v is not None else "idle", "reader": v.status if v is not None else ""}
+
+    def on_composed(self, frame) -> None:
         v = self._view
         if v is not None and v.kind == "confirmed" and v.seq > self._measured_seq:
             self._measured_seq = v.seq
@@ -181,8 +189,3 @@ class CheckoutService:
                 self.bus.publish("checkout.confirm_shown", order_id=v.order_id, seq=v.seq, latency_ms=ms,
                                  shown_at=shown)
 
-
-def checkout_service(kiosk) -> CheckoutService:
-    """Service factory for mirror.app.kiosk.Kiosk(services=[...])."""
-    s = kiosk.session
-    return CheckoutService(kiosk.cfg, kiosk.bus, cart=s.cart(), session_id=s.id)

@@ -1,1 +1,5 @@
-"""The pygame compositor: the mirrored view and its overlays."""
+"""The pygame compositor: the mirrored view and the overlays registered on it."""
+
+import os
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")

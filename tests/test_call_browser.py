@@ -55,9 +55,9 @@ class Rig:
             time.sleep(0.2)
 
     def screenshot(self, name: str) -> np.ndarray:
-        path = self.folder / name
-        self.kiosk.control("screenshot", path=str(path))
-        return cv2.imread(str(path))
+        png = base64.b64decode(self.kiosk.control("snapshot")["png_b64"])
+        (self.folder / name).write_bytes(png)
+        return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
 
     def probe(self, steps: list, token_url: str | None = None, origin: str = BASE, during=None) -> dict:
         proc = subprocess.Popen(self.ns.wrap(sys.executable, str(PROBE), f"ws://127.0.0.1:{PORT}/ws/join", origin,

@@ -128,25 +128,24 @@ def test_confirmation_and_reader_status_are_drawn_on_the_composed_frame(tmp_path
     from mirror.app.demo import checkout_timeline
     from mirror.core.session import Session
     from nfc.service import CheckoutService
-    from render.compositor import Compositor, UiState
+    from mirror.app.frameloop import FrameLoop
+    from render.compositor import Compositor
     cfg = config.load(None, env={})
-    session = Session(load_catalog(cfg.catalog_path()), dict(vars(cfg.actions)))
+    session = Session(load_catalog(cfg.catalog_path()), cfg.actions.model_dump())
     bus = EventBus()
-    svc = CheckoutService(cfg, bus, cart=session.cart(), session_id=session.id, db_path=tmp_path / "o.db",
-                          watch=False)
+    session.attach(bus)
+    svc = CheckoutService(cfg, bus, db_path=tmp_path / "o.db", watch=False)
     comp = Compositor(270, 480, headless=True)
     frame = np.full((720, 1280, 3), 60, np.uint8)
+    loop = FrameLoop(bus, comp, lambda now: frame, [svc], 30)
 
     def step():
-        bus.dispatch()
-        ui = UiState()
-        svc.decorate(ui, time.monotonic())
-        comp.compose(frame, ui)
-        comp.present()
-        svc.on_composed(comp, frame, time.monotonic())
-        return ui, comp.snapshot()
+        loop.tick(time.monotonic())
+        return svc.overlay.view, comp.snapshot()
 
-    svc.start()
+    svc.start(None)
+    for name, data in session.announce():
+        bus.publish(name, **data)
     try:
         _, plain = step()
         tap_item = checkout_timeline(1.0)[0]
@@ -156,17 +155,17 @@ def test_confirmation_and_reader_status_are_drawn_on_the_composed_frame(tmp_path
         ui = None
         while time.monotonic() < deadline:
             ui, shot = step()
-            if ui.checkout is not None and ui.checkout.kind == "confirmed":
+            if ui is not None and ui.kind == "confirmed":
                 break
             time.sleep(0.01)
-        assert ui.checkout.title.startswith("Got it, Jenny: order ") and ui.checkout.code
-        assert "Pay at the till with this code:" in ui.checkout.lines
+        assert ui.title.startswith("Got it, Jenny: order ") and ui.code
+        assert "Pay at the till with this code:" in ui.lines
         assert len(svc.latencies_ms) == 1
         changed = np.abs(shot.astype(int) - plain.astype(int)).sum(2) > 30
         assert changed[int(480 * 0.66):].mean() > 0.1 and changed[:int(480 * 0.5)].mean() < 0.01
         bus.publish("nfc.status", ok=False, message="NFC reader unavailable: no reader plugged in", readers=[])
         ui, shot2 = step()
-        assert ui.checkout.status.startswith("NFC reader unavailable")
+        assert ui.status.startswith("NFC reader unavailable")
         assert (np.abs(shot2.astype(int) - shot.astype(int)).sum(2) > 30)[int(480 * 0.7):].mean() > 0.002
     finally:
         svc.stop()
@@ -177,23 +176,23 @@ def test_kiosk_runs_on_when_the_order_journal_cannot_open(tmp_path):
     from mirror.core import config
     from mirror.core.bus import EventBus
     from nfc.service import CheckoutService
-    from render.compositor import UiState
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     bus = EventBus()
     cart = {"items": [{"sku": "TOP-0412", "name": "Ribbed tank top", "colour": "Black", "size": "M",
                        "price": "29.90", "qty": 1}], "reserve": False}
-    svc = CheckoutService(config.load(None, env={}), bus, cart=cart, session_id="s", db_path=blocker / "o.db",
-                          watch=False)
-    svc.start()                                         # logs the problem, does not raise
+    svc = CheckoutService(config.load(None, env={}), bus, db_path=blocker / "o.db", watch=False)
+    bus.publish("cart.changed", cart=cart, session_id="s")
+    svc.start(None)                                     # logs the problem, does not raise
     try:
-        ui = UiState()
-        svc.decorate(ui, time.monotonic())
-        assert ui.checkout.kind == "status" and ui.checkout.status.startswith("Checkout unavailable")
+        bus.dispatch()
+        svc.before_frame(time.monotonic())
+        view = svc.overlay.view
+        assert view.kind == "status" and view.status.startswith("Checkout unavailable")
         bus.publish("nfc.tap", reader="r", uid=b"\x01\x02", records=[], t_present=time.monotonic())
         bus.dispatch()
-        svc.decorate(ui, time.monotonic())
-        assert ui.checkout.kind == "retry"                  # no order, no promise
+        svc.before_frame(time.monotonic())
+        assert svc.overlay.view.kind == "retry"             # no order, no promise
         assert not (blocker / "o.db").exists()
     finally:
         svc.stop()

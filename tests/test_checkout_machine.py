@@ -45,6 +45,14 @@ def test_double_tap_gives_the_same_order_even_from_a_phone_with_a_new_uid():
     assert C.idempotency_key("s1", "m:M2", CART) != first.key
 
 
+def test_idempotency_keys_are_stable_across_releases():
+    # Computed before canonical JSON moved to mirror.core.canonical: orders already on disk
+    # and at the store carry these keys, so a double tap after an upgrade must still match.
+    assert C.idempotency_key("s1", "m:M1", CART) == "d4f05fece9c5cc49b9ea0c871faf7053"
+    cart = {"items": [{"sku": "X", "name": "Robe été", "price": "9.50", "qty": 2}], "reserve": True}
+    assert C.idempotency_key("sé", "u:abc", cart) == "589fbf6fac15dd31084d236f3fa304ea"
+
+
 def test_a_different_card_during_an_open_checkout_is_refused_politely():
     m = machine()
     first = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import tomllib
@@ -64,3 +65,98 @@ def test_check_config_cli_lists_all_problems_and_exits_2(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "mirror", "check-config", str(config.CONFIG_DIR / "mirror.toml")],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_nan_and_infinity_are_refused_from_a_file_and_from_the_environment(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[call]\nlink_ttl_s = nan\n[camera]\nstall_timeout_s = inf\n[gestures]\ncooldown_s = -inf\n")
+    with pytest.raises(config.ConfigError) as e:
+        config.load(f, env={})
+    assert e.value.problems == [
+        "camera.stall_timeout_s: got inf, expected a finite number from 0.2 to 60.0",
+        "gestures.cooldown_s: got -inf, expected a finite number from 0.0 to 10.0",
+        "call.link_ttl_s: got nan, expected a finite number from 10.0 to 86400.0"]
+    for value in ("nan", "inf", "-inf", "NaN"):
+        with pytest.raises(config.ConfigError) as e:
+            config.load(None, env={"MIRROR_CALL_LINK_TTL_S": value})
+        assert len(e.value.problems) == 1
+        assert e.value.problems[0].startswith("call.link_ttl_s: got ")
+        assert "expected a finite number from 10.0 to 86400.0" in e.value.problems[0]
+    r = subprocess.run([sys.executable, "-m", "mirror", "check-config", str(config.CONFIG_DIR / "mirror.toml")],
+                       capture_output=True, text=True, env={**os.environ, "MIRROR_CALL_LINK_TTL_S": "nan"})
+    assert r.returncode == 2 and "call.link_ttl_s" in r.stderr
+
+
+def test_environment_values_are_parsed_as_the_key_type_and_strict_in_the_file(tmp_path):
+    cfg = config.load(None, env={"MIRROR_DISPLAY_SHOW_FPS": "true", "MIRROR_CALL_LINK_TTL_S": "60",
+                                 "MIRROR_CATALOG_PRODUCT": "123", "mirror_camera_fps": "15"})
+    assert (cfg.display.show_fps, cfg.call.link_ttl_s, cfg.catalog.product, cfg.camera.fps) == (True, 60.0, "123", 15)
+    f = tmp_path / "c.toml"
+    f.write_text('[display]\nshow_fps = 1\n[camera]\nfps = 30.0\n[catalog]\nproduct = 123\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(f, env={})
+    assert e.value.problems == ["camera.fps: got 30.0, expected an integer",
+                                "display.show_fps: got 1, expected true or false",
+                                "catalog.product: got 123, expected a string"]
+
+
+def test_call_without_tls_only_on_a_loopback_address_browsers_trust(tmp_path):
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert config.load(None, env={"MIRROR_CALL_HOST": host}).call.host == host
+    for host in ("127.0.0.1.nip.io", "0.0.0.0", "192.168.1.20", "no-such-host.invalid"):
+        with pytest.raises(config.ConfigError) as e:
+            config.load(None, env={"MIRROR_CALL_HOST": host})
+        assert e.value.problems == [f"call.tls_cert: empty while call.host is {host!r}; browsers only allow the "
+                                    "camera over https off this machine, so set call.tls_cert and call.tls_key"]
+    assert config.load(None, env={"MIRROR_CALL_HOST": "0.0.0.0", "MIRROR_CALL_ENABLED": "false"}).call.host == "0.0.0.0"
+
+
+def test_control_section_replaces_call_control_socket(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[control]\nsocket = "run/control.sock"\n')
+    cfg = config.load(f, env={})
+    assert cfg.control.socket == "run/control.sock"
+    assert cfg.resolve(cfg.control.socket) == tmp_path / "run" / "control.sock"
+    assert list(config.SECTIONS).index("control") == list(config.SECTIONS).index("logging") + 1
+    f.write_text('[control]\nsocket = "x"\npath = "y"\n[call]\ncontrol_socket = "z"\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(f, env={})
+    assert e.value.problems == ["control.path: unknown key, expected one of socket",
+                                e.value.problems[1]]
+    assert e.value.problems[1].startswith("call.control_socket: unknown key (moved to control.socket)")
+
+
+def test_staff_section_and_its_port_apart_from_the_call(tmp_path):
+    cfg = config.load(None, env={})
+    assert (cfg.staff.enabled, cfg.staff.host, cfg.staff.port) == (True, "127.0.0.1", 8080)
+    assert list(config.SECTIONS)[-1] == "staff"
+    with pytest.raises(config.ConfigError, match=r"staff.port: got 0, expected a value from 1 to 65535"):
+        config.load(None, env={"MIRROR_STAFF_PORT": "0"})
+    clash = {"MIRROR_STAFF_PORT": "8443"}
+    with pytest.raises(config.ConfigError, match=r"staff.port: got 8443, the same as call.port"):
+        config.load(None, env=clash)
+    with pytest.raises(config.ConfigError, match=r"staff.port: got 8443, the same as call.port"):
+        config.load(None, env={**clash, "MIRROR_STAFF_HOST": "localhost"})
+    assert config.load(None, env={**clash, "MIRROR_STAFF_ENABLED": "false"}).staff.port == 8443
+    assert config.load(None, env={**clash, "MIRROR_CALL_ENABLED": "false"}).staff.port == 8443
+    assert config.load(None, env={**clash, "MIRROR_STAFF_HOST": "127.0.0.2"}).staff.host == "127.0.0.2"
+
+
+def test_cross_field_rules_all_reported_and_replace_revalidates(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[call]\ntls_cert = "missing.pem"\npublic_url = "mirror.example"\ncodecs = "VP8,AV1"\n'
+                 '[checkout]\nretry_initial_s = 10.0\nretry_max_s = 1.0\nstore_url = "ftp://x"\n'
+                 '[nfc]\nmember_record = "member"\n[display]\nwidth = 2000\nheight = 1000\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(f, env={})
+    keys = [p.split(":")[0] for p in e.value.problems]
+    assert keys == ["display.width", "call.tls_key", "call.tls_cert", "call.public_url", "call.codecs",
+                    "nfc.member_record", "checkout.retry_initial_s", "checkout.store_url"]
+    cfg = config.load(None, env={})
+    assert cfg.replace("display", width=540, height=960).display.width == 540 and cfg.display.width == 1080
+    with pytest.raises(config.ConfigError, match="display.width: wider than display.height"):
+        cfg.replace("display", width=2000)
+    assert cfg.actions.model_dump()["victory"] == "call_friend"
+    assert "base_dir" not in config.documented_toml() and "base_dir" not in cfg.model_dump()
+    with pytest.raises(config.ConfigError, match=r"\[base_dir\]: unknown section"):
+        config.build({"base_dir": "/"}, env={})

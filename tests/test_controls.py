@@ -7,7 +7,8 @@ from mirror.core.bus import Event
 from mirror.core.catalog import load_catalog
 from mirror.core.controls import control_at, visible_controls
 from mirror.core.session import Session
-from render.compositor import Compositor, UiState
+from render.compositor import Compositor
+from render.overlays import ShopperOverlay, ShopperView
 from tests.handmodel import hand
 from vision.hands import Hand
 from vision.interaction import HandInput
@@ -17,7 +18,7 @@ CURL_REST = dict(middle=1.0, ring=1.0, pinky=1.0)
 
 def _session() -> Session:
     cfg = config.load(None, env={})
-    s = Session(load_catalog(config.CONFIG_DIR / "catalog.toml"), dict(vars(cfg.actions)))
+    s = Session(load_catalog(config.CONFIG_DIR / "catalog.toml"), cfg.actions.model_dump())
     s.handle(Event("presence.changed", {"present": True}, 0.0))
     return s
 
@@ -192,9 +193,13 @@ def test_compositor_draws_controls_and_the_press_progress():
     try:
         frame = np.full((720, 1280, 3), 60, np.uint8)
         rect = (0.7, 0.36, 0.25, 0.07)
-        comp.compose(frame, UiState(controls=[("Next colour", rect, False, 0.0)]))
+        shopper = ShopperOverlay()
+        comp.add(shopper)
+        shopper.view = ShopperView(controls=[("Next colour", rect, False, 0.0)])
+        comp.compose(frame)
         idle = comp.snapshot()
-        comp.compose(frame, UiState(controls=[("Next colour", rect, True, 0.5)]))
+        shopper.view = ShopperView(controls=[("Next colour", rect, True, 0.5)])
+        comp.compose(frame)
         pressing = comp.snapshot()
     finally:
         comp.close()

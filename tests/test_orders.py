@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from mirror.storage.orders import OrderJournal, Outbox, StoreClient, backoff_delay
+from mirror.core.backoff import Backoff, delay_for, jitter_factor
+from mirror.storage.orders import OrderJournal, Outbox, StoreClient
 from nfc.checkout import idempotency_key
 
 CART = {"items": [{"sku": "DRESS-0930", "name": "Wrap dress", "colour": "Navy", "size": "S", "price": "79.00",
@@ -128,10 +129,21 @@ def test_rejected_order_is_not_retried_and_cancel_follows_create(tmp_path, store
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     rng = random.Random(1)
     for n in range(1, 12):
-        d = backoff_delay(n, 1.0, 60.0, rng)
+        d = delay_for(n, 1.0, 60.0, jitter_factor(rng))
         base = min(60.0, 2 ** (n - 1))
         assert base * 0.5 <= d <= base
-    assert len({round(backoff_delay(3, 1.0, 60.0, rng), 6) for _ in range(20)}) > 10   # jittered
+    assert len({round(delay_for(3, 1.0, 60.0, jitter_factor(rng)), 6) for _ in range(20)}) > 10   # jittered
+    assert delay_for(10_000, 1.0, 300.0) == 300.0                    # days of retries: capped, no overflow
+
+
+def test_stateful_backoff_doubles_to_the_cap_and_resets():
+    b = Backoff(0.2, 5.0)
+    assert [b.next() for _ in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    b.reset()
+    assert b.next() == 0.2
+    jittered = Backoff(1.0, 60.0, jitter=True, rng=random.Random(5))
+    rng = random.Random(5)
+    assert [jittered.next() for _ in range(9)] == [delay_for(n, 1.0, 60.0, jitter_factor(rng)) for n in range(1, 10)]
 
 
 def test_mirror_orders_lists_states_attempts_and_reservations(tmp_path, store):

@@ -7,9 +7,11 @@ import numpy as np
 from mirror.core import config
 from mirror.core.bus import Event, EventBus
 from mirror.core.catalog import load_catalog
-from mirror.app.kiosk import Kiosk, TimelineItem
+from mirror.app.addons import Timeline, TimelineItem
+from mirror.app.kiosk import Kiosk
 from mirror.core.session import Session
-from render.compositor import Compositor, UiState
+from render.compositor import Compositor
+from render.overlays import MessageOverlay, ShopperOverlay, ShopperView
 from vision.capture import FrameSource, SourceError, VideoFileSource
 
 
@@ -17,10 +19,15 @@ def test_headless_compositor_draws_the_overlays():
     comp = Compositor(270, 480, headless=True)
     try:
         frame = np.full((720, 1280, 3), 60, np.uint8)
-        comp.compose(frame, UiState())
+        shopper, messages = ShopperOverlay(), MessageOverlay()
+        comp.add(shopper)
+        comp.add(messages)
+        comp.compose(frame, 10.0)
         plain = comp.snapshot()
-        comp.compose(frame, UiState(ring_active=True, ring_hue=120, color_bgr=(0, 200, 0), color_name="Green",
-                                    cursor=(0.5, 0.7), message="Saved this look", message_age=0.2))
+        shopper.view = ShopperView(ring_active=True, ring_hue=120, color_bgr=(0, 200, 0), color_name="Green",
+                                   cursor=(0.5, 0.7))
+        messages.message, messages.message_t = "Saved this look", 9.8
+        comp.compose(frame, 10.0)
         shown = comp.snapshot()
     finally:
         comp.close()
@@ -46,7 +53,7 @@ def test_bus_delivers_by_name_prefix_and_survives_a_faulty_subscriber():
 
 def test_session_circle_swipe_and_wipe_on_leave():
     cat = load_catalog(config.CONFIG_DIR / "catalog.toml")
-    s = Session(cat, dict(vars(config.load(None, env={}).actions)))
+    s = Session(cat, config.load(None, env={}).actions.model_dump())
     s.handle(Event("presence.changed", {"present": True}, 0.0))
     start = s.ring_hue
     for i in range(10):
@@ -81,7 +88,8 @@ def test_kiosk_renders_clip_and_scripted_circle_turns_the_garment(media, tmp_pat
     timeline = [TimelineItem(1.5 + i * 0.05, "motion.circle", {"delta_deg": 12.0}) for i in range(10)]
     timeline.append(TimelineItem(2.2, "", screenshot="circle.png"))
     k = Kiosk(_small_cfg(), source_factory=lambda: VideoFileSource(clip, loop=True, fps=25), headless=True,
-              timeline=timeline, out_dir=tmp_path)
+              features=[], serve=False)
+    k.add(Timeline(k.bus, timeline, tmp_path))
     stats = k.run(4.0)
     assert stats["frames"] > 20 and stats["vision_frames"] > 20
     assert k.session.hue is not None          # 120 degrees of circling moved the hue
@@ -95,13 +103,13 @@ class DeadCamera(FrameSource):
 
 
 def test_kiosk_keeps_running_and_says_camera_unavailable():
-    k = Kiosk(_small_cfg(), source_factory=DeadCamera, headless=True)
+    k = Kiosk(_small_cfg(), source_factory=DeadCamera, headless=True, features=[], serve=False)
     seen = []
     orig = k.comp.compose
 
-    def spy(frame, ui):
-        seen.append(ui.status)
-        return orig(frame, ui)
+    def spy(frame, now=0.0):
+        seen.append(k.status_bar.text)
+        return orig(frame, now)
 
     k.comp.compose = spy
     stats = k.run(1.5)

@@ -20,6 +20,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from mirror.core.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -385,7 +387,7 @@ class SupervisedSource:
             self.on_event("camera.lost", self.problem)
 
     def _run(self) -> None:
-        delay = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self._stop.is_set():
             try:
                 src = self.factory()
@@ -396,8 +398,7 @@ class SupervisedSource:
                     log.warning("%s", self.problem)
                 self._lost(str(e))
                 self.reconnects += 1
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.backoff_max)
+                self._stop.wait(backoff.next())
                 continue
             self._source = src
             try:
@@ -415,7 +416,7 @@ class SupervisedSource:
                                 log.info("camera restored: %s", src.name)
                                 self.on_event("camera.restored", f"{src.name} is back")
                         self._cond.notify_all()
-                    delay = self.backoff_initial
+                    backoff.reset()
             except EndOfStream:
                 self.ended = True
                 with self._cond:
@@ -430,5 +431,4 @@ class SupervisedSource:
             if self._stop.is_set():
                 return
             self.reconnects += 1
-            self._stop.wait(delay)
-            delay = min(delay * 2, self.backoff_max)
+            self._stop.wait(backoff.next())

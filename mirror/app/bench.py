@@ -23,7 +23,8 @@ import numpy as np
 
 from mirror.core.config import Config
 from vision.pipeline import VisionPipeline, render_frame
-from render.compositor import Compositor, UiState, crop_box
+from render.compositor import Compositor, crop_box
+from render.overlays import ShopperOverlay, ShopperView
 from vision.capture import Frame, SourceError, VideoFileSource
 from vision.hands import HandTracker
 from vision.interaction import HandInput
@@ -80,7 +81,8 @@ class Progress:
                 print(line, file=sys.stderr, flush=True)
 
 
-def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Compositor, progress: bool) -> dict:
+def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Compositor, shopper: ShopperOverlay,
+                  progress: bool) -> dict:
     """As the kiosk runs it: vision on its own thread (itself two threads),
     gestures, recolouring and composition on the main thread, so frame i+1's
     vision overlaps frame i's rendering."""
@@ -116,7 +118,8 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
             t2 = time.perf_counter()
             out = render_frame(res, COLOR, cfg.vision.feather_px, columns=columns)
             t3 = time.perf_counter()
-            comp.compose(out, UiState(cursor=hand_input.cursor, product="bench", color_bgr=COLOR))
+            shopper.view = ShopperView(cursor=hand_input.cursor, product="bench", color_bgr=COLOR)
+            comp.compose(out)
             t4 = time.perf_counter()
             stages["hands"].append(res.timings["hands"])
             stages["segment"].append(res.timings["segment"])
@@ -177,7 +180,7 @@ def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool
         t2 = time.perf_counter()
         out = recolor(img, m, COLOR)
         t3 = time.perf_counter()
-        comp.compose(out, UiState(product="bench", color_bgr=COLOR))
+        comp.compose(out)
         t4 = time.perf_counter()
         for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[k].append(v * 1000)
@@ -210,8 +213,10 @@ def bench(cfg: Config, video: Path, frames_n: int, *, naive: bool, as_json: bool
     frames = decode(video, frames_n)
     h, w = frames[0].shape[:2]
     comp = Compositor(cfg.display.width, cfg.display.height, mirror=cfg.display.mirror, headless=True)
+    shopper = ShopperOverlay(ShopperView(product="bench", color_bgr=COLOR))
+    comp.add(shopper)
     try:
-        result = run_optimised(cfg, frames, frames_n, comp, progress)
+        result = run_optimised(cfg, frames, frames_n, comp, shopper, progress)
         result["video"] = str(video)
         result["size"] = f"{w}x{h}"
         if naive:

@@ -162,7 +162,7 @@ def cmd_call_link(args) -> int:
     from mirror.app.control import ControlError, request, socket_path
     cfg = _load_config(args.config)
     try:
-        reply = request(socket_path(cfg.call.control_socket, client=True), "link")
+        reply = request(socket_path(cfg.control.socket, client=True), "link")
     except ControlError as e:
         raise UsageError(str(e))
     if args.json:
@@ -187,7 +187,7 @@ def cmd_bench_call(args) -> int:
     return 0
 
 
-# --- NFC checkout (logic in nfc/commands.py) ----------------------------------
+# --- NFC (logic in nfc/commands.py), orders, the checkout harness -------------
 def _nfc(fn, *a, **kw) -> int:
     from nfc.commands import CommandError
     try:
@@ -202,19 +202,35 @@ def cmd_nfc_read(args) -> int:
 
 
 def cmd_orders(args) -> int:
-    from nfc.commands import orders
+    from mirror.app.orders_report import ReportError, orders_report
     path = Path(args.db) if args.db else _load_config(args.config).orders_path()
-    return _nfc(orders, path, args.json)
+    try:
+        return orders_report(path, args.json)
+    except ReportError as e:
+        raise UsageError(str(e))
 
 
 def cmd_bench_checkout(args) -> int:
-    from nfc.commands import bench_checkout
-    return _nfc(bench_checkout, args.taps, args.chaos, args.json, args.seed, args.kill_rate)
+    from mirror.harness.checkout_bench import BenchError, run_bench
+    if args.taps < 1:
+        raise UsageError("--taps must be at least 1")
+    if not 0.0 <= args.kill_rate <= 1.0:
+        raise UsageError("--kill-rate must be from 0 to 1")
+    try:
+        result = run_bench(args.taps, chaos=args.chaos, seed=args.seed, progress=True, kill_rate=args.kill_rate)
+    except BenchError as e:
+        raise UsageError(str(e))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:32} {v}")
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
 
 
 def cmd_checkout_host(args) -> int:
-    from nfc.commands import checkout_host
-    return _nfc(checkout_host, args.config, args.duration)
+    from mirror.harness.checkout_host import run_host
+    return run_host(_load_config(args.config), duration=args.duration)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("call", help="the friend call: make a join link",
-                       description="Talks to the running kiosk over its control socket (call.control_socket).")
+                       description="Talks to the running kiosk over its control socket (control.socket).")
     call_sub = s.add_subparsers(dest="call_command", metavar="CALL_COMMAND", required=True)
     c = call_sub.add_parser("link", help="ask the running kiosk for a fresh join link",
                             description="Prints a fresh single-use join link for the shopper at the mirror; it "

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 from call.service import CallService
+from mirror.app.addons import LiveStats, Recorder, Timeline, TimelineItem
+from mirror.app.kiosk import Kiosk
 from mirror.core import config
 from mirror.core.controls import visible_controls
-from mirror.app.kiosk import Kiosk, TimelineItem
+from nfc.service import CheckoutService
 from vision.capture import VideoFileSource
 
 
@@ -74,17 +76,6 @@ def checkout_timeline(at: float) -> list[TimelineItem]:
             TimelineItem(at + 0.6, "", screenshot="10-checkout.png")]
 
 
-def demo_checkout(out_dir: Path):
-    """The checkout service for the demo: no reader, no network, pay at the till."""
-    from nfc.service import CheckoutService
-
-    def make(k):
-        cfg = k.cfg.replace("checkout", store_url="")
-        return CheckoutService(cfg, k.bus, cart=k.session.cart(), session_id=k.session.id,
-                               db_path=out_dir / "orders.db", watch=False)
-    return make
-
-
 def run_demo(out_dir: Path, seconds: float = 18.0, headless: bool | None = None, window: bool = False) -> int:
     if window:
         headless = False
@@ -95,15 +86,27 @@ def run_demo(out_dir: Path, seconds: float = 18.0, headless: bool | None = None,
     # window-sized portrait view.
     cfg = cfg.replace("display", fullscreen=False, width=540, height=960)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # No port, no reader, no network: the call's server notifications and the
+    # tap come from the timeline, and the order is "pay at the till" in out_dir.
+    features = [lambda c, bus, size: CallService(c, bus, screen_width=size[0], serve=False),
+                lambda c, bus, size: CheckoutService(c.replace("checkout", store_url=""), bus,
+                                                     db_path=out_dir / "orders.db", watch=False)]
     kiosk = Kiosk(cfg, source_factory=lambda: VideoFileSource(config.DEMO_CLIP, loop=True, fps=25),
-                  headless=headless, timeline=demo_timeline(), out_dir=out_dir, record=headless,
-                  live_stats=True, services=[lambda k: CallService(k, serve=False), demo_checkout(out_dir)])
+                  headless=headless, features=features, serve=False)
+    timeline = Timeline(kiosk.bus, demo_timeline(), out_dir)
+    kiosk.add(timeline)
+    if headless:
+        kiosk.add(Recorder(out_dir / "demo.mp4", cfg.display.fps))
+    kiosk.add(LiveStats(lambda t: (
+        f"t={t:5.1f}s  render {kiosk.loop.stats.fps:4.1f} fps  vision {kiosk.camera.vision_frames / max(t, 1e-6):4.1f} fps  "
+        f"gesture {kiosk.gesture_name():<11}  colour {kiosk.session.color_name:<12} actions {len(kiosk.actions)}"
+        + ("" if kiosk.camera.source.ok else "  [camera unavailable, retrying]"))))
     print(f"mirror demo: {'headless' if headless else 'window'}, {seconds:.0f} s on the bundled clip "
           f"({config.DEMO_CLIP.name}); scripted events are labelled on screen", flush=True)
     stats = kiosk.run(seconds)
     summary = {k: stats[k] for k in ("seconds", "frames", "mean_fps", "render_p95_ms", "vision_frames")}
     summary["actions"] = stats["actions"]
-    summary["screenshots"] = stats["screenshots"]
+    summary["screenshots"] = timeline.screenshots
     if headless:
         summary["recording"] = str(out_dir / "demo.mp4")
     (out_dir / "stats.json").write_text(json.dumps(summary, indent=2))

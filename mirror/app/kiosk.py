@@ -1,193 +1,162 @@
-"""The kiosk loop: capture, vision, session and render, on their own threads.
+"""The kiosk: the one place that wires the parts together.
 
-* capture thread (`SupervisedSource`): always holds the newest camera frame and
-  reopens a lost camera with backoff;
-* vision thread: takes the newest frame, runs the pipeline (hands and person
-  segmentation on two threads at once), turns hands into input events and
-  publishes them;
-* main thread: dispatches the bus into the session, then recolours and
-  composes the newest vision result at the display rate. It never waits for
-  vision: when vision lags it shows the newest camera frame with the last matte.
+It builds the bus, the shopper's session, the compositor with the kiosk's own
+overlays, the camera side (`camera.py`), the features the config turns on
+(the friend call, the checkout), the asyncio thread with the control socket
+and the web host, and runs the one frame loop (`frameloop.py`) over them.
+Features never see each other or this class: they get the bus and the config.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import collections
 import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Protocol
+from concurrent.futures import Future
+from typing import Callable
 
-import cv2
-import numpy as np
-
+from mirror.app.aio import AsyncThread
+from mirror.app.camera import CameraVision
+from mirror.app.control import ControlServer, socket_path
+from mirror.app.frameloop import FrameLoop
+from mirror.app.shopper_view import shopper_view
+from mirror.core.actions import ACTIONS
 from mirror.core.bus import Event, EventBus
 from mirror.core.catalog import load_catalog
 from mirror.core.config import Config
 from mirror.core.controls import control_at
-from vision.pipeline import VisionPipeline, VisionResult, render_frame
+from mirror.core.feature import Feature
 from mirror.core.session import Session
-from render.compositor import Compositor, UiState, crop_box, view_transform
+from mirror.web.host import Listener, WebHost
+from render.compositor import Compositor
+from render.overlays import DebugOverlay, MessageOverlay, ShopperOverlay, StatusOverlay
 from vision import models
-from vision.capture import FrameSource, SupervisedSource, source_from_config
-from vision.depth import PresenceTracker, presence_from_depth
-from vision.interaction import HandInput
+from vision.capture import FrameSource
 
 log = logging.getLogger(__name__)
 
-PRESENCE_MIN_FRACTION = 0.06     # share of the view a person fills to count as present (no depth)
-STALE_RESULT_S = 0.25            # older vision results are not drawn as the picture itself
+PUBLIC_WS_MAX_BYTES = 64 * 1024     # the join side's messages are small; bigger ones close the socket
+FeatureFactory = Callable[[Config, EventBus, tuple[int, int]], Feature]
 
 
-class Service(Protocol):
-    """A part plugged into the kiosk (the friend call, NFC checkout ...).
-
-    It talks to the rest only through the bus it was built with. The kiosk
-    starts it before the first frame, asks it to add its overlays to each
-    frame's UiState (main thread, must be quick), hands it each composed
-    frame, and stops it on the way out.
-    """
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def decorate(self, ui: UiState, now: float) -> None: ...
-    def on_composed(self, comp: Compositor, clean_bgr, now: float) -> None: ...
+def default_features(cfg: Config) -> list[FeatureFactory]:
+    """The features the config turns on."""
+    out: list[FeatureFactory] = []
+    if cfg.call.enabled:
+        from call.service import CallService
+        out.append(lambda c, bus, size: CallService(c, bus, screen_width=size[0]))
+    if cfg.checkout.enabled:
+        from nfc.service import CheckoutService
+        out.append(lambda c, bus, size: CheckoutService(c, bus))
+    return out
 
 
-@dataclass
-class TimelineItem:
-    at: float                        # seconds after start
-    event: str
-    data: dict = field(default_factory=dict)
-    banner: str = ""                 # shown while the scripted event plays
-    screenshot: str = ""             # file name to save just after it
+class Snapshots(Feature):
+    """Hands the next composed picture, as PNG bytes, to whoever asked (the
+    control socket's `snapshot`). Nothing is written to disk here."""
+    name = "snapshots"
+
+    def __init__(self):
+        self._waiting: list[Future] = []
+
+    def request(self) -> Future:
+        fut: Future = Future()
+        self._waiting.append(fut)
+        return fut
+
+    def on_composed(self, frame) -> None:
+        if not self._waiting:
+            return
+        waiting, self._waiting = self._waiting, []
+        png = frame.png()
+        for fut in waiting:
+            fut.set_result(png)
 
 
 class Kiosk:
     def __init__(self, cfg: Config, *, source_factory: Callable[[], FrameSource] | None = None,
-                 headless: bool | None = None, timeline: list[TimelineItem] | None = None,
-                 out_dir: Path | None = None, record: bool = False, live_stats: bool = False,
-                 services: list[Callable[["Kiosk"], Service]] | None = None):
+                 headless: bool | None = None, features: list[FeatureFactory] | None = None,
+                 addons: list[Feature] | None = None, serve: bool = True):
+        """`features`: factories for the features (default: those the config
+        turns on). `addons`: extra frame-loop parts (demo timeline, recorder).
+        `serve=False`: no control socket (the offline demo)."""
         models.check_bundled()
         self.cfg = cfg
+        self.serve = serve
         self.bus = EventBus()
-        catalog = load_catalog(cfg.catalog_path())
-        self.session = Session(catalog, dict(vars(cfg.actions)), cfg.gestures.hue_mode,
+        self.session = Session(load_catalog(cfg.catalog_path()), cfg.actions.model_dump(), cfg.gestures.hue_mode,
                                cfg.gestures.degrees_per_turn, cfg.catalog.product)
         self.session.debug = cfg.display.show_fps
         self.session.controls_on = cfg.display.controls
+        self.session.attach(self.bus)
         d = cfg.display
         self.comp = Compositor(d.width, d.height, mirror=d.mirror, fullscreen=d.fullscreen, headless=headless)
-        self.source = SupervisedSource(
-            source_factory or (lambda: source_from_config(cfg.camera, cfg.resolve)),
-            stall_timeout=cfg.camera.stall_timeout_s, backoff_initial=cfg.camera.reconnect_initial_s,
-            backoff_max=cfg.camera.reconnect_max_s,
-            on_event=lambda name, msg: self.bus.publish(name, message=msg))
-        self.pipeline = VisionPipeline(cfg.vision, cfg.depth)
-        self.hand_input: HandInput | None = None
-        self.presence = PresenceTracker()
-        self.timeline = sorted(timeline or [], key=lambda i: i.at)
-        self.out_dir = out_dir
-        self.record = record
-        self.live_stats = live_stats
-        self._latest: VisionResult | None = None
-        self._recoloured: tuple = (None, None, None)        # (result, colour, picture)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._banner = ""
-        self._banner_until = 0.0
-        self.stats = {"frames": 0, "vision_frames": 0, "actions": [], "screenshots": [], "camera_lost": 0}
-        self.bus.subscribe("*", self._on_event)
-        # Built last: a service may subscribe to the bus and read cfg/session.
-        self.services: list[Service] = [make(self) for make in services or []]
+        self.camera = CameraVision(cfg, self.bus, self.comp.size, source_factory=source_factory,
+                                   control_at=self._control_at)
+        self.shopper, self.messages = ShopperOverlay(), MessageOverlay()
+        self.status_bar, self.debug = StatusOverlay(), DebugOverlay()
+        for overlay in (self.shopper, self.messages, self.status_bar, self.debug):
+            self.comp.add(overlay)
+        self.snapshots = Snapshots()
+        self.features = [make(cfg, self.bus, self.comp.size)
+                         for make in (default_features(cfg) if features is None else features)]
+        self.addons = list(addons or [])
+        self.loop = FrameLoop(self.bus, self.comp, self._picture, [*self.features, self.snapshots, *self.addons], d.fps,
+                              on_key=self._on_key, finished=self._finished)
+        self.aio = AsyncThread("kiosk-aio")
+        self.control: ControlServer | None = None
+        self.web: list[WebHost] = []
+        self.actions: collections.deque[str] = collections.deque(maxlen=1000)
+        self.camera_lost = 0
+        self.bus.subscribe("action.done", self._on_action)
+        self.bus.subscribe("camera.lost", self._on_camera_lost)
 
-    # --- bus ----------------------------------------------------------
-    def _on_event(self, ev: Event) -> None:
-        if ev.name == "camera.lost":
-            self.stats["camera_lost"] += 1
-        if ev.name in ("call.connected", "call.ended"):
-            # the call's video encoder shares the two cores with vision
-            self.pipeline.refresh_scale = 3.0 if ev.name == "call.connected" else 1.0
-        if ev.name == "action.done":
-            self.stats["actions"].append(ev.data["action"])
-            log.info("action %s (from %s)", ev.data["action"], ev.data.get("source"))
-        for name, data in self.session.handle(ev):
-            self.bus.publish(name, **data)
+    # --- bus --------------------------------------------------------------
+    def _on_action(self, ev: Event) -> None:
+        self.actions.append(ev.data["action"])
+        log.info("action %s (from %s)", ev.data["action"], ev.data.get("source"))
 
-    # --- vision thread --------------------------------------------------
-    def _vision_loop(self) -> None:
-        seq = 0
-        while not self._stop.is_set():
-            frame, new_seq = self.source.wait_newer(seq, timeout=0.25)
-            if frame is None or new_seq == seq:
-                if self.source.ended:
-                    return
-                continue
-            seq = new_seq
-            try:
-                res = self.pipeline.process(frame)
-            except Exception:  # a bad frame must not end vision
-                log.exception("vision failed on frame %d", frame.index)
-                continue
-            now = time.monotonic()
-            if self.hand_input is None:
-                h, w = frame.image.shape[:2]
-                tf = view_transform((w, h), self.comp.size, self.cfg.display.mirror)
-                self.hand_input = HandInput(self.cfg.gestures, to_display=tf, control_at=self._control_at)
-            for ev in self.hand_input.update(res.hands, now):
-                self.bus.publish(ev.name, **ev.data)
-            if frame.depth is not None and self.cfg.depth.enabled:
-                seen = presence_from_depth(frame.depth, self.cfg.depth.presence_max_m,
-                                           self.cfg.depth.presence_min_fraction).present
-            else:
-                seen = res.presence >= PRESENCE_MIN_FRACTION or bool(res.hands)
-            change = self.presence.update(seen, now)
-            if change:
-                self.bus.publish("presence.changed", present=change == "arrived")
-            with self._lock:
-                self._latest = res
-                self.stats["vision_frames"] += 1
+    def _on_camera_lost(self, ev: Event) -> None:
+        self.camera_lost += 1
+
+    def _on_key(self, key: str) -> None:
+        if key == "d":
+            self.bus.publish("action.requested", action="toggle_debug", source="keyboard")
 
     def _control_at(self, x: float, y: float) -> str | None:
         # called on the vision thread; controls() only reads plain session fields
         ctl = control_at(self.session.controls(), x, y)
         return ctl.id if ctl is not None else None
 
-    # --- main thread ----------------------------------------------------
-    def ui_state(self, now: float) -> UiState:
+    def _finished(self) -> bool:
+        timeline_left = any(not getattr(a, "done", True) for a in self.addons)
+        return self.camera.ended and not timeline_left
+
+    # --- per frame (main thread) --------------------------------------------
+    def _picture(self, now: float):
+        self._refresh_views(now)
+        return self.camera.picture(self.session.color_bgr)
+
+    def _refresh_views(self, now: float) -> None:
         s = self.session
-        p = s.product
-        ui = UiState(color_bgr=s.color_bgr, color_name=s.color_name, ring_hue=s.ring_hue,
-                     ring_active=now < s.circling_until,
-                     message=s.message, message_age=now - s.message_t,
-                     product=p.name, product_detail=f"{s.color_name} · {p.price} · sizes {'/'.join(p.sizes)}")
-        hi = self.hand_input
-        if hi is not None and hi.cursor is not None:
-            ui.cursor, ui.cursor_progress = hi.cursor, hi.cursor_progress
-        # a button lights up only under a hand that can press it (not a thumbs-up)
-        aimed = hi.target if hi is not None and hi.cursor is not None else None
-        ui.controls = [(c.label, c.rect, c.id == aimed, ui.cursor_progress if c.id == aimed else 0.0)
-                       for c in s.controls()]
-        if not self.source.ok:
-            ui.status = self.source.problem or "camera unavailable, retrying"
-        if s.present and now - s.last_activity_t > self.cfg.display.idle_hint_s and now - s.message_t > 3:
-            ui.hint = "Draw a circle with one finger to change the colour"
-        if now < self._banner_until:
-            ui.banner = self._banner
-        if s.debug:
-            ui.debug_lines = self._debug_lines()
-        for svc in self.services:
-            svc.decorate(ui, now)
-        return ui
+        self.shopper.view = shopper_view(s, now, self.camera.hand_input)
+        self.messages.message, self.messages.message_t = s.message, s.message_t
+        idle = s.present and now - s.last_activity_t > self.cfg.display.idle_hint_s and now - s.message_t > 3
+        self.messages.hint = "Draw a circle with one finger to change the colour" if idle else ""
+        src = self.camera.source
+        self.status_bar.text = "" if src.ok else (src.problem or "camera unavailable, retrying")
+        self.debug.lines = self._debug_lines() if s.debug else []
 
     def _debug_lines(self) -> list[str]:
-        st = self.stats
-        hi = self.hand_input
-        lines = [f"render {st.get('fps', 0):.1f} fps  vision {st.get('vision_fps', 0):.1f} fps"]
-        with self._lock:
-            res = self._latest
+        st = self.loop.stats
+        hi = self.camera.hand_input
+        elapsed = max(1e-6, time.monotonic() - st.started)
+        lines = [f"render {st.fps:.1f} fps  vision {self.camera.vision_frames / elapsed:.1f} fps"]
+        res = self.camera.latest_result()
         if res is not None:
             lines.append("  ".join(f"{k} {v:.0f}ms" for k, v in res.timings.items()))
             lines.append(f"hands {len(res.hands)}  person {res.presence:.2f}")
@@ -195,131 +164,130 @@ class Kiosk:
             lines.append(f"gesture {hi.classification.gesture} {hi.classification.score:.2f}")
         return lines
 
-    def _pick_picture(self, now: float):
-        with self._lock:
-            res = self._latest
-        newest, _ = self.source.latest()
-        if res is None:
-            return newest.image if newest is not None else None
-        if newest is not None and newest.ts - res.frame.ts > STALE_RESULT_S:
-            return newest.image        # vision is behind: live picture, no recolour
-        last_res, last_colour, _ = self._recoloured
-        if res is not last_res or self.session.color_bgr != last_colour:
-            # vision gives fewer results than the screen shows frames: recolour each result once
-            h, w = res.frame.image.shape[:2]
-            x0, _, cw, _ = crop_box((w, h), self.comp.size)
-            self._recoloured = (res, self.session.color_bgr,
-                                render_frame(res, self.session.color_bgr, self.cfg.vision.feather_px,
-                                             columns=(x0, x0 + cw)))
-        return self._recoloured[2]
+    def gesture_name(self) -> str:
+        hi = self.camera.hand_input
+        return hi.classification.gesture if hi else "none"
 
-    def _run_timeline(self, elapsed: float, now: float) -> None:
-        while self.timeline and self.timeline[0].at <= elapsed:
-            item = self.timeline.pop(0)
-            if item.banner:
-                self._banner, self._banner_until = item.banner, now + 2.5
-            if item.event:
-                self.bus.publish(item.event, **item.data)
-            if item.screenshot:
-                self._pending_shot = item.screenshot
+    # --- control socket (asyncio thread) ---------------------------------------
+    def _commands(self) -> dict:
+        cmds = {"status": self._cmd_status, "action": self._cmd_action, "snapshot": self._cmd_snapshot}
+        for f in self.features:
+            cmds.update(f.commands())
+        return cmds
+
+    async def _cmd_status(self, req: dict) -> dict:
+        st = self.loop.stats
+        out = {"ok": True, "present": self.session.present, "fps": round(st.fps, 1), "frames": st.frames,
+               "camera": "ok" if self.camera.source.ok else (self.camera.source.problem or "lost")}
+        for f in self.features:
+            out.update(f.status())
+        return out
+
+    async def _cmd_action(self, req: dict) -> dict:
+        """Press an action as the shopper's gesture would (store tools, tests)."""
+        action = req.get("action")
+        if action not in ACTIONS:
+            return {"ok": False, "error": f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"}
+        self.bus.publish("action.requested", action=action, source=str(req.get("source", "control")))
+        return {"ok": True}
+
+    async def _cmd_snapshot(self, req: dict) -> dict:
+        png = await asyncio.wait_for(asyncio.wrap_future(self.snapshots.request()), 5)
+        log.info("snapshot of the composed frame taken over the control socket")
+        return {"ok": True, "png_b64": base64.b64encode(png).decode("ascii")}
+
+    # --- lifecycle ---------------------------------------------------------------
+    def _start(self) -> None:
+        self.aio.start()
+        if self.serve:
+            self.control = ControlServer(socket_path(self.cfg.control.socket), self._commands())
+            try:
+                self.aio.run(self.control.start())
+            except Exception as e:          # the kiosk runs on without its control socket
+                log.error("control socket unavailable: %s (check control.socket)", e)
+                self.control = None
+        for part in self.features + self.addons:
+            part.start(self.aio.loop)
+        if self.serve:
+            self._start_web()
+        # the features learn the first shopper's cart the way they learn every later one
+        for name, data in self.session.announce():
+            self.bus.publish(name, **data)
+        self.camera.start()
+
+    def _listeners(self) -> list[Listener]:
+        """What the config says may listen: the public join side when a feature
+        serves it, and the store-LAN staff side."""
+        routes: dict[str, list] = {}
+        for f in self.features:
+            for side, router in f.routes().items():
+                routes.setdefault(side, []).append(router)
+        c, st = self.cfg.call, self.cfg.staff
+        out = []
+        if routes.get("public"):
+            out.append(Listener("public", c.host, c.port, tls_cert=str(self.cfg.resolve(c.tls_cert)) if c.tls_cert
+                                else "", tls_key=str(self.cfg.resolve(c.tls_key)) if c.tls_key else "",
+                                routers=routes["public"], ws_max_size=PUBLIC_WS_MAX_BYTES))
+        if st.enabled:
+            out.append(Listener("staff", st.host, st.port, routers=routes.get("staff", [])))
+        return out
+
+    def _start_web(self) -> None:
+        # one host per listener: a taken staff port must not take the join page down with it
+        for listener in self._listeners():
+            host = WebHost([listener], health=self._health)
+            try:
+                self.aio.run(host.start(), timeout=15)
+            except Exception as e:
+                log.error("web listener %s unavailable: %s (check its host and port in the config)",
+                          listener.name, e)
+                self.bus.publish("web.unavailable", listener=listener.name, message=str(e))
+                continue
+            self.web.append(host)
+
+    def _health(self) -> dict:
+        st = self.loop.stats
+        fresh = time.monotonic() - st.last_frame_t < 5.0 if st.frames else False
+        return {"ok": fresh, "fps": round(st.fps, 1)}
+
+    def _stop(self) -> None:
+        for part in reversed(self.features + self.addons):
+            try:
+                part.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(part).__name__)
+        for host in self.web:
+            try:
+                self.aio.run(host.stop())
+            except Exception:
+                log.exception("stopping the web host failed")
+        if self.control is not None:
+            try:
+                self.aio.run(self.control.stop())
+            except Exception:
+                log.exception("stopping the control socket failed")
+        self.aio.stop()
+        self.camera.stop()
+        self.comp.close()
 
     def run(self, duration: float | None = None) -> dict:
-        for svc in self.services:
-            svc.start()
-        self.source.start()
-        vision = threading.Thread(target=self._vision_loop, name="vision", daemon=True)
-        vision.start()
-        writer = None
-        self._pending_shot = ""
-        period = 1.0 / self.cfg.display.fps
-        t_start = time.monotonic()
-        last_stats_t, frames_at, vision_at = t_start, 0, 0
-        frame_times: list[float] = []
+        self._start()
         try:
-            while not self._stop.is_set():
-                t0 = time.monotonic()
-                elapsed = t0 - t_start
-                if duration is not None and elapsed >= duration:
-                    break
-                if self.source.ended and not self.timeline:
-                    break
-                self._run_timeline(elapsed, t0)
-                self.bus.dispatch()
-                for key in self.comp.poll_keys():
-                    if key == "quit":
-                        self._stop.set()
-                    elif key == "d":
-                        self.bus.publish("action.requested", action="toggle_debug", source="keyboard")
-                picture = self._pick_picture(t0)
-                self.comp.compose(picture, self.ui_state(t0))
-                self.comp.present()
-                for svc in self.services:
-                    svc.on_composed(self.comp, picture, t0)
-                self.stats["frames"] += 1
-                frame_times.append((time.monotonic() - t0) * 1000)
-                if self.out_dir is not None:
-                    if self.record and self.stats["frames"] % 2 == 0:
-                        snap = self.comp.snapshot()
-                        small = cv2.resize(cv2.cvtColor(snap, cv2.COLOR_RGB2BGR), (snap.shape[1] // 2 // 2 * 2,
-                                                                                  snap.shape[0] // 2 // 2 * 2))
-                        if writer is None:
-                            writer = cv2.VideoWriter(str(self.out_dir / "demo.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                     self.cfg.display.fps / 2, (small.shape[1], small.shape[0]))
-                        writer.write(small)
-                    if self._pending_shot:
-                        path = self.out_dir / self._pending_shot
-                        self.comp.save(path)
-                        self.stats["screenshots"].append(str(path))
-                        self._pending_shot = ""
-                now = time.monotonic()
-                if now - last_stats_t >= 1.0:
-                    self.stats["fps"] = (self.stats["frames"] - frames_at) / (now - last_stats_t)
-                    self.stats["vision_fps"] = (self.stats["vision_frames"] - vision_at) / (now - last_stats_t)
-                    frames_at, vision_at, last_stats_t = self.stats["frames"], self.stats["vision_frames"], now
-                    if self.live_stats:
-                        hi = self.hand_input
-                        g = hi.classification.gesture if hi else "none"
-                        print(f"t={now - t_start:5.1f}s  render {self.stats['fps']:4.1f} fps  "
-                              f"vision {self.stats['vision_fps']:4.1f} fps  gesture {g:<11}  "
-                              f"colour {self.session.color_name:<12} actions {len(self.stats['actions'])}"
-                              + ("" if self.source.ok else "  [camera unavailable, retrying]"), flush=True)
-                spare = period - (time.monotonic() - t0)
-                if spare > 0:
-                    self._stop.wait(spare)
+            stats = self.loop.run(duration)
         finally:
-            self._stop.set()
-            self.bus.dispatch()
-            for svc in reversed(self.services):
-                try:
-                    svc.stop()
-                except Exception:
-                    log.exception("stopping %s failed", type(svc).__name__)
-            self.source.stop()
-            vision.join(timeout=3)
-            self.pipeline.close()
-            if writer is not None:
-                writer.release()
-            self.comp.close()
-        total = time.monotonic() - t_start
-        self.stats["seconds"] = round(total, 2)
-        self.stats["mean_fps"] = round(self.stats["frames"] / max(total, 1e-6), 1)
-        self.stats["render_p95_ms"] = round(float(np.percentile(frame_times, 95)), 1) if frame_times else 0.0
-        return self.stats
+            self._stop()
+        total = time.monotonic() - stats.started
+        return {"frames": stats.frames, "vision_frames": self.camera.vision_frames, "actions": list(self.actions),
+                "camera_lost": self.camera_lost, "seconds": round(total, 2),
+                "mean_fps": round(stats.frames / max(total, 1e-6), 1), "render_p95_ms": stats.p95_ms()}
+
+    def add(self, addon: Feature) -> None:
+        """An extra frame-loop part (before `run`): the demo's timeline, a recorder."""
+        self.addons.append(addon)
+        self.loop.add(addon)
 
     def stop(self) -> None:
-        self._stop.set()
-
-
-def kiosk_services(cfg: Config) -> list[Callable[[Kiosk], Service]]:
-    """The services the config turns on."""
-    services: list[Callable[[Kiosk], Service]] = []
-    if cfg.call.enabled:
-        from call.service import CallService
-        services.append(CallService)
-    if cfg.checkout.enabled:
-        from nfc.service import checkout_service
-        services.append(checkout_service)
-    return services
+        self.loop.stop()
 
 
 def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = None,
@@ -338,7 +306,7 @@ def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = N
     # mask that keeps SIGTERM away from them; it is handled on the main thread.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        kiosk = Kiosk(cfg, headless=True if headless else None, services=kiosk_services(cfg))
+        kiosk = Kiosk(cfg, headless=True if headless else None)
         built.append(kiosk)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)

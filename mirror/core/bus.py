@@ -2,8 +2,8 @@
 
 Any thread may `publish`; delivery happens on the thread that calls
 `dispatch()` (the kiosk's main loop), so subscribers never race each other.
-Names are dotted: `gesture.fired`, `motion.circle`, `presence.changed`,
-`camera.lost`, `ui.message`, `action.<name>` ...
+Every name and its payload are registered in `mirror/core/events.py`;
+publishing an unknown name or a wrong payload raises at once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
+
+from mirror.core import events
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,11 @@ class Event:
     name: str
     data: dict = field(default_factory=dict)
     ts: float = field(default_factory=time.monotonic)
+
+    @property
+    def payload(self) -> Any:
+        """The typed payload (a dataclass from mirror.core.events)."""
+        return events.payload(self.name, self.data)
 
 
 Handler = Callable[[Event], None]
@@ -41,7 +48,7 @@ class EventBus:
             self._subs[name].append(handler)
 
     def publish(self, name: str, /, **data) -> Event:
-        ev = Event(name, data)
+        ev = Event(name, events.as_dict(events.payload(name, data)))
         with self._lock:
             self._pending.append(ev)
         return ev

@@ -1,29 +1,42 @@
-"""One validated configuration schema for the kiosk.
+"""One validated configuration schema for the kiosk, as pydantic models.
 
-The schema is a set of frozen dataclasses. Every field carries its default, its
-bounds and a one-line description; `config/mirror.toml` documents the same keys
-and a test keeps the two in step. Loading collects *every* problem, each naming
-the key, what is wrong and the expected form, so `mirror check-config` can list
-them all at once.
+Each `[section]` of the TOML file is a frozen, strict model whose fields carry
+their default, bounds and description; `config/mirror.toml` is generated from
+them (`documented_toml()`) and a test keeps the two identical. Loading collects
+*every* problem, each naming `section.key`, the given value and the expected
+form, so `mirror check-config` can list them all at once. NaN and infinity
+are refused everywhere.
 
 Environment overrides: `MIRROR_<SECTION>_<KEY>=value`, e.g.
-`MIRROR_CAMERA_SOURCE=video`. Values are parsed as TOML scalars when possible,
-else taken as strings.
+`MIRROR_CAMERA_SOURCE=video`, read by pydantic-settings; a value is parsed as
+the key's type ("7" gives 7 for an integer key) and otherwise refused.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import ipaddress
 import os
+import socket
 import tomllib
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo,
+                      create_model, model_validator)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
+
+from mirror.core.actions import Action
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEMO_CLIP = ASSETS_DIR / "demo_clip.mp4"
+
+GESTURES = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
+MOTIONS = ("circle", "swipe_left", "swipe_right", "dwell")
 
 
 class ConfigError(Exception):
@@ -35,318 +48,467 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-def opt(default, doc: str, *, min=None, max=None, choices=None):
-    return field(default=default, metadata={"doc": doc, "min": min, "max": max, "choices": choices})
+_RULES = "config_rules"
 
 
-GESTURES = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
-MOTIONS = ("circle", "swipe_left", "swipe_right", "dwell")
-from mirror.core.actions import ACTIONS  # noqa: E402  (the one action list)
+def _check(problems: list[str]) -> None:
+    """Report every broken cross-field rule of a model as one error; `_problem` splits it again."""
+    if problems:
+        raise PydanticCustomError(_RULES, "{text}", {"text": "; ".join(problems), "problems": problems})
 
 
-@dataclass(frozen=True)
-class CameraConfig:
-    source: str = opt("webcam", "where frames come from",
-                      choices=("webcam", "video", "images", "realsense", "recorded_depth"))
-    device: int = opt(0, "V4L2 camera index (/dev/videoN) for source = webcam", min=0, max=63)
-    path: str = opt("", "video file, image folder or recorded colour+depth folder for the file sources")
-    width: int = opt(1280, "requested capture width in pixels", min=160, max=3840)
-    height: int = opt(720, "requested capture height in pixels", min=120, max=2160)
-    fps: int = opt(30, "requested capture rate (file sources are paced to it)", min=1, max=120)
-    loop: bool = opt(True, "restart a video or folder at its end")
-    stall_timeout_s: float = opt(2.0, "no frame for this long counts as a lost camera", min=0.2, max=60.0)
-    reconnect_initial_s: float = opt(0.5, "first reopen delay after a loss; doubles each try", min=0.05, max=60.0)
-    reconnect_max_s: float = opt(10.0, "longest delay between reopen attempts", min=0.1, max=600.0)
+def _context_dir(info: ValidationInfo) -> Path:
+    return Path((info.context or {}).get("base_dir", "."))
 
 
-@dataclass(frozen=True)
-class DepthConfig:
-    enabled: bool = opt(True, "use depth when the source provides it")
-    cut_beyond_m: float = opt(0.6, "drop mask pixels this far behind the person's median depth", min=0.05, max=5.0)
-    presence_max_m: float = opt(2.5, "someone nearer than this counts as present", min=0.3, max=8.0)
-    presence_min_fraction: float = opt(0.08, "share of the frame that must be that near", min=0.001, max=1.0)
+class _Section(BaseModel):
+    # strict: a TOML "30" is not the integer 30, 1 is not true. Env strings are
+    # converted by pydantic-settings before they get here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
-@dataclass(frozen=True)
-class VisionConfig:
-    hands_model: str = opt("lite", "MediaPipe hand landmark model for the live loop", choices=("lite", "full"))
-    max_hands: int = opt(1, "hands tracked at once in the live loop; while fewer are up than this, "
-                              "MediaPipe searches every frame for another (about 9 ms a frame here)", min=1, max=4)
-    hands_width: int = opt(640, "frames are scaled to this width for hand tracking", min=160, max=3840)
-    min_hand_confidence: float = opt(0.5, "minimum hand detection confidence", min=0.05, max=0.99)
-    garment_refresh_s: float = opt(1.0, "how often the slow garment model (pose + colour) is rebuilt", min=0.1, max=60.0)
-    mask_smoothing: float = opt(0.5, "temporal smoothing of the garment matte (0 = none, 0.9 = heavy)", min=0.0, max=0.95)
-    feather_px: int = opt(5, "edge feather radius of the garment matte at 720p", min=0, max=40)
+class CameraConfig(_Section):
+    source: Literal["webcam", "video", "images", "realsense", "recorded_depth"] = Field(
+        "webcam", description="where frames come from")
+    device: int = Field(0, ge=0, le=63, description="V4L2 camera index (/dev/videoN) for source = webcam")
+    path: str = Field("", description="video file, image folder or recorded colour+depth folder for the file sources")
+    width: int = Field(1280, ge=160, le=3840, description="requested capture width in pixels")
+    height: int = Field(720, ge=120, le=2160, description="requested capture height in pixels")
+    fps: int = Field(30, ge=1, le=120, description="requested capture rate (file sources are paced to it)")
+    loop: bool = Field(True, description="restart a video or folder at its end")
+    stall_timeout_s: float = Field(2.0, ge=0.2, le=60.0, description="no frame for this long counts as a lost camera")
+    reconnect_initial_s: float = Field(0.5, ge=0.05, le=60.0,
+                                       description="first reopen delay after a loss; doubles each try")
+    reconnect_max_s: float = Field(10.0, ge=0.1, le=600.0, description="longest delay between reopen attempts")
+
+    @model_validator(mode="after")
+    def _rules(self) -> CameraConfig:
+        problems = []
+        if self.source in ("video", "images", "recorded_depth") and not self.path:
+            problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {self.source!r}")
+        if self.reconnect_initial_s > self.reconnect_max_s:
+            problems.append("camera.reconnect_initial_s: larger than camera.reconnect_max_s, expected it to be smaller")
+        _check(problems)
+        return self
 
 
-@dataclass(frozen=True)
-class GesturesConfig:
-    hold_frames: int = opt(4, "frames a gesture must hold before it fires", min=1, max=60)
-    cooldown_s: float = opt(1.0, "quiet time after a gesture fires", min=0.0, max=10.0)
-    min_score: float = opt(0.6, "minimum classifier score to count a gesture", min=0.0, max=1.0)
-    circle_min_radius: float = opt(0.04, "smallest circle radius, as a fraction of frame width", min=0.005, max=0.5)
-    degrees_per_turn: float = opt(360.0, "hue degrees moved by one full circle of the finger", min=10.0, max=1080.0)
-    swipe_min_distance: float = opt(0.25, "horizontal travel for a swipe, as a fraction of frame width", min=0.05, max=1.0)
-    swipe_max_s: float = opt(0.6, "a swipe must complete within this time", min=0.1, max=3.0)
-    dwell_s: float = opt(1.2, "hold a hand still over a control this long to press it", min=0.2, max=10.0)
-    hue_mode: str = opt("wheel", "circle turns the hue smoothly (wheel) or steps catalogue colours (catalog)",
-                        choices=("wheel", "catalog"))
+class DepthConfig(_Section):
+    enabled: bool = Field(True, description="use depth when the source provides it")
+    cut_beyond_m: float = Field(0.6, ge=0.05, le=5.0,
+                                description="drop mask pixels this far behind the person's median depth")
+    presence_max_m: float = Field(2.5, ge=0.3, le=8.0, description="someone nearer than this counts as present")
+    presence_min_fraction: float = Field(0.08, ge=0.001, le=1.0, description="share of the frame that must be that near")
 
 
-@dataclass(frozen=True)
-class ActionsConfig:
-    open_palm: str = opt("help", "action for an open palm", choices=ACTIONS)
-    fist: str = opt("cancel", "action for a fist", choices=ACTIONS)
-    pointing_up: str = opt("select", "action for an index finger up", choices=ACTIONS)
-    thumbs_up: str = opt("confirm", "action for a thumbs-up", choices=ACTIONS)
-    thumbs_down: str = opt("cancel", "action for a thumbs-down", choices=ACTIONS)
-    victory: str = opt("call_friend", "action for a victory sign", choices=ACTIONS)
-    pinch: str = opt("call_staff", "action for a pinch", choices=ACTIONS)
-    swipe_left: str = opt("prev_color", "action for a swipe to the shopper's left", choices=ACTIONS)
-    swipe_right: str = opt("next_color", "action for a swipe to the shopper's right", choices=ACTIONS)
+class VisionConfig(_Section):
+    hands_model: Literal["lite", "full"] = Field("lite", description="MediaPipe hand landmark model for the live loop")
+    max_hands: int = Field(1, ge=1, le=4, description="hands tracked at once in the live loop; while fewer are up "
+                           "than this, MediaPipe searches every frame for another (about 9 ms a frame here)")
+    hands_width: int = Field(640, ge=160, le=3840, description="frames are scaled to this width for hand tracking")
+    min_hand_confidence: float = Field(0.5, ge=0.05, le=0.99, description="minimum hand detection confidence")
+    garment_refresh_s: float = Field(1.0, ge=0.1, le=60.0,
+                                     description="how often the slow garment model (pose + colour) is rebuilt")
+    mask_smoothing: float = Field(0.5, ge=0.0, le=0.95,
+                                  description="temporal smoothing of the garment matte (0 = none, 0.9 = heavy)")
+    feather_px: int = Field(5, ge=0, le=40, description="edge feather radius of the garment matte at 720p")
 
 
-@dataclass(frozen=True)
-class DisplayConfig:
-    fullscreen: bool = opt(True, "take the whole screen (kiosk); false opens a window")
-    width: int = opt(1080, "output width in pixels (portrait)", min=90, max=4320)
-    height: int = opt(1920, "output height in pixels (portrait)", min=160, max=7680)
-    mirror: bool = opt(True, "flip the camera image left-right, like a mirror")
-    fps: int = opt(30, "render rate cap", min=5, max=120)
-    show_fps: bool = opt(False, "start with the FPS/debug overlay on")
-    controls: bool = opt(True, "show on-screen buttons (colour, help, call) pressed by holding a hand still on them")
-    idle_hint_s: float = opt(6.0, "show the help hint after someone is present but idle this long", min=1.0, max=600.0)
+class GesturesConfig(_Section):
+    hold_frames: int = Field(4, ge=1, le=60, description="frames a gesture must hold before it fires")
+    cooldown_s: float = Field(1.0, ge=0.0, le=10.0, description="quiet time after a gesture fires")
+    min_score: float = Field(0.6, ge=0.0, le=1.0, description="minimum classifier score to count a gesture")
+    circle_min_radius: float = Field(0.04, ge=0.005, le=0.5,
+                                     description="smallest circle radius, as a fraction of frame width")
+    degrees_per_turn: float = Field(360.0, ge=10.0, le=1080.0,
+                                    description="hue degrees moved by one full circle of the finger")
+    swipe_min_distance: float = Field(0.25, ge=0.05, le=1.0,
+                                      description="horizontal travel for a swipe, as a fraction of frame width")
+    swipe_max_s: float = Field(0.6, ge=0.1, le=3.0, description="a swipe must complete within this time")
+    dwell_s: float = Field(1.2, ge=0.2, le=10.0, description="hold a hand still over a control this long to press it")
+    hue_mode: Literal["wheel", "catalog"] = Field(
+        "wheel", description="circle turns the hue smoothly (wheel) or steps catalogue colours (catalog)")
 
 
-@dataclass(frozen=True)
-class CatalogConfig:
-    path: str = opt("", "catalogue TOML file; empty = the bundled example config/catalog.toml")
-    product: str = opt("", "SKU shown at start; empty = the first product")
+class ActionsConfig(_Section):
+    open_palm: Action = Field("help", description="action for an open palm")
+    fist: Action = Field("cancel", description="action for a fist")
+    pointing_up: Action = Field("select", description="action for an index finger up")
+    thumbs_up: Action = Field("confirm", description="action for a thumbs-up")
+    thumbs_down: Action = Field("cancel", description="action for a thumbs-down")
+    victory: Action = Field("call_friend", description="action for a victory sign")
+    pinch: Action = Field("call_staff", description="action for a pinch")
+    swipe_left: Action = Field("prev_color", description="action for a swipe to the shopper's left")
+    swipe_right: Action = Field("next_color", description="action for a swipe to the shopper's right")
 
 
-@dataclass(frozen=True)
-class LoggingConfig:
-    level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
-    journal: bool = opt(True, "also log to the systemd journal when it is reachable")
+class DisplayConfig(_Section):
+    fullscreen: bool = Field(True, description="take the whole screen (kiosk); false opens a window")
+    width: int = Field(1080, ge=90, le=4320, description="output width in pixels (portrait)")
+    height: int = Field(1920, ge=160, le=7680, description="output height in pixels (portrait)")
+    mirror: bool = Field(True, description="flip the camera image left-right, like a mirror")
+    fps: int = Field(30, ge=5, le=120, description="render rate cap")
+    show_fps: bool = Field(False, description="start with the FPS/debug overlay on")
+    controls: bool = Field(True, description="show on-screen buttons (colour, help, call) pressed by holding a hand "
+                                             "still on them")
+    idle_hint_s: float = Field(6.0, ge=1.0, le=600.0,
+                               description="show the help hint after someone is present but idle this long")
+
+    @model_validator(mode="after")
+    def _rules(self) -> DisplayConfig:
+        if self.width > self.height:
+            _check(["display.width: wider than display.height, expected a portrait size"])
+        return self
 
 
-@dataclass(frozen=True)
-class CallConfig:
-    enabled: bool = opt(True, "serve the friend-call web server (join page and signalling)")
-    host: str = opt("127.0.0.1", "address the call's web server listens on (the store-network address for real use)")
-    port: int = opt(8443, "port of the call's web server", min=1, max=65535)
-    public_url: str = opt("", "base of join links as friends reach it, e.g. https://mirror3.store.example:8443; "
-                              "empty = built from host and port")
-    allowed_origins: str = opt("", "extra Origins allowed to open /ws/join, comma-separated; "
-                                   "the public_url's origin is always allowed")
-    tls_cert: str = opt("", "PEM certificate for https (browsers allow the camera only on https or localhost)")
-    tls_key: str = opt("", "PEM private key for tls_cert")
-    secret_file: str = opt("", "file holding the join-link signing secret; empty = a fresh random secret per start")
-    link_ttl_s: float = opt(600.0, "a join link expires this long after it is made", min=10.0, max=86400.0)
-    max_friends: int = opt(1, "friends in a call (or waiting to be let in) at once", min=1, max=4)
-    join_attempts_per_minute: int = opt(10, "join attempts allowed per client address per minute", min=1, max=1000)
-    join_timeout_s: float = opt(10.0, "a websocket that sends no join message in this time is closed", min=1.0, max=120.0)
-    view: str = opt("mirror", "what the friend sees: the mirror with its overlays, or the clean recoloured view",
-                    choices=("mirror", "clean"))
-    video_width: int = opt(1280, "outbound video width in pixels", min=160, max=3840)
-    video_height: int = opt(720, "outbound video height in pixels", min=120, max=2160)
-    video_fps: int = opt(30, "outbound video frame rate", min=5, max=60)
-    max_bitrate_kbps: int = opt(2500, "highest outbound video bitrate", min=300, max=20000)
-    codecs: str = opt("VP8,H264", "video codecs in order of preference, comma-separated (VP8, H264)")
-    audio_output: str = opt("auto", "ALSA device that plays the friend's voice; auto = 'default' when a sound card "
-                                    "exists, none = do not play")
-    tile_width: float = opt(0.32, "width of the friend's video tile, as a fraction of the screen width",
-                            min=0.1, max=0.6)
-    control_socket: str = opt("", "Unix socket for 'mirror call link' and store tools; empty = "
-                                  "$RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/smart-mirror/control.sock, "
-                                  "else /tmp/smart-mirror-UID/control.sock")
-    timecode: bool = opt(False, "stamp a time code into outbound frames (for measuring glass-to-glass latency)")
+class CatalogConfig(_Section):
+    path: str = Field("", description="catalogue TOML file; empty = the bundled example config/catalog.toml")
+    product: str = Field("", description="SKU shown at start; empty = the first product")
 
 
-@dataclass(frozen=True)
-class NfcConfig:
-    enabled: bool = opt(True, "watch PC/SC readers for taps (a missing reader or pcscd is shown, not fatal)")
-    reader: str = opt("", "use only readers whose name contains this text; empty = every reader")
-    poll_s: float = opt(0.5, "longest wait in one SCardGetStatusChange call (stopping and hot-plug checks)",
-                        min=0.05, max=5.0)
-    retry_initial_s: float = opt(0.2, "first wait before reconnecting to a stopped pcscd; doubles each try",
-                                 min=0.05, max=30.0)
-    retry_max_s: float = opt(5.0, "longest wait between pcscd reconnect attempts", min=0.1, max=300.0)
-    member_record: str = opt("urn:nfc:ext:store.example:member",
-                             "NDEF external record type that carries the loyalty member id (id=...&name=...)")
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    journal: bool = Field(True, description="also log to the systemd journal when it is reachable")
 
 
-@dataclass(frozen=True)
-class CheckoutConfig:
-    enabled: bool = opt(True, "tap-to-checkout: turn a tap into an order")
-    store_url: str = opt("", "the store checkout's order endpoint (http/https); empty = pay at the till with a code")
-    store_token: str = opt("", "bearer token sent to the store checkout; empty = none")
-    db_path: str = opt("", "order journal (SQLite); empty = $STATE_DIRECTORY or ~/.local/state/mirror/orders.db")
-    store_timeout_s: float = opt(5.0, "wait this long for the store's reply before retrying", min=0.2, max=120.0)
-    retry_initial_s: float = opt(1.0, "first retry delay after a failed delivery; doubles each try, with jitter",
-                                 min=0.01, max=3600.0)
-    retry_max_s: float = opt(300.0, "longest delay between delivery retries (retries never stop)",
-                             min=0.05, max=86400.0)
-    confirm_s: float = opt(20.0, "how long the confirmation stays on screen and the checkout stays open",
-                           min=2.0, max=600.0)
-    dedupe_window_s: float = opt(600.0, "the same card with the same cart within this time is the same order "
-                                        "(covers a restart between the write and the confirmation)",
-                                 min=0.0, max=86400.0)
-    reservation_hold_h: float = opt(24.0, "how long an item put aside in her size is held", min=0.1, max=720.0)
+class ControlConfig(_Section):
+    socket: str = Field("", description="Unix socket for 'mirror call link', 'mirror status' and store tools; "
+                                        "empty = $RUNTIME_DIRECTORY/control.sock, else "
+                                        "$XDG_RUNTIME_DIR/smart-mirror/control.sock, else "
+                                        "/tmp/smart-mirror-UID/control.sock")
 
 
-@dataclass(frozen=True)
-class Config:
-    camera: CameraConfig = field(default_factory=CameraConfig)
-    depth: DepthConfig = field(default_factory=DepthConfig)
-    vision: VisionConfig = field(default_factory=VisionConfig)
-    gestures: GesturesConfig = field(default_factory=GesturesConfig)
-    actions: ActionsConfig = field(default_factory=ActionsConfig)
-    display: DisplayConfig = field(default_factory=DisplayConfig)
-    catalog: CatalogConfig = field(default_factory=CatalogConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    call: CallConfig = field(default_factory=CallConfig)
-    nfc: NfcConfig = field(default_factory=NfcConfig)
-    checkout: CheckoutConfig = field(default_factory=CheckoutConfig)
-    # Directory that relative paths in the file are resolved against.
-    base_dir: str = field(default=".", metadata={"internal": True})
+class CallConfig(_Section):
+    enabled: bool = Field(True, description="serve the friend-call web server (join page and signalling)")
+    host: str = Field("127.0.0.1", description="address the call's web server listens on (the store-network "
+                                               "address for real use)")
+    port: int = Field(8443, ge=1, le=65535, description="port of the call's web server")
+    public_url: str = Field("", description="base of join links as friends reach it, e.g. "
+                                            "https://mirror3.store.example:8443; empty = built from host and port")
+    allowed_origins: str = Field("", description="extra Origins allowed to open /ws/join, comma-separated; "
+                                                 "the public_url's origin is always allowed")
+    tls_cert: str = Field("", description="PEM certificate for https (browsers allow the camera only on https or "
+                                          "localhost)")
+    tls_key: str = Field("", description="PEM private key for tls_cert")
+    secret_file: str = Field("", description="file holding the join-link signing secret; empty = a fresh random "
+                                             "secret per start")
+    link_ttl_s: float = Field(600.0, ge=10.0, le=86400.0, description="a join link expires this long after it is made")
+    max_friends: int = Field(1, ge=1, le=4, description="friends in a call (or waiting to be let in) at once")
+    join_attempts_per_minute: int = Field(10, ge=1, le=1000,
+                                          description="join attempts allowed per client address per minute")
+    join_timeout_s: float = Field(10.0, ge=1.0, le=120.0,
+                                  description="a websocket that sends no join message in this time is closed")
+    view: Literal["mirror", "clean"] = Field(
+        "mirror", description="what the friend sees: the mirror with its overlays, or the clean recoloured view")
+    video_width: int = Field(1280, ge=160, le=3840, description="outbound video width in pixels")
+    video_height: int = Field(720, ge=120, le=2160, description="outbound video height in pixels")
+    video_fps: int = Field(30, ge=5, le=60, description="outbound video frame rate")
+    max_bitrate_kbps: int = Field(2500, ge=300, le=20000, description="highest outbound video bitrate")
+    codecs: str = Field("VP8,H264", description="video codecs in order of preference, comma-separated (VP8, H264)")
+    audio_output: str = Field("auto", description="ALSA device that plays the friend's voice; auto = 'default' when "
+                                                  "a sound card exists, none = do not play")
+    tile_width: float = Field(0.32, ge=0.1, le=0.6,
+                              description="width of the friend's video tile, as a fraction of the screen width")
+    timecode: bool = Field(False, description="stamp a time code into outbound frames (for measuring glass-to-glass "
+                                              "latency)")
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> CallConfig:
+        problems = []
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("call.tls_key: set both call.tls_cert and call.tls_key, or neither")
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(self, key)
+            if path and not (_context_dir(info) / Path(path).expanduser()).is_file():
+                problems.append(f"call.{key}: file {path!r} not found, expected a PEM file")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            problems.append(f"call.public_url: got {self.public_url!r}, expected an http:// or https:// URL")
+        if self.enabled and not self.tls_cert and not _is_loopback(self.host):
+            problems.append(f"call.tls_cert: empty while call.host is {self.host!r}; browsers only allow the "
+                            "camera over https off this machine, so set call.tls_cert and call.tls_key")
+        for codec in self.codecs.split(","):
+            if codec.strip().upper() not in ("VP8", "H264"):
+                problems.append(f"call.codecs: got {codec.strip()!r}, expected VP8 and/or H264, comma-separated")
+        _check(problems)
+        return self
+
+
+class NfcConfig(_Section):
+    enabled: bool = Field(True, description="watch PC/SC readers for taps (a missing reader or pcscd is shown, "
+                                            "not fatal)")
+    reader: str = Field("", description="use only readers whose name contains this text; empty = every reader")
+    poll_s: float = Field(0.5, ge=0.05, le=5.0, description="longest wait in one SCardGetStatusChange call "
+                                                            "(stopping and hot-plug checks)")
+    retry_initial_s: float = Field(0.2, ge=0.05, le=30.0, description="first wait before reconnecting to a stopped "
+                                                                      "pcscd; doubles each try")
+    retry_max_s: float = Field(5.0, ge=0.1, le=300.0, description="longest wait between pcscd reconnect attempts")
+    member_record: str = Field("urn:nfc:ext:store.example:member", description="NDEF external record type that "
+                               "carries the loyalty member id (id=...&name=...)")
+
+    @model_validator(mode="after")
+    def _rules(self) -> NfcConfig:
+        problems = []
+        if self.retry_initial_s > self.retry_max_s:
+            problems.append("nfc.retry_initial_s: larger than nfc.retry_max_s, expected it to be smaller")
+        ext = "urn:nfc:ext:"
+        if not self.member_record.startswith(ext) or ":" not in self.member_record[len(ext):]:
+            problems.append(f"nfc.member_record: got {self.member_record!r}, expected an external type like "
+                            "urn:nfc:ext:store.example:member")
+        _check(problems)
+        return self
+
+
+class CheckoutConfig(_Section):
+    enabled: bool = Field(True, description="tap-to-checkout: turn a tap into an order")
+    store_url: str = Field("", description="the store checkout's order endpoint (http/https); empty = pay at the "
+                                           "till with a code")
+    store_token: str = Field("", description="bearer token sent to the store checkout; empty = none")
+    db_path: str = Field("", description="order journal (SQLite); empty = $STATE_DIRECTORY or "
+                                         "~/.local/state/mirror/orders.db")
+    store_timeout_s: float = Field(5.0, ge=0.2, le=120.0,
+                                   description="wait this long for the store's reply before retrying")
+    retry_initial_s: float = Field(1.0, ge=0.01, le=3600.0, description="first retry delay after a failed delivery; "
+                                                                        "doubles each try, with jitter")
+    retry_max_s: float = Field(300.0, ge=0.05, le=86400.0,
+                               description="longest delay between delivery retries (retries never stop)")
+    confirm_s: float = Field(20.0, ge=2.0, le=600.0, description="how long the confirmation stays on screen and the "
+                                                                 "checkout stays open")
+    dedupe_window_s: float = Field(600.0, ge=0.0, le=86400.0, description="the same card with the same cart within "
+                                   "this time is the same order (covers a restart between the write and the "
+                                   "confirmation)")
+    reservation_hold_h: float = Field(24.0, ge=0.1, le=720.0, description="how long an item put aside in her size "
+                                                                          "is held")
+
+    @model_validator(mode="after")
+    def _rules(self) -> CheckoutConfig:
+        problems = []
+        if self.retry_initial_s > self.retry_max_s:
+            problems.append("checkout.retry_initial_s: larger than checkout.retry_max_s, expected it to be smaller")
+        if self.store_url and not self.store_url.startswith(("http://", "https://")):
+            problems.append(f"checkout.store_url: got {self.store_url!r}, expected an http:// or https:// URL "
+                            "(or empty to pay at the till)")
+        _check(problems)
+        return self
+
+
+class StaffConfig(_Section):
+    enabled: bool = Field(True, description="serve the store-staff listener (health today; the staff console next)")
+    host: str = Field("127.0.0.1", description="address the staff listener binds; the store-LAN address for real use")
+    port: int = Field(8080, ge=1, le=65535, description="port of the staff listener")
+
+
+class Config(BaseModel):
+    """The whole configuration; built by `load()`/`build()`, which also apply MIRROR_* overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    depth: DepthConfig = Field(default_factory=DepthConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
+    gestures: GesturesConfig = Field(default_factory=GesturesConfig)
+    actions: ActionsConfig = Field(default_factory=ActionsConfig)
+    display: DisplayConfig = Field(default_factory=DisplayConfig)
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    call: CallConfig = Field(default_factory=CallConfig)
+    nfc: NfcConfig = Field(default_factory=NfcConfig)
+    checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
+    staff: StaffConfig = Field(default_factory=StaffConfig)
+
+    # Where relative paths in the file are resolved: the file's folder. Private,
+    # so it is neither a TOML key nor in the generated file.
+    _base_dir: str = PrivateAttr(".")
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._base_dir = str((context or {}).get("base_dir", "."))
+
+    @model_validator(mode="after")
+    def _listeners(self) -> Config:
+        call, staff = self.call, self.staff
+        if call.enabled and staff.enabled and call.port == staff.port and _overlap(call.host, staff.host):
+            _check([f"staff.port: got {staff.port}, the same as call.port on an overlapping address "
+                    f"(staff.host {staff.host!r}, call.host {call.host!r}), expected a different port"])
+        return self
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
 
     def orders_path(self) -> Path:
-        from mirror.storage.orders import default_db_path
-        return self.resolve(self.checkout.db_path) if self.checkout.db_path else default_db_path()
+        """checkout.db_path, else $STATE_DIRECTORY (systemd StateDirectory=), else ~/.local/state/mirror."""
+        if self.checkout.db_path:
+            return self.resolve(self.checkout.db_path)
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        if state:
+            return Path(state) / "orders.db"
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "mirror" / "orders.db"
 
     def catalog_path(self) -> Path:
         return self.resolve(self.catalog.path) if self.catalog.path else CONFIG_DIR / "catalog.toml"
 
-    def replace(self, section: str, **changes) -> "Config":
-        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+    def replace(self, section: str, **changes) -> Config:
+        """A copy with some keys of one section changed, validated again (ConfigError if that breaks a rule)."""
+        data = self.model_dump()
+        data[section] = {**data.get(section, {}), **changes}
+        return _validate(data, base_dir=self.base_dir, source="config", env_keys={})
 
 
-SECTIONS: dict[str, type] = {
-    name: hint for name, hint in typing.get_type_hints(Config).items() if name != "base_dir"
-}
-
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+SECTIONS: dict[str, type[_Section]] = {name: f.annotation for name, f in Config.model_fields.items()}
 
 
-def _check_value(key: str, ftype: type, meta: dict, value) -> tuple[object, str | None]:
-    """Return (coerced value, problem or None)."""
-    expected = _TYPE_NAMES[ftype]
-    if ftype is bool:
-        if not isinstance(value, bool):
-            return None, f"{key}: got {value!r}, expected {expected}"
-    elif ftype is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return None, f"{key}: got {value!r}, expected {expected}"
-    elif ftype is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"{key}: got {value!r}, expected {expected}"
-        value = float(value)
-    elif ftype is str:
-        if not isinstance(value, str):
-            return None, f"{key}: got {value!r}, expected {expected}"
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        return None, f"{key}: got {value!r}, expected one of {', '.join(choices)}"
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        return None, f"{key}: got {value!r}, expected a value from {lo} to {hi}"
-    return value, None
+class _EnvironmentBase(BaseSettings):
+    # strict also makes pydantic-settings convert each env string to its key's
+    # type ("7" to 7 for an integer key, "nan" to nan for a number); a string
+    # that does not convert is left for validation to refuse.
+    model_config = SettingsConfigDict(env_prefix="MIRROR_", env_nested_delimiter="_", env_nested_max_split=1,
+                                      strict=True)
 
 
-def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, dict[str, object]]:
-    out: dict[str, dict[str, object]] = {}
-    for name, raw in env.items():
-        if not name.startswith("MIRROR_"):
-            continue
-        rest = name[len("MIRROR_"):].lower()
-        for section in SECTIONS:
-            if rest.startswith(section + "_"):
-                try:
-                    value = tomllib.loads(f"v = {raw}")["v"]
-                except tomllib.TOMLDecodeError:
-                    value = raw
-                out.setdefault(section, {})[rest[len(section) + 1:]] = value
-                break
-    return out
+# The settings root pydantic-settings reads MIRROR_<SECTION>_<KEY> against: the
+# sections of Config. Only its env source is used, never an instance: a
+# BaseSettings validates through its own __init__, which would drop the
+# validation context (base_dir) and read os.environ behind the env= mapping.
+_Environment = create_model("_Environment", __base__=_EnvironmentBase,
+                            **{name: (f.annotation, f) for name, f in Config.model_fields.items()})
+
+
+def _loopback_name(host: str) -> bool:
+    # Browsers treat only these names (and loopback IP literals) as this machine,
+    # so only they make http:// a secure context for the camera; a public name
+    # that DNS maps to 127.0.0.1 (127.0.0.1.nip.io) does not.
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(text.strip("[]").split("%")[0])
+    return ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+
+
+def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """What `host` resolves to; None when it cannot be resolved."""
+    try:
+        return {_ip(host)}
+    except ValueError:
+        pass
+    try:
+        return {_ip(str(info[4][0])) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)} or None
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+def _is_loopback(host: str) -> bool:
+    """True when a listener on `host` is reachable only from this machine, under a name browsers trust."""
+    try:
+        _ip(host)
+    except ValueError:
+        if not _loopback_name(host):
+            return False
+    addrs = _addresses(host)
+    return bool(addrs) and all(a.is_loopback for a in addrs)
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether listeners on hosts a and b would compete for one port ("" and 0.0.0.0 take every address)."""
+    if a.strip().lower() == b.strip().lower() or not a or not b:
+        return True
+    ra, rb = _addresses(a) or set(), _addresses(b) or set()
+    return any(x.is_unspecified for x in ra | rb) or bool(ra & rb)
+
+
+# ---- loading and messages --------------------------------------------------
+
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_MOVED = {"call.control_socket": "control.socket"}
+
+
+def _field(section: str, key: str):
+    cls = SECTIONS.get(section)
+    return cls.model_fields.get(key) if cls else None
+
+
+def _bounds(field) -> tuple[object, object] | None:
+    lo = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
+    hi = next((m.le for m in field.metadata if isinstance(m, annotated_types.Le)), None)
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _choices(field) -> tuple[str, ...] | None:
+    return typing.get_args(field.annotation) if typing.get_origin(field.annotation) is Literal else None
+
+
+def _problem(err: dict) -> list[str]:
+    """One pydantic error as our one-line problems."""
+    kind, loc = err["type"], err["loc"]
+    if kind == _RULES:
+        return list(err["ctx"]["problems"])
+    if len(loc) == 1:
+        name = loc[0]
+        if kind == "extra_forbidden":
+            return [f"[{name}]: unknown section, expected one of {', '.join(SECTIONS)}"]
+        return [f"{name}: expected a [{name}] table"]
+    if len(loc) != 2:
+        return [f"{'.'.join(map(str, loc))}: {err['msg']}"]
+    section, key = map(str, loc)
+    name, field = f"{section}.{key}", _field(section, key)
+    if kind == "extra_forbidden" or field is None:
+        moved = f" (moved to {_MOVED[name]})" if name in _MOVED else ""
+        return [f"{name}: unknown key{moved}, expected one of {', '.join(SECTIONS[section].model_fields)}"]
+    got = f"{name}: got {err['input']!r}"
+    if (choices := _choices(field)) is not None:
+        return [f"{got}, expected one of {', '.join(choices)}"]
+    bounds = _bounds(field)
+    if kind in ("greater_than_equal", "less_than_equal") and bounds:
+        return [f"{got}, expected a value from {bounds[0]} to {bounds[1]}"]
+    if kind == "finite_number":
+        return [f"{got}, expected a finite number" + (f" from {bounds[0]} to {bounds[1]}" if bounds else "")]
+    expected = _EXPECTED.get(field.annotation)
+    return [f"{got}, expected {expected}" if expected else f"{got}: {err['msg']}"]
+
+
+def _validate(data: dict, *, base_dir: str, source: str, env_keys: dict[str, str]) -> Config:
+    try:
+        return Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            for p in _problem(err):
+                # A key set from the environment says so: the file may look right.
+                var = env_keys.get(p.split(":", 1)[0])
+                problems.append(f"{p} (from {var})" if var else p)
+        raise ConfigError(problems, source) from None
+
+
+def _env_overrides(env: typing.Mapping[str, str] | None) -> dict[str, object]:
+    """MIRROR_<SECTION>_<KEY> variables as {section: {key: value}}, by pydantic-settings' env source."""
+    src = EnvSettingsSource(_Environment)
+    if env is not None:
+        src.env_vars = {k.lower(): v for k, v in env.items()}     # the source is case-insensitive
+    return src()
 
 
 def build(data: dict, *, base_dir: str = ".", source: str = "config",
           env: typing.Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed TOML document (plus env overrides) into a Config."""
-    problems: list[str] = []
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for section, values in _env_overrides(os.environ if env is None else env).items():
-        if isinstance(merged.get(section, {}), dict):
-            merged.setdefault(section, {}).update(values)
-    sections = {}
-    for name, value in merged.items():
-        if name not in SECTIONS:
-            problems.append(f"[{name}]: unknown section, expected one of {', '.join(SECTIONS)}")
-        elif not isinstance(value, dict):
-            problems.append(f"{name}: expected a [{name}] table")
-    for name, cls in SECTIONS.items():
-        given = merged.get(name, {})
-        if not isinstance(given, dict):
+    """Validate a parsed TOML document plus MIRROR_* overrides (from `env`, else os.environ) into a Config."""
+    try:
+        overrides = _env_overrides(env)
+    except SettingsError as e:
+        raise ConfigError([f"environment: {e} ({e.__cause__})"], source) from None
+    merged = dict(data)
+    env_keys = {}
+    for section, values in overrides.items():
+        if not isinstance(values, dict):
             continue
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in given.items():
-            if key not in fields:
-                problems.append(f"{name}.{key}: unknown key, expected one of {', '.join(fields)}")
-                continue
-            coerced, problem = _check_value(f"{name}.{key}", hints[key], fields[key].metadata, value)
-            if problem:
-                problems.append(problem)
-            else:
-                kwargs[key] = coerced
-        sections[name] = cls(**kwargs)
-    if not problems:
-        cam = sections["camera"]
-        if cam.source in ("video", "images", "recorded_depth") and not cam.path:
-            problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {cam.source!r}")
-        if cam.reconnect_initial_s > cam.reconnect_max_s:
-            problems.append("camera.reconnect_initial_s: larger than camera.reconnect_max_s, expected it to be smaller")
-        call = sections["call"]
-        if bool(call.tls_cert) != bool(call.tls_key):
-            problems.append("call.tls_key: set both call.tls_cert and call.tls_key, or neither")
-        for key in ("tls_cert", "tls_key"):
-            path = getattr(call, key)
-            if path and not (Path(base_dir) / path).expanduser().is_file():
-                problems.append(f"call.{key}: file {path!r} not found, expected a PEM file")
-        if call.public_url and not call.public_url.startswith(("http://", "https://")):
-            problems.append(f"call.public_url: got {call.public_url!r}, expected an http:// or https:// URL")
-        if call.enabled and not call.tls_cert and not _is_loopback(call.host):
-            problems.append(f"call.tls_cert: empty while call.host is {call.host!r}; browsers only allow the "
-                            "camera over https off this machine, so set call.tls_cert and call.tls_key")
-        for codec in call.codecs.split(","):
-            if codec.strip().upper() not in ("VP8", "H264"):
-                problems.append(f"call.codecs: got {codec.strip()!r}, expected VP8 and/or H264, comma-separated")
-        if sections["display"].width > sections["display"].height:
-            problems.append("display.width: wider than display.height, expected a portrait size")
-        nfc, co = sections["nfc"], sections["checkout"]
-        if nfc.retry_initial_s > nfc.retry_max_s:
-            problems.append("nfc.retry_initial_s: larger than nfc.retry_max_s, expected it to be smaller")
-        if co.retry_initial_s > co.retry_max_s:
-            problems.append("checkout.retry_initial_s: larger than checkout.retry_max_s, expected it to be smaller")
-        if co.store_url and not co.store_url.startswith(("http://", "https://")):
-            problems.append(f"checkout.store_url: got {co.store_url!r}, expected an http:// or https:// URL "
-                            "(or empty to pay at the till)")
-        if not nfc.member_record.startswith("urn:nfc:ext:") or ":" not in nfc.member_record[len("urn:nfc:ext:"):]:
-            problems.append(f"nfc.member_record: got {nfc.member_record!r}, expected an external type like "
-                            "urn:nfc:ext:store.example:member")
-    if problems:
-        raise ConfigError(problems, source)
-    return Config(**sections, base_dir=base_dir)
-
-
-def _is_loopback(host: str) -> bool:
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+        given = merged.get(section, {})
+        if isinstance(given, dict):        # else the file's non-table is reported, not hidden
+            merged[section] = {**given, **values}
+            env_keys.update({f"{section}.{k}": f"MIRROR_{section}_{k}".upper() for k in values})
+    return _validate(merged, base_dir=base_dir, source=source, env_keys=env_keys)
 
 
 def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None = None) -> Config:
@@ -369,7 +531,7 @@ def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None
 
 def documented_defaults() -> dict[str, dict[str, object]]:
     """The defaults as a TOML-shaped dict (used to check config/mirror.toml)."""
-    return {name: dataclasses.asdict(cls()) for name, cls in SECTIONS.items()}
+    return {name: cls().model_dump() for name, cls in SECTIONS.items()}
 
 
 def documented_toml() -> str:
@@ -386,13 +548,12 @@ def documented_toml() -> str:
              "# Relative paths are resolved against the folder of this file."]
     for name, cls in SECTIONS.items():
         lines += ["", f"[{name}]"]
-        for f in dataclasses.fields(cls):
-            m = f.metadata
+        for key, f in cls.model_fields.items():
             extra = []
-            if m.get("choices"):
-                extra.append("one of: " + ", ".join(m["choices"]))
-            if m.get("min") is not None:
-                extra.append(f"range {m['min']} to {m['max']}")
-            lines.append(f"# {m['doc']}" + (f" ({'; '.join(extra)})" if extra else ""))
-            lines.append(f"{f.name} = {fmt(f.default)}")
+            if choices := _choices(f):
+                extra.append("one of: " + ", ".join(choices))
+            if bounds := _bounds(f):
+                extra.append(f"range {bounds[0]} to {bounds[1]}")
+            lines.append(f"# {f.description}" + (f" ({'; '.join(extra)})" if extra else ""))
+            lines.append(f"{key} = {fmt(f.default)}")
     return "\n".join(lines) + "\n"

@@ -122,6 +122,18 @@ class Session:
     def say(self, text: str, t: float) -> None:
         self.message, self.message_t = text, t
 
+    def attach(self, bus) -> None:
+        """Drive this session from every event on `bus` (a mirror.core.bus.EventBus)
+        and publish what it answers."""
+        def on_event(ev: Event) -> None:
+            for name, data in self.handle(ev):
+                bus.publish(name, **data)
+        bus.subscribe("*", on_event)
+
+    def announce(self) -> list[tuple[str, dict]]:
+        """The state a feature started after this session needs: the cart."""
+        return [("cart.changed", {"cart": self.cart(), "session_id": self.id})]
+
     def handle(self, ev: Event) -> list[tuple[str, dict]]:
         before = (self.id, self.cart())
         out = self._handle(ev)
@@ -160,7 +172,7 @@ class Session:
             ctl = control_at(self.controls(), float(ev.data["x"]), float(ev.data["y"]))
             # the press names the control it was held on; if the screen has
             # changed under the hand since, it presses nothing
-            if ctl is not None and ev.data.get("control", ctl.id) == ctl.id:
+            if ctl is not None and (ev.data.get("control") or ctl.id) == ctl.id:
                 out += self.do(ctl.action, t, source=f"control:{ctl.id}")
         elif ev.name == "motion.circle":
             self.turn(float(ev.data["delta_deg"]), t)

@@ -98,10 +98,11 @@ path = "{clip}"
 fullscreen = false
 width = {width}
 height = {height}
+[control]
+socket = "{folder / 'control.sock'}"
 [call]
 host = "127.0.0.1"
 port = {port}
-control_socket = "{folder / 'control.sock'}"
 {extra}
 [nfc]
 enabled = false

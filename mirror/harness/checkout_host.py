@@ -3,8 +3,8 @@
 `mirror checkout-host` runs what the kiosk runs for a tap, in one process:
 the event bus, the real Session (the cart), the real CheckoutService (reader
 watcher on pcscd, order journal, outbox) and the real Compositor (headless),
-composing frames at the display rate exactly like the kiosk's main loop:
-dispatch the bus, decorate the UiState, compose, present, on_composed.
+composing frames in the kiosk's own frame loop (mirror/app/frameloop.py)
+over a still picture.
 
 It is what `mirror bench-checkout` and the crash tests drive and kill:
 * stdin: one JSON object per line, `{"publish": NAME, "data": {...}}` puts
@@ -22,15 +22,17 @@ import logging
 import os
 import sys
 import threading
-import time
 
 import numpy as np
 
+from mirror.app.frameloop import FrameLoop
+from mirror.app.shopper_view import shopper_view
 from mirror.core.bus import Event, EventBus
 from mirror.core.catalog import load_catalog
 from mirror.core.config import DEMO_CLIP, Config
 from mirror.core.session import Session
-from render.compositor import Compositor, UiState
+from render.compositor import Compositor
+from render.overlays import ShopperOverlay
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +71,19 @@ def run_host(cfg: Config, *, stdin=None, stdout=None, duration: float | None = N
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     bus = EventBus()
-    session = Session(load_catalog(cfg.catalog_path()), dict(vars(cfg.actions)), cfg.gestures.hue_mode,
+    session = Session(load_catalog(cfg.catalog_path()), cfg.actions.model_dump(), cfg.gestures.hue_mode,
                       cfg.gestures.degrees_per_turn, cfg.catalog.product)
+    session.attach(bus)
     d = cfg.display
     comp = Compositor(d.width, d.height, mirror=d.mirror, headless=True)
     picture = _background(comp.size)
-    svc = CheckoutService(cfg, bus, cart=session.cart(), session_id=session.id)
-    stop = threading.Event()
+    shopper = ShopperOverlay()
+    comp.add(shopper)
+    svc = CheckoutService(cfg, bus)
 
     def out(obj: dict) -> None:
         stdout.write(json.dumps(obj) + "\n")
         stdout.flush()
-
-    def on_any(ev: Event) -> None:
-        for name, data in session.handle(ev):
-            bus.publish(name, **data)
 
     def report(ev: Event) -> None:
         data = {k: v for k, v in ev.data.items() if k != "records"}
@@ -93,9 +93,14 @@ def run_host(cfg: Config, *, stdin=None, stdout=None, duration: float | None = N
             data["session_id"], data["cart"] = session.id, session.cart()
         out({"ev": ev.name, **_plain(data)})
 
-    bus.subscribe("*", on_any)
     for name in REPORTED:
         bus.subscribe(name, report)
+
+    def frame_picture(now: float):
+        shopper.view = shopper_view(session, now)
+        return picture
+
+    loop = FrameLoop(bus, comp, frame_picture, [svc], d.fps)
 
     def read_commands() -> None:
         for line in stdin:
@@ -113,29 +118,20 @@ def run_host(cfg: Config, *, stdin=None, stdout=None, duration: float | None = N
                 from mirror.storage.orders import CRASHPOINT_ENV
                 os.environ[CRASHPOINT_ENV] = str(cmd["crashpoint"])
             if cmd.get("publish"):
-                bus.publish(cmd["publish"], **(cmd.get("data") or {}))
-        stop.set()
+                try:
+                    bus.publish(cmd["publish"], **(cmd.get("data") or {}))
+                except ValueError as e:
+                    log.warning("checkout-host: %s", e)
+        loop.stop()
 
-    svc.start()
+    svc.start(None)
+    for name, data in session.announce():
+        bus.publish(name, **data)
     threading.Thread(target=read_commands, name="host-stdin", daemon=True).start()
     out({"ev": "ready", "session_id": session.id})
-    period = 1.0 / d.fps
-    t_end = None if duration is None else time.monotonic() + duration
     try:
-        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
-            t0 = time.monotonic()
-            bus.dispatch()
-            ui = UiState(color_bgr=session.color_bgr, color_name=session.color_name, product=session.product.name,
-                         product_detail=f"{session.color_name} · {session.product.price}")
-            svc.decorate(ui, t0)
-            comp.compose(picture, ui)
-            comp.present()
-            svc.on_composed(comp, picture, t0)
-            spare = period - (time.monotonic() - t0)
-            if spare > 0:
-                stop.wait(spare)
+        loop.run(duration)
     finally:
-        bus.dispatch()
         svc.stop()
         comp.close()
     return 0

@@ -48,6 +48,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable
 
+from mirror.core.backoff import delay_for, jitter_factor
+from mirror.core.canonical import canonical_json
+
 log = logging.getLogger(__name__)
 
 CRASHPOINT_ENV = "MIRROR_TEST_CRASHPOINT"
@@ -63,19 +66,6 @@ def crashpoint(name: str) -> None:
         for h in logging.getLogger().handlers:
             h.flush()
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def default_db_path() -> Path:
-    """$STATE_DIRECTORY (systemd StateDirectory=) or ~/.local/state/mirror."""
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        return Path(state) / "orders.db"
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mirror" / "orders.db"
-
-
-def canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def cart_total(cart: dict) -> str:
@@ -432,12 +422,6 @@ class StoreClient:
             conn.close()
 
 
-def backoff_delay(attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: initial * 2^(n-1), capped, times 0.5..1."""
-    base = min(maximum, initial * (2 ** max(0, attempts - 1)))
-    return base * rng.uniform(0.5, 1.0)
-
-
 def classify(status: int) -> str:
     if 200 <= status < 300:
         return "ok"
@@ -512,7 +496,8 @@ class Outbox:
         now = time.time()
         retry_at = None
         if outcome not in ("ok", "rejected"):
-            retry_at = now + backoff_delay(item.attempts + 1, self.backoff_initial, self.backoff_max, self.rng)
+            retry_at = now + delay_for(item.attempts + 1, self.backoff_initial, self.backoff_max,
+                                       jitter_factor(self.rng))
             log.warning("outbox: %s of order %s failed (%s%s); retry in %.1f s", item.kind, item.order_id, outcome,
                         f": {error}" if error else "", retry_at - now)
         elif outcome == "rejected":
