@@ -28,6 +28,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from mirror.core.canonical import canonical_json
+from mirror.core.events import CartChanged, CheckoutDelivered, SessionEnded  # noqa: F401 (re-exported)
 
 NOTICE_S = 4.0
 
@@ -45,15 +46,9 @@ def card_identity(member_id: str | None, uid_hash: str) -> str:
 
 
 # --- events ------------------------------------------------------------------
-@dataclass(frozen=True)
-class CartChanged:
-    cart: dict
-    session_id: str
-
-
-@dataclass(frozen=True)
-class SessionEnded:
-    pass
+# CartChanged, SessionEnded and Delivered are the bus's own payloads (the
+# service hands `ev.payload` straight in); the rest carry what it derived.
+Delivered = CheckoutDelivered
 
 
 @dataclass(frozen=True)
@@ -86,15 +81,6 @@ class SaveFailed:
     key: str
     error: str
     now: float = 0.0
-
-
-@dataclass(frozen=True)
-class Delivered:
-    order_id: str
-    kind: str                      # "create" or "cancel"
-    outcome: str                   # "ok" or "rejected"
-    payment_status: str | None = None
-    payment_url: str | None = None
 
 
 @dataclass(frozen=True)

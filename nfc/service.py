@@ -153,9 +153,9 @@ class CheckoutService(Feature):
         elif ev.name == "nfc.status" and self.journal is not None:
             m.handle(C.ReaderStatus(bool(d.get("ok")), d.get("message", "")))
         elif ev.name == "cart.changed":
-            m.handle(C.CartChanged(d["cart"], d["session_id"]))
+            m.handle(ev.payload)
         elif ev.name == "session.ended":
-            m.handle(C.SessionEnded())
+            m.handle(ev.payload)
         elif ev.name == "action.done" and d.get("action") == "cancel":
             self._run(m.handle(C.CancelGesture(now)))
         elif ev.name == "checkout.saved":
@@ -163,8 +163,7 @@ class CheckoutService(Feature):
         elif ev.name == "checkout.save_failed":
             self._run(m.handle(C.SaveFailed(d["key"], d["error"], now)))
         elif ev.name == "checkout.delivered":
-            m.handle(C.Delivered(d["order_id"], d["kind"], d["outcome"], d.get("payment_status"),
-                                 d.get("payment_url")))
+            m.handle(ev.payload)
 
     def overlays(self):
         return [self.overlay]

@@ -115,7 +115,7 @@ def test_new_shopper_closes_the_checkout_and_stale_saves_are_ignored():
     cmd = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
     m.handle(C.CartChanged(CART, "s2"))                                    # a new session
     assert saved(m, cmd) == [] and m.view(1.2) is None
-    m.handle(C.SessionEnded())
+    m.handle(C.SessionEnded("s2"))
     out = m.handle(C.Tapped(None, "uid-a", now=2.0))                       # no cart after she left
     assert out[0].name == "checkout.refused" and m.view(2.1).title == "Nothing to check out yet"
     m = machine()

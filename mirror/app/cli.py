@@ -158,13 +158,17 @@ def cmd_demo(args) -> int:
                     window=args.window)
 
 
-def cmd_call_link(args) -> int:
+def _control(args, cmd: str, **req) -> dict:
     from mirror.app.control import ControlError, request, socket_path
     cfg = _load_config(args.config)
     try:
-        reply = request(socket_path(cfg.control.socket, client=True), "link")
+        return request(socket_path(cfg.control.socket, client=True), cmd, **req)
     except ControlError as e:
         raise UsageError(str(e))
+
+
+def cmd_call_link(args) -> int:
+    reply = _control(args, "link")
     if args.json:
         print(json.dumps({"url": reply["url"], "expires": reply["expires"]}))
     else:
@@ -172,6 +176,33 @@ def cmd_call_link(args) -> int:
         left = reply["expires"] - _t.time()
         print(f"{reply['url']}\n(single use; expires in {left / 60:.0f} min, at "
               f"{_t.strftime('%H:%M', _t.localtime(reply['expires']))})")
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    import base64
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {args.out}: expected a .png file name")
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder {out.parent} does not exist")
+    png = base64.b64decode(_control(args, "snapshot")["png_b64"])
+    try:
+        out.write_bytes(png)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}")
+    print(f"{out}: {len(png)} bytes")
+    return 0
+
+
+def cmd_status(args) -> int:
+    st = _control(args, "status")
+    st.pop("ok", None)
+    if args.json:
+        print(json.dumps(st))
+    else:
+        for k, v in st.items():
+            print(f"{k:14} {v}")
     return 0
 
 
@@ -304,6 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--config", help="the config the kiosk runs with (for its control socket)")
     c.set_defaults(func=cmd_call_link)
+
+    s = sub.add_parser("snapshot", help="write the running kiosk's composed frame to a PNG",
+                       description="Asks the running kiosk (over its control socket) for the picture it shows "
+                                   "now, overlays included, and writes it to --out as the calling user. The "
+                                   "kiosk itself never writes an image.")
+    s.add_argument("--out", required=True, metavar="FILE.png")
+    s.add_argument("--config", help="the config the kiosk runs with (for its control socket)")
+    s.set_defaults(func=cmd_snapshot)
+
+    s = sub.add_parser("status", help="health of the running kiosk",
+                       description="Asks the running kiosk over its control socket: fps, frames, camera, whether "
+                                   "someone is present, the call and the checkout.")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--config", help="the config the kiosk runs with (for its control socket)")
+    s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("bench-call", help="benchmark a friend call end to end in headless Chromium",
                        description="Creates a network namespace, starts the kiosk headless on a clip inside it, "

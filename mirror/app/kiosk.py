@@ -26,7 +26,6 @@ from mirror.app.frameloop import FrameLoop
 from mirror.app.shopper_view import shopper_view
 from mirror.core.actions import ACTIONS
 from mirror.core.bus import Event, EventBus
-from mirror.core.catalog import load_catalog
 from mirror.core.config import Config
 from mirror.core.controls import control_at
 from mirror.core.feature import Feature
@@ -88,10 +87,7 @@ class Kiosk:
         self.cfg = cfg
         self.serve = serve
         self.bus = EventBus()
-        self.session = Session(load_catalog(cfg.catalog_path()), cfg.actions.model_dump(), cfg.gestures.hue_mode,
-                               cfg.gestures.degrees_per_turn, cfg.catalog.product)
-        self.session.debug = cfg.display.show_fps
-        self.session.controls_on = cfg.display.controls
+        self.session = Session.from_config(cfg)
         self.session.attach(self.bus)
         d = cfg.display
         self.comp = Compositor(d.width, d.height, mirror=d.mirror, fullscreen=d.fullscreen, headless=headless)

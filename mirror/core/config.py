@@ -57,6 +57,13 @@ def _check(problems: list[str]) -> None:
         raise PydanticCustomError(_RULES, "{text}", {"text": "; ".join(problems), "problems": problems})
 
 
+def _not_above(model: BaseModel, section: str, low: str, high: str) -> list[str]:
+    """A first retry delay must not exceed the longest one."""
+    if getattr(model, low) > getattr(model, high):
+        return [f"{section}.{low}: larger than {section}.{high}, expected it to be smaller"]
+    return []
+
+
 def _context_dir(info: ValidationInfo) -> Path:
     return Path((info.context or {}).get("base_dir", "."))
 
@@ -86,8 +93,7 @@ class CameraConfig(_Section):
         problems = []
         if self.source in ("video", "images", "recorded_depth") and not self.path:
             problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {self.source!r}")
-        if self.reconnect_initial_s > self.reconnect_max_s:
-            problems.append("camera.reconnect_initial_s: larger than camera.reconnect_max_s, expected it to be smaller")
+        problems += _not_above(self, "camera", "reconnect_initial_s", "reconnect_max_s")
         _check(problems)
         return self
 
@@ -246,9 +252,7 @@ class NfcConfig(_Section):
 
     @model_validator(mode="after")
     def _rules(self) -> NfcConfig:
-        problems = []
-        if self.retry_initial_s > self.retry_max_s:
-            problems.append("nfc.retry_initial_s: larger than nfc.retry_max_s, expected it to be smaller")
+        problems = _not_above(self, "nfc", "retry_initial_s", "retry_max_s")
         ext = "urn:nfc:ext:"
         if not self.member_record.startswith(ext) or ":" not in self.member_record[len(ext):]:
             problems.append(f"nfc.member_record: got {self.member_record!r}, expected an external type like "
@@ -280,9 +284,7 @@ class CheckoutConfig(_Section):
 
     @model_validator(mode="after")
     def _rules(self) -> CheckoutConfig:
-        problems = []
-        if self.retry_initial_s > self.retry_max_s:
-            problems.append("checkout.retry_initial_s: larger than checkout.retry_max_s, expected it to be smaller")
+        problems = _not_above(self, "checkout", "retry_initial_s", "retry_max_s")
         if self.store_url and not self.store_url.startswith(("http://", "https://")):
             problems.append(f"checkout.store_url: got {self.store_url!r}, expected an http:// or https:// URL "
                             "(or empty to pay at the till)")

@@ -122,6 +122,16 @@ class Session:
     def say(self, text: str, t: float) -> None:
         self.message, self.message_t = text, t
 
+    @classmethod
+    def from_config(cls, cfg) -> "Session":
+        """The session the config describes (a mirror.core.config.Config)."""
+        from mirror.core.catalog import load_catalog
+        s = cls(load_catalog(cfg.catalog_path()), cfg.actions.model_dump(), cfg.gestures.hue_mode,
+                cfg.gestures.degrees_per_turn, cfg.catalog.product)
+        s.debug = cfg.display.show_fps
+        s.controls_on = cfg.display.controls
+        return s
+
     def attach(self, bus) -> None:
         """Drive this session from every event on `bus` (a mirror.core.bus.EventBus)
         and publish what it answers."""

@@ -28,7 +28,6 @@ import numpy as np
 from mirror.app.frameloop import FrameLoop
 from mirror.app.shopper_view import shopper_view
 from mirror.core.bus import Event, EventBus
-from mirror.core.catalog import load_catalog
 from mirror.core.config import DEMO_CLIP, Config
 from mirror.core.session import Session
 from render.compositor import Compositor
@@ -71,8 +70,7 @@ def run_host(cfg: Config, *, stdin=None, stdout=None, duration: float | None = N
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     bus = EventBus()
-    session = Session(load_catalog(cfg.catalog_path()), cfg.actions.model_dump(), cfg.gestures.hue_mode,
-                      cfg.gestures.degrees_per_turn, cfg.catalog.product)
+    session = Session.from_config(cfg)
     session.attach(bus)
     d = cfg.display
     comp = Compositor(d.width, d.height, mirror=d.mirror, headless=True)
