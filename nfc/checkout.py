@@ -20,6 +20,8 @@ Rules:
 * A card pulled mid-read (`ReadFailed`) says "tap again"; nothing is written.
 * Cancelling is a gesture (the session's `cancel` action).
 * A new session (a new shopper) or the shopper leaving closes the checkout.
+* With nobody at the mirror (no session open) a tap is refused with a
+  message: the cart left behind is the next shopper's empty default.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from mirror.core.canonical import canonical_json
-from mirror.core.events import CartChanged, CheckoutDelivered, SessionEnded  # noqa: F401 (re-exported)
+from mirror.core.events import CartChanged, CheckoutDelivered, SessionEnded, SessionStarted  # noqa: F401
 
 NOTICE_S = 4.0
 
@@ -46,8 +48,9 @@ def card_identity(member_id: str | None, uid_hash: str) -> str:
 
 
 # --- events ------------------------------------------------------------------
-# CartChanged, SessionEnded and Delivered are the bus's own payloads (the
-# service hands `ev.payload` straight in); the rest carry what it derived.
+# CartChanged, SessionStarted, SessionEnded and Delivered are the bus's own
+# payloads (the service hands `ev.payload` straight in); the rest carry what it
+# derived.
 Delivered = CheckoutDelivered
 
 
@@ -163,6 +166,7 @@ class Checkout:
         self.reader_ok = True
         self.reader_message = ""
         self.seq = 0
+        self.present = False           # a shopper's session is open: only then does a tap buy
 
     # --- transitions ------------------------------------------------------
     def _close(self) -> None:
@@ -179,10 +183,16 @@ class Checkout:
                 self.notice = None
             self.cart, self.session_id = ev.cart, ev.session_id
             return []
+        if isinstance(ev, SessionStarted):
+            self.present = True
+            return []
         if isinstance(ev, SessionEnded):
+            # she left: the next cart.changed is the next shopper's default cart,
+            # which nobody chose; taps are refused until someone steps up
             self._close()
             self.notice = None
             self.cart = None
+            self.present = False
             return []
         if isinstance(ev, ReaderStatus):
             self.reader_ok, self.reader_message = ev.ok, ev.message
@@ -232,6 +242,10 @@ class Checkout:
     def _tapped(self, ev: Tapped) -> list:
         card_id = card_identity(ev.member_id, ev.uid_hash)
         cur = self.current
+        if not self.present:
+            self._say("refused", "Step in front of the mirror to check out",
+                      ["The mirror checks out the shopper it can see"], ev.now)
+            return [Announce("checkout.refused", {"order_id": "", "reason": "nobody present"})]
         if self.phase in ("saving", "open") and cur and cur.card_id != card_id:
             self._say("refused", "Sorry, this checkout is open for another card",
                       ["Finish it, or cancel it with a thumbs-down, then tap again"], ev.now)

@@ -53,7 +53,7 @@ class CheckoutService(Feature):
         self._view: C.CheckoutView | None = None
         self._measured_seq = 0
         self.latencies_ms: list[float] = []
-        for name in ("nfc.*", "cart.changed", "session.ended", "action.done", "checkout.saved",
+        for name in ("nfc.*", "cart.changed", "session.started", "session.ended", "action.done", "checkout.saved",
                      "checkout.save_failed", "checkout.delivered"):
             bus.subscribe(name, self._on_event)
 
@@ -154,7 +154,7 @@ class CheckoutService(Feature):
             m.handle(C.ReaderStatus(bool(d.get("ok")), d.get("message", "")))
         elif ev.name == "cart.changed":
             m.handle(ev.payload)
-        elif ev.name == "session.ended":
+        elif ev.name in ("session.started", "session.ended"):
             m.handle(ev.payload)
         elif ev.name == "action.done" and d.get("action") == "cancel":
             self._run(m.handle(C.CancelGesture(now)))

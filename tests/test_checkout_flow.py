@@ -148,6 +148,7 @@ def test_confirmation_and_reader_status_are_drawn_on_the_composed_frame(tmp_path
         bus.publish(name, **data)
     try:
         _, plain = step()
+        bus.publish("presence.changed", present=True)      # a shopper at the mirror
         tap_item = checkout_timeline(1.0)[0]
         assert tap_item.event == "nfc.tap" and "Scripted" in tap_item.banner
         bus.publish(tap_item.event, **tap_item.data)

@@ -8,6 +8,7 @@ CART = {"items": [{"sku": "DRESS-0930", "name": "Wrap dress", "colour": "Navy", 
 
 def machine(cart=CART, session="s1"):
     m = C.Checkout(confirm_s=20.0, notice_s=4.0)
+    m.handle(C.SessionStarted(session))
     m.handle(C.CartChanged(cart, session))
     return m
 
@@ -116,9 +117,23 @@ def test_new_shopper_closes_the_checkout_and_stale_saves_are_ignored():
     m.handle(C.CartChanged(CART, "s2"))                                    # a new session
     assert saved(m, cmd) == [] and m.view(1.2) is None
     m.handle(C.SessionEnded("s2"))
-    out = m.handle(C.Tapped(None, "uid-a", now=2.0))                       # no cart after she left
-    assert out[0].name == "checkout.refused" and m.view(2.1).title == "Nothing to check out yet"
+    out = m.handle(C.Tapped(None, "uid-a", now=2.0))                       # nobody there after she left
+    assert out[0].name == "checkout.refused" and m.view(2.1).title == "Step in front of the mirror to check out"
     m = machine()
     cmd = m.handle(C.Tapped(None, "uid-a", now=1.0))[0]
     m.handle(C.SaveFailed(cmd.key, "disk full", now=1.1))
     assert m.view(1.2).kind == "error" and m.phase == "idle"
+
+
+def test_a_tap_after_she_left_buys_nothing_even_with_the_next_default_cart():
+    """The session publishes the next shopper's default cart right after
+    session.ended; a card tapped then must not turn it into an order."""
+    m = machine()
+    m.handle(C.SessionEnded("s1"))
+    m.handle(C.CartChanged(CART, "s2"))                 # what Session.handle() publishes next
+    out = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=3.0))
+    assert [a.name for a in out] == ["checkout.refused"] and out[0].data["reason"] == "nobody present"
+    assert not any(isinstance(c, C.SaveOrder) for c in out)
+    m.handle(C.SessionStarted("s2"))                    # she is back: one tap, one order
+    out = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=4.0))
+    assert len(out) == 1 and isinstance(out[0], C.SaveOrder) and out[0].session_id == "s2"

@@ -84,12 +84,16 @@ class CameraVision:
     # --- vision thread --------------------------------------------------
     def _vision_loop(self) -> None:
         seq = 0
+        frame_size: tuple[int, int] | None = None
+        lost_since: float | None = None
         while not self._stop.is_set():
             frame, new_seq = self.source.wait_newer(seq, timeout=0.25)
             if frame is None or new_seq == seq:
                 if self.source.ended:
                     return
+                lost_since = self._camera_lost(lost_since)
                 continue
+            lost_since = None
             seq = new_seq
             try:
                 res = self.pipeline.process(frame)
@@ -97,10 +101,15 @@ class CameraVision:
                 log.exception("vision failed on frame %d", frame.index)
                 continue
             now = time.monotonic()
-            if self.hand_input is None:
-                h, w = frame.image.shape[:2]
+            h, w = frame.image.shape[:2]
+            if (w, h) != frame_size:          # the first frame, or a camera back at another resolution
+                frame_size = (w, h)
                 tf = view_transform((w, h), self.screen_size, self.cfg.display.mirror)
-                self.hand_input = HandInput(self.cfg.gestures, to_display=tf, control_at=self.control_at)
+                if self.hand_input is None:
+                    self.hand_input = HandInput(self.cfg.gestures, to_display=tf, control_at=self.control_at)
+                else:
+                    self.hand_input.to_display = tf
+                    log.info("camera frames are now %dx%d; hand-to-screen mapping rebuilt", w, h)
             for ev in self.hand_input.update(res.hands, now):
                 self.bus.publish(ev.name, **ev.data)
             if frame.depth is not None and self.cfg.depth.enabled:
@@ -114,6 +123,19 @@ class CameraVision:
             with self._lock:
                 self._latest = res
                 self.vision_frames += 1
+
+    def _camera_lost(self, since: float | None) -> float | None:
+        """With no frames, nobody can be seen leaving: a camera lost for longer
+        than session.camera_lost_grace_s ends the session as if she had left."""
+        if self.source.ok:
+            return None
+        now = time.monotonic()
+        since = now if since is None else since
+        if self.presence.present and now - since >= self.cfg.session.camera_lost_grace_s:
+            self.presence = PresenceTracker()
+            log.warning("camera lost for %.0f s: ending the shopper's session", now - since)
+            self.bus.publish("presence.changed", present=False)
+        return since
 
     # --- main thread ----------------------------------------------------
     def latest_result(self) -> VisionResult | None:

@@ -86,7 +86,8 @@ class CameraConfig(_Section):
     stall_timeout_s: float = Field(2.0, ge=0.2, le=60.0, description="no frame for this long counts as a lost camera")
     reconnect_initial_s: float = Field(0.5, ge=0.05, le=60.0,
                                        description="first reopen delay after a loss; doubles each try")
-    reconnect_max_s: float = Field(10.0, ge=0.1, le=600.0, description="longest delay between reopen attempts")
+    reconnect_max_s: float = Field(1.0, ge=0.1, le=600.0, description="longest delay between reopen attempts "
+                                   "(a camera that comes back is seen within about this long)")
 
     @model_validator(mode="after")
     def _rules(self) -> CameraConfig:
@@ -181,6 +182,14 @@ class ControlConfig(_Section):
                                         "empty = $RUNTIME_DIRECTORY/control.sock, else "
                                         "$XDG_RUNTIME_DIR/smart-mirror/control.sock, else "
                                         "/tmp/smart-mirror-UID/control.sock")
+    group: str = Field("smart-mirror", description="group allowed to use the control socket (mode 0660); it must "
+                                                   "exist, else only the kiosk's user can use it")
+
+
+class PrivacyConfig(_Section):
+    snapshot_camera: bool = Field(False, description="snapshots over the control socket include the camera picture "
+                                                     "while someone is at the mirror; for installation and support "
+                                                     "only; by default the camera layer is blanked then")
 
 
 class CallConfig(_Section):
@@ -192,6 +201,10 @@ class CallConfig(_Section):
                                             "https://mirror3.store.example:8443; empty = built from host and port")
     allowed_origins: str = Field("", description="extra Origins allowed to open /ws/join, comma-separated; "
                                                  "the public_url's origin is always allowed")
+    ice_interfaces: str = Field("", description="network interfaces or addresses ICE may offer candidates on, "
+                                                "comma-separated (e.g. eth0 or 192.168.1.20); empty = the address "
+                                                "call.host resolves to, or every non-loopback address when call.host "
+                                                "is 0.0.0.0/::")
     tls_cert: str = Field("", description="PEM certificate for https (browsers allow the camera only on https or "
                                           "localhost)")
     tls_key: str = Field("", description="PEM private key for tls_cert")
@@ -234,6 +247,10 @@ class CallConfig(_Section):
         for codec in self.codecs.split(","):
             if codec.strip().upper() not in ("VP8", "H264"):
                 problems.append(f"call.codecs: got {codec.strip()!r}, expected VP8 and/or H264, comma-separated")
+        for item in (x.strip() for x in self.ice_interfaces.split(",")):
+            if item and not _ip_or_interface_name(item):
+                problems.append(f"call.ice_interfaces: got {item!r}, expected interface names (eth0) or IP addresses "
+                                "(192.168.1.20), comma-separated")
         _check(problems)
         return self
 
@@ -292,6 +309,11 @@ class CheckoutConfig(_Section):
         return self
 
 
+class SessionConfig(_Section):
+    camera_lost_grace_s: float = Field(10.0, ge=1.0, le=600.0, description="a camera lost for longer than this ends "
+                                       "the shopper's session (her cart, her friend call) as if she had left")
+
+
 class StaffConfig(_Section):
     enabled: bool = Field(True, description="serve the store-staff listener (health today; the staff console next)")
     host: str = Field("127.0.0.1", description="address the staff listener binds; the store-LAN address for real use")
@@ -312,9 +334,11 @@ class Config(BaseModel):
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     call: CallConfig = Field(default_factory=CallConfig)
     nfc: NfcConfig = Field(default_factory=NfcConfig)
     checkout: CheckoutConfig = Field(default_factory=CheckoutConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
     staff: StaffConfig = Field(default_factory=StaffConfig)
 
     # Where relative paths in the file are resolved: the file's folder. Private,
@@ -402,6 +426,16 @@ def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address] 
         return {_ip(str(info[4][0])) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)} or None
     except (OSError, UnicodeError, ValueError):
         return None
+
+
+def _ip_or_interface_name(text: str) -> bool:
+    """An IP address, or something that can be a network interface's name
+    (whether it exists is the kiosk's business at call time)."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return len(text) <= 15 and not any(c in text for c in "/: \t") and text.isprintable()
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,269 @@
+"""The shopper's session end to end: she steps up, tries on, asks for a
+friend, taps, and leaves; then her data is gone and nothing she left behind
+can be bought. Driven through the real kiosk with image-folder sources in
+which a person stands and then leaves (the real MediaPipe models decide)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from call.tokens import TokenError
+from mirror.app.kiosk import Kiosk
+from mirror.core import config
+from mirror.core.feature import Feature
+from tests.pcsc_fixtures import member_tag
+from vision.capture import Frame, FrameSource, SourceError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _empty_room(shape) -> np.ndarray:
+    """A wall and a floor, nobody there."""
+    h, w = shape[:2]
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = np.linspace(150, 110, h, dtype=np.uint8)[:, None, None]
+    img[int(h * 0.8):] = (70, 80, 90)
+    return img
+
+
+def _person(media) -> np.ndarray:
+    return cv2.imread(str(media / "images" / "pointing_up.jpg"))
+
+
+class Scripted(FrameSource):
+    """Frames from a list of (image, count); then raises as an unplugged camera does."""
+
+    def __init__(self, plan, fps: float = 15.0, then_fail: bool = False):
+        self.plan, self.fps, self.then_fail = plan, fps, then_fail
+        self._frames = [img for img, n in plan for _ in range(n)]
+        self._i = 0
+
+    def open(self):
+        if self._i >= len(self._frames):
+            raise SourceError("camera index 0 does not exist (/dev/video0 is missing)")
+
+    def read(self) -> Frame:
+        if self._i >= len(self._frames):
+            if self.then_fail:
+                raise SourceError("camera unplugged")
+            self._i = 0
+        time.sleep(1.0 / self.fps)
+        img = self._frames[self._i]
+        self._i += 1
+        return Frame(img, time.monotonic(), self._i)
+
+
+class Probe(Feature):
+    """Plays the shopper and the card: asks for a friend and accepts a
+    suggestion once she is there, taps after she has left, and records what
+    the kiosk says on the bus."""
+
+    def __init__(self, bus, call):
+        self.bus, self.call = bus, call
+        self.seen: list[tuple[str, dict]] = []
+        self.link = None
+        for name in ("session.*", "cart.changed", "call.link", "checkout.*"):
+            bus.subscribe(name, lambda ev: self.seen.append((ev.name, dict(ev.data))))
+        bus.subscribe("session.started", self._started)
+        bus.subscribe("session.ended", self._ended)
+
+    def _started(self, ev):
+        if self.link is None:
+            self.bus.publish("call.requested", session=ev.data["id"])
+            self.bus.publish("suggestion.accepted", sku="SHOE-0101", name="Block heel", size="38", price="59.00")
+
+    def _ended(self, ev):
+        self.ended_t = time.monotonic()
+        self.bus.publish("nfc.tap", reader="r", uid=b"\x04\x01\x02\x03", records=[], t_present=time.monotonic())
+
+    def before_frame(self, now):
+        # the call's server learns of it on the kiosk's asyncio loop, a moment later
+        if getattr(self, "ended_t", None) and now - self.ended_t > 0.5 and not hasattr(self, "after_leaving"):
+            try:
+                self.after_leaving = self.call.server.issue_link()
+            except LookupError as e:
+                self.after_leaving = str(e)
+
+    def names(self):
+        return [n for n, _ in self.seen]
+
+
+def _cfg(tmp_path, **call):
+    cfg = config.load(None, env={})
+    cfg = cfg.replace("display", fullscreen=False, width=270, height=480)
+    cfg = cfg.replace("call", port=_free_port(), **call)
+    cfg = cfg.replace("staff", port=_free_port())
+    return cfg.replace("control", socket=str(tmp_path / "control.sock"))
+
+
+def test_leaving_ends_the_call_link_wipes_the_cart_and_refuses_a_later_tap(media, tmp_path):
+    from call.service import CallService
+    from nfc.service import CheckoutService
+    person = _person(media)
+    plan = [(person, 45), (_empty_room(person.shape), 60)]         # 3 s there, then 4 s nobody
+    made = {}
+
+    def call(c, bus, size):
+        made["call"] = CallService(c, bus, screen_width=size[0])
+        return made["call"]
+
+    k = Kiosk(_cfg(tmp_path), source_factory=lambda: Scripted(plan, then_fail=False), headless=True,
+              features=[call, lambda c, bus, size: CheckoutService(c, bus, db_path=tmp_path / "o.db", watch=False)])
+    probe = Probe(k.bus, made["call"])
+    k.add(probe)
+    k.run(7.5)
+    names = probe.names()
+    assert "session.started" in names and "session.ended" in names, names
+    started = next(d for n, d in probe.seen if n == "session.started")
+    ended_at = names.index("session.ended")
+    link = next(d for n, d in probe.seen if n == "call.link")
+    assert link["url"].split("#", 1)[1]                           # she had a join link ...
+    assert "nobody is at the mirror" in probe.after_leaving       # ... and no new one can be made
+    room = made["call"].server.room
+    assert room.session is None
+    with pytest.raises(TokenError) as e:                           # her link no longer opens the call
+        room.join("late-friend", link["url"].split("#", 1)[1], "Eve", time.time())
+    assert e.value.reason == "ended"
+    carts = [d for n, d in probe.seen[:ended_at] if n == "cart.changed"]
+    assert any(len(c["cart"]["items"]) == 2 for c in carts)        # the suggestion was in her cart
+    after = [d for n, d in probe.seen[ended_at:] if n == "cart.changed"]
+    assert after and len(after[0]["cart"]["items"]) == 1 and after[0]["session_id"] != started["id"]
+    refused = [d for n, d in probe.seen[ended_at:] if n == "checkout.refused"]
+    assert refused and refused[0]["reason"] == "nobody present"
+    assert "checkout.confirmed" not in names
+    db = sqlite3.connect(tmp_path / "o.db")
+    assert db.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
+
+
+def test_a_camera_lost_longer_than_the_grace_ends_the_session(media, tmp_path):
+    person = _person(media)
+    cfg = _cfg(tmp_path).replace("session", camera_lost_grace_s=1.0)
+    camera = Scripted([(person, 30)], then_fail=True)          # unplugged for good after 2 s
+    k = Kiosk(cfg, source_factory=lambda: camera, headless=True, features=[], serve=False)
+    seen = []
+    k.bus.subscribe("session.*", lambda ev: seen.append((ev.name, time.monotonic())))
+    k.bus.subscribe("camera.lost", lambda ev: seen.append((ev.name, time.monotonic())))
+    k.run(6.0)
+    names = [n for n, _ in seen]
+    assert names[:3] == ["session.started", "camera.lost", "session.ended"], names
+    assert seen[2][1] - seen[1][1] >= 1.0                          # not before the grace
+    assert not k.session.present
+
+
+def test_a_camera_back_at_another_resolution_gets_a_new_hand_mapping(media):
+    """The hand-to-screen mapping follows the frame size: a point at the
+    picture's centre maps to the screen's centre at either resolution."""
+    person = _person(media)
+    wide = cv2.resize(person, (1280, 720)) if person.shape[1] / person.shape[0] > 1 else \
+        cv2.copyMakeBorder(person, 0, 0, 400, 400, cv2.BORDER_REPLICATE)
+    small = cv2.resize(wide, (640, 480))
+    cfg = config.load(None, env={}).replace("display", fullscreen=False, width=270, height=480)
+    k = Kiosk(cfg, source_factory=lambda: Scripted([(wide, 20), (small, 200)]), headless=True, features=[],
+              serve=False)
+    maps = []
+
+    class Watch(Feature):
+        def before_frame(self, now):
+            hi = k.camera.hand_input
+            if hi is not None and (not maps or maps[-1] is not hi.to_display):
+                maps.append(hi.to_display)
+    k.add(Watch())
+    k.run(4.0)
+    assert len(maps) >= 2
+    # a point a quarter in from the left edge of the camera picture lands at
+    # different screen x for 16:9 and 4:3 frames cropped to the portrait view
+    assert abs(maps[0](0.4, 0.5)[0] - maps[-1](0.4, 0.5)[0]) > 0.05
+
+
+def test_a_tap_after_she_left_makes_no_order_and_one_when_she_is_back(pcscd, media, tmp_path):
+    """Through the real `mirror run` kiosk, a real pcscd and vpcd card: the
+    person in the image folder stands, leaves, and comes back."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    person = _person(media)
+    empty = _empty_room(person.shape)
+    for i in range(90):                               # at 10 fps: 3 s there, 6 s nobody, loops
+        cv2.imwrite(str(frames / f"{i:04d}.png"), person if i < 30 else empty)
+    sock = tmp_path / "control.sock"
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f"""
+[camera]
+source = "images"
+path = "{frames}"
+fps = 10
+[display]
+fullscreen = false
+width = 270
+height = 480
+[control]
+socket = "{sock}"
+[call]
+enabled = false
+[staff]
+enabled = false
+[nfc]
+reader = "Virtual PCD"
+poll_s = 0.2
+[checkout]
+db_path = "{tmp_path / 'orders.db'}"
+""")
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", **pcscd.env())
+    kiosk = subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def status():
+        r = subprocess.run([sys.executable, "-m", "mirror", "status", "--json", "--config", str(cfg)],
+                           capture_output=True, text=True, timeout=20)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def wait_present(want: bool, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = status()
+            if st and st["present"] is want:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the kiosk never saw present={want}")
+
+    def orders():
+        db = sqlite3.connect(tmp_path / "orders.db")
+        try:
+            return db.execute("SELECT order_id, session_id FROM orders").fetchall()
+        finally:
+            db.close()
+
+    try:
+        wait_present(True)
+        wait_present(False)                           # she walked away ...
+        with member_tag(bytes.fromhex("04AB000000FF01"), member="M9001").insert(port=pcscd.port):
+            time.sleep(1.5)                           # ... and a card is tapped: refused, no order
+        assert status()["present"] is False, "she came back during the tap; the folder's timing is off"
+        assert orders() == []
+        wait_present(True)                            # she is back: one tap, one order
+        with member_tag(bytes.fromhex("04AB000000FF01"), member="M9001").insert(port=pcscd.port):
+            deadline = time.monotonic() + 10
+            while not orders() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(0.5)
+        assert len(orders()) == 1
+    finally:
+        kiosk.terminate()
+        kiosk.wait(30)
+    assert kiosk.returncode == 0, kiosk.stderr.read()[-1500:]
