@@ -8,8 +8,12 @@ cd "$(dirname "$0")"
 # libgl1, libglib2.0-0: OpenCV and MediaPipe. pcscd, vsmartcard-vpcd: the PC/SC
 # daemon and the virtual reader the NFC tests present cards to; libpcsclite-dev
 # and swig build pyscard. chromium: the friend's browser in the call tests.
-# iproute2: the network namespaces the call tests run in.
-APT_PACKAGES=(python3-venv libgl1 libglib2.0-0 pcscd vsmartcard-vpcd libpcsclite-dev swig chromium iproute2)
+# iproute2: the network namespaces the call tests run in. libsystemd-dev and
+# pkg-config build systemd-python (the journal logging); systemd gives
+# systemd-analyze, which the unit-file tests run. gcc and python3-dev: pyscard
+# and systemd-python are compiled on install.
+APT_PACKAGES=(python3-venv python3-dev gcc libgl1 libglib2.0-0 pcscd vsmartcard-vpcd libpcsclite-dev swig chromium
+              iproute2 libsystemd-dev pkg-config systemd)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

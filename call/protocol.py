@@ -17,6 +17,7 @@ Any invalid message gets `error` and a close. Times are wall-clock seconds
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
@@ -89,6 +90,24 @@ def clean_name(raw: object) -> str:
     return text or "A friend"
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):               # 1e999 parses to inf
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def parse_message(raw: str) -> object:
+    """Strict JSON: NaN, Infinity and numbers too big for a float raise
+    ValueError; nesting too deep for the parser raises RecursionError (the
+    C scanner checks the depth itself, so it unwinds cleanly)."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+
+
 class Room:
     """Who may join and who is in, for the current shopper session."""
 
@@ -140,8 +159,8 @@ class FriendProtocol:
         if isinstance(raw, bytes) or len(raw) > MAX_MESSAGE_BYTES:
             return self._fail(BAD_MESSAGE)
         try:
-            msg = json.loads(raw)
-        except ValueError:
+            msg = parse_message(raw)
+        except (ValueError, RecursionError):
             return self._fail(BAD_MESSAGE)
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             return self._fail(BAD_MESSAGE)

@@ -3,15 +3,22 @@
 The browser offers; the kiosk answers with every candidate already in the
 answer (aiortc gathers during setLocalDescription and does not trickle). No
 STUN server is configured: the call runs on the store network, and offline an
-aiortc STUN lookup only adds a long wait.
+aiortc STUN lookup only adds a long wait. Host candidates come only from the
+addresses `ice_addresses` picks (call.ice_interfaces, else the interface that
+carries call.host), never from every interface of the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import ipaddress
 import logging
-from typing import Callable
+import socket
+from typing import Callable, Iterable
 
+import aioice.ice
+import ifaddr
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
@@ -24,6 +31,102 @@ class OfferError(Exception):
     """The browser's offer cannot be answered (malformed SDP, no video ...)."""
 
 
+# --- which local addresses ICE may offer ---------------------------------------
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def _norm(address: str) -> str:
+    """One spelling per address (ValueError if it is not one)."""
+    return ipaddress.ip_address(address.split("%", 1)[0]).compressed
+
+
+def _adapter_addresses(adapter) -> list[str]:
+    # ifaddr gives IPv4 as a str and IPv6 as (address, flowinfo, scope_id)
+    return [_norm(ip.ip if isinstance(ip.ip, str) else ip.ip[0]) for ip in adapter.ips]
+
+
+def _resolve(host: str) -> set[str]:
+    try:
+        return {_norm(host)}
+    except ValueError:
+        pass
+    try:
+        return {_norm(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)}
+    except (OSError, ValueError) as e:
+        log.warning("call: cannot resolve call.host %r for ICE (%s)", host, e)
+        return set()
+
+
+def ice_addresses(host: str, interfaces: str = "", adapters: Iterable | None = None,
+                  resolve: Callable[[str], set[str]] = _resolve) -> list[str]:
+    """The local addresses the call's ICE may offer host candidates on.
+
+    `interfaces` (call.ice_interfaces) lists interface names and/or addresses.
+    Empty: every address of the interface(s) that carry what `host`
+    (call.host) resolves to, or every non-loopback address when `host` is a
+    wildcard. So with call.host = 127.0.0.1 the answer is lo's addresses: aioice
+    itself never offers 127.0.0.1 (or ::1), and a test namespace puts 127.0.0.2
+    on lo for that. `adapters` (ifaddr's, read now when None) is for tests."""
+    adapters = list(ifaddr.get_adapters() if adapters is None else adapters)
+    chosen: list[str] = []
+    items = [x.strip() for x in interfaces.split(",") if x.strip()]
+    if items:
+        by_name = {n: a for a in adapters for n in (a.name, a.nice_name)}
+        for item in items:
+            try:
+                chosen.append(_norm(item))
+                continue
+            except ValueError:
+                pass
+            if item in by_name:
+                chosen += _adapter_addresses(by_name[item])
+            else:
+                log.warning("call: call.ice_interfaces names %r, which is no interface here", item)
+    elif host.strip("[]") in WILDCARD_HOSTS:
+        chosen = [a for ad in adapters for a in _adapter_addresses(ad) if not ipaddress.ip_address(a).is_loopback]
+    else:
+        wanted = resolve(host.strip("[]"))
+        for ad in adapters:
+            addrs = _adapter_addresses(ad)
+            if wanted & set(addrs):
+                chosen += addrs
+    return list(dict.fromkeys(chosen))
+
+
+# aioice has no parameter to limit host candidates (checked against aioice 0.13.0 with
+# aiortc 1.16.0): Connection.gather_candidates() takes the list from the module-level
+# aioice.ice.get_host_addresses(use_ipv4, use_ipv6) (every interface's addresses minus
+# 127.0.0.1, ::1 and scoped IPv6), and aiortc's RTCIceGatherer makes the Connection with
+# no hook for it. So that one function is wrapped: while `_ALLOWED` is set (a context
+# variable, so only the peer being answered sees it; aiortc gathers in tasks created
+# under it) it keeps aioice's own list minus anything not allowed; otherwise it is
+# aioice's. `Peer.answer` also checks the answer's candidates, so a future aioice that
+# gathers differently fails closed instead of offering every interface.
+_ALLOWED: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("call_ice_addresses", default=None)
+_aioice_host_addresses = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
+
+
+def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    addresses = _aioice_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    allowed = _ALLOWED.get()
+    if allowed is None:
+        return addresses
+    kept = [a for a in addresses if _norm(a) in allowed]
+    if not kept:
+        log.warning("call: no address to offer ICE candidates on (allowed %s; aioice found %s); "
+                    "check call.host and call.ice_interfaces", sorted(allowed) or "none", addresses)
+    return kept
+
+
+_host_addresses.__wrapped__ = _aioice_host_addresses
+aioice.ice.get_host_addresses = _host_addresses
+
+
+def candidate_addresses(sdp: str) -> list[str]:
+    """The connection addresses of an SDP's a=candidate lines."""
+    return [line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:") and len(line.split()) > 4]
+
+
 def set_bitrate_cap(max_kbps: int) -> None:
     """aiortc adapts its encoders' bitrate to the receiver's REMB feedback but
     clamps it to module constants; raise (or lower) that cap."""
@@ -34,7 +137,12 @@ def set_bitrate_cap(max_kbps: int) -> None:
 
 class Peer:
     def __init__(self, *, slot: LatestFrame, width: int, height: int, fps: int, codecs: list[str],
-                 timecode: bool, friend_video: FriendVideo, audio_output: str):
+                 timecode: bool, friend_video: FriendVideo, audio_output: str,
+                 ice_host: str | None = None, ice_interfaces: str = ""):
+        """ice_host/ice_interfaces: call.host and call.ice_interfaces, which
+        limit the host candidates (see `ice_addresses`); ice_host None = every
+        address aioice finds."""
+        self.ice = None if ice_host is None else (ice_host, ice_interfaces)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.track = MirrorTrack(slot, width, height, fps, timecode)
         self.codecs = [c.upper() for c in codecs]
@@ -61,6 +169,20 @@ class Peer:
             self.on_failed("connection failed")
 
     async def answer(self, offer_sdp: str) -> str:
+        if self.ice is None:
+            return await self._answer(offer_sdp)
+        allowed = frozenset(await asyncio.to_thread(ice_addresses, *self.ice))   # may resolve a name
+        token = _ALLOWED.set(allowed)
+        try:
+            sdp = await self._answer(offer_sdp)
+        finally:
+            _ALLOWED.reset(token)
+        stray = [a for a in candidate_addresses(sdp) if _safe_norm(a) not in allowed]
+        if stray:
+            raise OfferError(f"ICE offered {stray}, outside the allowed {sorted(allowed)} (has aioice changed?)")
+        return sdp
+
+    async def _answer(self, offer_sdp: str) -> str:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as e:  # aiortc raises many kinds on malformed SDP
@@ -104,6 +226,13 @@ class Peer:
             t.cancel()
         await self.pc.close()
         self.state = "closed"
+
+
+def _safe_norm(address: str) -> str:
+    try:
+        return _norm(address)
+    except ValueError:
+        return address
 
 
 def _first_video_codec(sdp: str) -> str:

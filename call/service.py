@@ -118,7 +118,8 @@ class CallService(Feature):
         c = self.cfg
         peer = Peer(slot=self.slot, width=c.video_width, height=c.video_height, fps=c.video_fps,
                     codecs=[x.strip() for x in c.codecs.split(",")], timecode=c.timecode,
-                    friend_video=self.friend_video, audio_output=audio_device(c.audio_output))
+                    friend_video=self.friend_video, audio_output=audio_device(c.audio_output),
+                    ice_host=c.host, ice_interfaces=c.ice_interfaces)
         self.peers = [p for p in self.peers if p.state != "closed"] + [peer]
         return peer
 

@@ -1,7 +1,8 @@
 """Join tokens and join-attempt rate limiting: pure code, no I/O.
 
 A token is `base64url(claims).base64url(HMAC-SHA256(secret, claims))`, where
-claims = {"s": shopper session id, "n": nonce, "e": expiry (unix seconds)}.
+claims = {"s": shopper session id, "n": nonce, "e": expiry (unix seconds)},
+base64url unpadded, in exactly one spelling (any other is forged).
 It is bound to one shopper session (a new shopper makes old links useless),
 expires, and is single-use: the nonce is burnt on the first join, accepted or
 not. The secret is per kiosk (see `load_secret`).
@@ -34,7 +35,15 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode the one spelling `_b64` makes, else ValueError. base64 alone is
+    lenient: it takes padding, `+/`, skips characters outside its alphabet and
+    ignores a last character's unused bits, so several strings decode to the
+    same bytes; a token in any other spelling is refused as forged (and so
+    cannot burn the real link's nonce)."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url spelling")
+    return data
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ Threads:
 * `nfc-watch` (nfc.readers.ReaderWatcher): publishes `nfc.tap`,
   `nfc.read_failed`, `nfc.removed` and `nfc.status` on the bus;
 * `checkout-writer`: writes and cancels orders in the journal (SQLite,
-  synchronous) and publishes `checkout.saved` / `checkout.save_failed`;
+  synchronous) and publishes `checkout.saved` / `checkout.save_failed`; it also
+  prunes the journal (`checkout.keep_days`) when it starts and then once a day;
+* `start()` opens the journal with its integrity check (`OrderJournal.open_checked`):
+  a corrupt file is moved aside and the kiosk runs on with a fresh one;
 * `outbox` (mirror.storage.orders.Outbox), only with a store URL: delivers orders
   and publishes `checkout.delivered`.
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 class CheckoutService(Feature):
     name = "checkout"
+    PRUNE_INTERVAL_S = 86400.0        # prune at start, then once a day (on the writer thread)
 
     def __init__(self, cfg: Config, bus: EventBus, *, db_path: str | Path | None = None, watch: bool | None = None):
         self.cfg = cfg
@@ -52,6 +56,7 @@ class CheckoutService(Feature):
         self._writer: threading.Thread | None = None
         self._view: C.CheckoutView | None = None
         self._measured_seq = 0
+        self.last_prune: dict | None = None
         self.latencies_ms: list[float] = []
         for name in ("nfc.*", "cart.changed", "session.started", "session.ended", "action.done", "checkout.saved",
                      "checkout.save_failed", "checkout.delivered"):
@@ -60,7 +65,8 @@ class CheckoutService(Feature):
     # --- lifecycle -----------------------------------------------------------
     def start(self, loop=None) -> None:
         try:
-            self.journal = OrderJournal(self.db_path)   # creates the schema; the salt for UID hashes
+            # quick_check first (a corrupt file is moved aside, one ERROR line); creates the schema, the salt
+            self.journal = OrderJournal.open_checked(self.db_path)
         except Exception as e:                          # the kiosk runs on without checkout
             log.error("checkout unavailable: cannot open the order journal %s: %s", self.db_path, e)
             self.machine.handle(C.ReaderStatus(False, f"Checkout unavailable: cannot open the order journal ({e})"))
@@ -99,9 +105,18 @@ class CheckoutService(Feature):
     def _write_loop(self) -> None:
         journal = OrderJournal(self.db_path)
         co = self.cfg.checkout
+        next_prune, first = time.monotonic(), True
         try:
             while True:
-                cmd = self._jobs.get()
+                wait = next_prune - time.monotonic()
+                if wait <= 0:
+                    self._prune(journal, at_start=first)
+                    next_prune, first = time.monotonic() + self.PRUNE_INTERVAL_S, False
+                    continue
+                try:
+                    cmd = self._jobs.get(timeout=wait)
+                except queue.Empty:
+                    continue
                 if cmd is None:
                     return
                 if isinstance(cmd, C.SaveOrder):
@@ -127,6 +142,19 @@ class CheckoutService(Feature):
                         self.outbox.wake()
         finally:
             journal.close()
+
+    def _prune(self, journal: OrderJournal, *, at_start: bool) -> None:
+        keep_days = self.cfg.checkout.keep_days
+        try:   # a full VACUUM (an old file's one-time conversion) only at start: it holds the write lock
+            counts = journal.prune(time.time(), keep_days, full_vacuum=at_start)
+        except Exception:
+            log.exception("pruning the order journal failed; trying again in %.0f h", self.PRUNE_INTERVAL_S / 3600)
+            return
+        self.last_prune = counts
+        deleted = {k: v for k, v in counts.items() if isinstance(v, int) and v and k != "free_pages"}
+        if deleted or counts.get("vacuum") != "none":
+            log.info("order journal pruned (older than %d days): %s; vacuum %s", keep_days,
+                     ", ".join(f"{v} {k}" for k, v in deleted.items()) or "nothing deleted", counts.get("vacuum"))
 
     # --- main thread -----------------------------------------------------------
     def _run(self, commands: list) -> None:

@@ -139,6 +139,8 @@ port = {staff_port}
                                                          capture_output=True, text=True, check=True).stdout),
                        60, "status from the kiosk")
         assert status["camera"] == "ok" and "fps" in status and "call" not in status
+        _wait(lambda: json.loads(subprocess.run(cli + ["status", "--json", "--config", str(cfg)], capture_output=True,
+                                                text=True, check=True).stdout)["present"], 30, "the person seen")
         health = _wait(lambda: json.loads(urllib.request.urlopen(f"http://127.0.0.1:{staff_port}/healthz",
                                                                  timeout=2).read()), 20, "healthz")
         assert health["ok"] is True and health["fps"] >= 0
@@ -149,12 +151,14 @@ port = {staff_port}
                            text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         img = cv2.imread(str(out))
-        assert img.shape == (480, 270, 3) and img.std() > 5      # the composed picture, not a blank
+        assert img.shape == (480, 270, 3) and img.std() > 5      # the overlays are there ...
+        blank = (np.abs(img.astype(int) - (16, 12, 12)).sum(2) < 6).mean()
+        assert blank > 0.3, "she is at the mirror: the camera layer must be left out of a snapshot"
         r = subprocess.run(cli + ["snapshot", "--out", str(tmp_path / "shot.txt"), "--config", str(cfg)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".png" in r.stderr
         reply = json.loads(_raw_control(tmp_path / "control.sock", {"cmd": "snapshot"}))
-        assert base64.b64decode(reply["png_b64"])[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64decode(reply["png_b64"])[:8] == b"\x89PNG\r\n\x1a\n" and reply["camera_blanked"] is True
     finally:
         kiosk.terminate()
         kiosk.wait(30)

@@ -91,6 +91,12 @@ def test_protocol_join_lobby_admit_offer_and_bye():
     ("not json", "bad_message"), (json.dumps([1, 2]), "bad_message"), (json.dumps({"type": 5}), "bad_message"),
     (json.dumps({"type": "offer", "sdp": "v=0"}), "bad_message"),          # offer before join
     ("x" * (P.MAX_MESSAGE_BYTES + 1), "bad_message"), (b"\x00\x01", "bad_message"),
+    # nesting too deep for json.loads (RecursionError), within the size limit and beyond it
+    ("[" * 30000 + "]" * 30000, "bad_message"), ('{"type":"join","token":' + "[" * 30000 + "]" * 30000 + "}", "bad_message"),
+    ("[" * 100000, "bad_message"),
+    # numbers JSON does not have
+    ('{"type":"join","token":NaN}', "bad_message"), ('{"type":"join","x":[Infinity]}', "bad_message"),
+    ('{"type":"join","x":-Infinity}', "bad_message"), ('{"type":"join","x":1e999}', "bad_message"),
 ])
 def test_protocol_refuses_anything_invalid_with_an_error_and_close(raw, why):
     room = P.Room(JoinTokens(SECRET))
@@ -100,6 +106,24 @@ def test_protocol_refuses_anything_invalid_with_an_error_and_close(raw, why):
     assert out[:2] == [P.Send({"type": "error", "reason": why}), P.Close(why)]
     assert f.phase is P.Phase.CLOSED
     assert f.receive(json.dumps({"type": "bye"}), NOW) == []             # nothing after a close
+
+
+def test_protocol_deep_nesting_and_non_finite_numbers_are_bad_messages_even_in_a_call(monkeypatch):
+    monkeypatch.setattr(P, "MAX_MESSAGE_BYTES", 1_000_000)          # the parser's limit, not the size check
+    tokens = JoinTokens(SECRET)
+    room = P.Room(tokens)
+    room.new_session("s1")
+    for raw in ("[" * 100000 + "]" * 100000, '{"type":"reaction","kind":"comment","text":NaN}',
+                '{"type":"candidate","candidate":"x","sdpMLineIndex":Infinity}'):
+        f = P.FriendProtocol(room, "c1", NOW)
+        tok, _ = tokens.issue("s1", NOW)
+        f.receive(json.dumps({"type": "join", "token": tok, "name": "Jane"}), NOW)
+        f.admit()
+        f.receive(json.dumps({"type": "offer", "sdp": "v=0"}), NOW)
+        out = f.receive(raw, NOW)
+        assert out[:2] == [P.Send({"type": "error", "reason": "bad_message"}), P.Close("bad_message")]
+        assert P.StopPeer() in out and f.phase is P.Phase.CLOSED and room.members == {}
+    assert P.parse_message('{"a":[1.5,-0.0,2]}') == {"a": [1.5, -0.0, 2]}
 
 
 def test_protocol_busy_does_not_burn_the_token_and_reactions_are_rate_limited():
@@ -166,6 +190,22 @@ def test_session_call_states_map_gestures_to_the_call():
     assert again[0][1]["id"] != sid
 
 
+def test_only_the_shopper_lets_a_friend_in():
+    """A command (control socket, staff, a script) cannot admit or decline:
+    only her gesture or her own on-screen button can."""
+    s = session()
+    s.controls_on = True
+    s.handle(Event("presence.changed", {"present": True}, 0.0))
+    s.handle(Event("call.knock", {"name": "Eve"}, 1.0))
+    for action in ("confirm", "cancel"):
+        out = s.handle(Event("action.requested", {"action": action, "source": "control"}, 1.5))
+        assert out == [] and s.knocking == "Eve"
+    let_in = next(c for c in s.controls() if c.action == "confirm")
+    x, y, w, h = let_in.rect
+    out = s.handle(Event("cursor.dwell", {"x": x + w / 2, "y": y + h / 2, "control": let_in.id}, 2.0))
+    assert ("call.admit", {"name": "Eve"}) in out
+
+
 def test_timecode_survives_scaling_and_compression():
     img = np.full((720, 1280, 3), 90, np.uint8)
     for ms in (0, 123456789, 2**32 - 1, 1_795_531_289_854):
@@ -196,3 +236,8 @@ def test_call_config_is_checked():
     with pytest.raises(ConfigError) as e:
         build({"call": {"host": "10.0.0.5"}}, env={})
     assert "https" in e.value.problems[0]
+    with pytest.raises(ConfigError) as e:                                # interfaces or addresses, not subnets
+        build({"call": {"ice_interfaces": "eth0, 192.168.1.0/24"}}, env={})
+    assert e.value.problems == ["call.ice_interfaces: got '192.168.1.0/24', expected interface names (eth0) or IP "
+                                "addresses (192.168.1.20), comma-separated"]
+    assert build({"call": {"ice_interfaces": "eth0, wlp2s0,192.168.1.20 ,fd00::2"}}, env={}).call.ice_interfaces

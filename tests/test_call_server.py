@@ -156,6 +156,36 @@ def test_shopper_leaving_ends_a_waiting_friend_and_attempts_are_rate_limited(cap
     assert no_errors_logged(caplog)
 
 
+def test_deep_nesting_and_non_finite_numbers_get_a_clean_bad_message(caplog):
+    port = free_port()
+    cfg = CallConfig(port=port)
+    base = f"http://127.0.0.1:{port}"
+    server = CallServer(cfg, tokens=JoinTokens(b"s" * 32), publish=lambda n, **d: None,
+                        peer_factory=None, public_base=base, origins=allowed_origins(base, ""))
+    host = call_host(cfg, server)
+    deep = "[" * 32000 + "]" * 32000                                 # within the size limit, too deep to parse
+    assert len(deep) < P.MAX_MESSAGE_BYTES
+
+    async def scenario():
+        await host.start()
+        try:
+            for raw in (deep, '{"type":"join","token":' + deep[2:] + "}", '{"type":"join","token":NaN}',
+                        '{"type":"join","token":"a.b","n":-Infinity}', '{"type":"join","n":1e999}'):
+                async with connect(f"ws://127.0.0.1:{port}/ws/join", origin=base) as ws:
+                    await ws.send(raw)
+                    assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == \
+                        {"type": "error", "reason": "bad_message"}, raw[:40]
+                    await asyncio.wait_for(ws.wait_closed(), 5)
+                    assert ws.close_code == 4007
+        finally:
+            await host.stop()
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(scenario())
+    assert no_errors_logged(caplog)
+    assert not [r for r in caplog.records if "Traceback" in r.getMessage() or "RecursionError" in r.getMessage()]
+
+
 def test_a_silent_websocket_is_closed_when_the_join_timeout_passes():
     port = free_port()
     cfg = CallConfig(port=port, join_timeout_s=1.0)

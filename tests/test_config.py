@@ -118,12 +118,15 @@ def test_control_section_replaces_call_control_socket(tmp_path):
     assert cfg.control.socket == "run/control.sock"
     assert cfg.resolve(cfg.control.socket) == tmp_path / "run" / "control.sock"
     assert list(config.SECTIONS).index("control") == list(config.SECTIONS).index("logging") + 1
-    f.write_text('[control]\nsocket = "x"\npath = "y"\n[call]\ncontrol_socket = "z"\n')
+    # A version 1 file (no version, or version = 1) is migrated; in a version 2 file the old key is unknown.
+    f.write_text('version = 2\n[control]\nsocket = "x"\npath = "y"\n[call]\ncontrol_socket = "z"\n')
     with pytest.raises(config.ConfigError) as e:
         config.load(f, env={})
-    assert e.value.problems == ["control.path: unknown key, expected one of socket",
+    assert e.value.problems == ["control.path: unknown key, expected one of socket, group",
                                 e.value.problems[1]]
     assert e.value.problems[1].startswith("call.control_socket: unknown key (moved to control.socket)")
+    f.write_text('[call]\ncontrol_socket = "z"\n')
+    assert config.load(f, env={}).control.socket == "z"
 
 
 def test_staff_section_and_its_port_apart_from_the_call(tmp_path):
@@ -160,3 +163,48 @@ def test_cross_field_rules_all_reported_and_replace_revalidates(tmp_path):
     assert "base_dir" not in config.documented_toml() and "base_dir" not in cfg.model_dump()
     with pytest.raises(config.ConfigError, match=r"\[base_dir\]: unknown section"):
         config.build({"base_dir": "/"}, env={})
+
+
+def test_config_version_missing_or_1_is_migrated_2_is_current_newer_and_non_integers_refused(tmp_path, caplog):
+    f = tmp_path / "c.toml"
+    assert config.CURRENT_VERSION == 2
+    assert tomllib.loads(config.documented_toml())["version"] == 2
+    assert config.documented_toml().index("version = 2") < config.documented_toml().index("[camera]")
+    for head in ("", "version = 1\n"):
+        f.write_text(head + '[call]\nport = 9443\ncontrol_socket = "run/c.sock"\n[control]\ngroup = "g"\n')
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="mirror.core.config"):
+            cfg = config.load(f, env={})
+        assert (cfg.control.socket, cfg.control.group, cfg.call.port) == ("run/c.sock", "g", 9443)
+        assert [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()] == [
+            f"{f}: config version 1 migrated to 2: moved call.control_socket to control.socket; write version = 2 "
+            "and the new keys into the file (mirror check-config FILE checks it)"]
+    # a version 1 file without the old key: accepted, nothing logged
+    f.write_text('[call]\nport = 9443\n')
+    caplog.clear()
+    assert config.load(f, env={}).call.port == 9443 and not caplog.records
+    # both the old and the new key, with different values: which one is meant is not guessed
+    f.write_text('[call]\ncontrol_socket = "a"\n[control]\nsocket = "b"\n[camera]\nfps = 0\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(f, env={})
+    assert len(e.value.problems) == 2 and e.value.problems[0].startswith(
+        "call.control_socket: moved to control.socket in version 2, and the file sets both")
+    assert e.value.problems[1].startswith("camera.fps: got 0")
+    # the current version
+    f.write_text('version = 2\n[control]\nsocket = "s"\n')
+    assert config.load(f, env={}).control.socket == "s"
+    assert config.load(config.CONFIG_DIR / "mirror.toml", env={}).model_dump() == config.load(None, env={}).model_dump()
+    # a newer file: refused, whatever else it holds
+    f.write_text('version = 99\n[newsection]\nx = 1\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(f, env={})
+    assert e.value.problems == ["version: got 99, this mirror understands up to 2; update the mirror or use an "
+                                "older config"]
+    for bad in ('"2"', "2.0", "true", "[2]", "0", "-1"):
+        f.write_text(f"version = {bad}\n")
+        with pytest.raises(config.ConfigError) as e:
+            config.load(f, env={})
+        assert len(e.value.problems) == 1 and e.value.problems[0].startswith("version: got ")
+        assert "expected an integer from 1 to 2" in e.value.problems[0]
+    r = subprocess.run([sys.executable, "-m", "mirror", "check-config", str(f)], capture_output=True, text=True)
+    assert r.returncode == 2 and "version: got -1" in r.stderr

@@ -47,27 +47,40 @@ def _person(media) -> np.ndarray:
     return cv2.imread(str(media / "images" / "pointing_up.jpg"))
 
 
-class Scripted(FrameSource):
-    """Frames from a list of (image, count); then raises as an unplugged camera does."""
+class Staged(FrameSource):
+    """A camera whose scene moves on when the test says so, not at a fixed
+    time: frames of `first` until `move_on()` holds, then of `then`, or, with
+    then=None, a camera that is unplugged for good."""
 
-    def __init__(self, plan, fps: float = 15.0, then_fail: bool = False):
-        self.plan, self.fps, self.then_fail = plan, fps, then_fail
-        self._frames = [img for img, n in plan for _ in range(n)]
+    def __init__(self, first, then, move_on, fps: float = 15.0):
+        self.first, self.then, self.move_on, self.fps = first, then, move_on, fps
+        self.moved = False
         self._i = 0
 
     def open(self):
-        if self._i >= len(self._frames):
+        if self.moved and self.then is None:
             raise SourceError("camera index 0 does not exist (/dev/video0 is missing)")
 
     def read(self) -> Frame:
-        if self._i >= len(self._frames):
-            if self.then_fail:
-                raise SourceError("camera unplugged")
-            self._i = 0
+        self.moved = self.moved or bool(self.move_on())
+        if self.moved and self.then is None:
+            raise SourceError("camera unplugged")
         time.sleep(1.0 / self.fps)
-        img = self._frames[self._i]
         self._i += 1
-        return Frame(img, time.monotonic(), self._i)
+        return Frame(self.then if self.moved else self.first, time.monotonic(), self._i)
+
+
+class Until(Feature):
+    """Stops the kiosk once `done()` holds: a run lasts as long as the
+    behaviour takes on this machine, and its duration is only a generous cap."""
+
+    def __init__(self, kiosk, done):
+        self.kiosk, self.done, self.met = kiosk, done, False
+
+    def before_frame(self, now):
+        if not self.met and self.done():
+            self.met = True
+            self.kiosk.stop()
 
 
 class Probe(Feature):
@@ -117,19 +130,27 @@ def test_leaving_ends_the_call_link_wipes_the_cart_and_refuses_a_later_tap(media
     from call.service import CallService
     from nfc.service import CheckoutService
     person = _person(media)
-    plan = [(person, 45), (_empty_room(person.shape), 60)]         # 3 s there, then 4 s nobody
     made = {}
 
     def call(c, bus, size):
         made["call"] = CallService(c, bus, screen_width=size[0])
         return made["call"]
 
-    k = Kiosk(_cfg(tmp_path), source_factory=lambda: Scripted(plan, then_fail=False), headless=True,
+    def she_had_her_turn():                  # a join link and the suggestion in her cart: then she walks away
+        probe = made.get("probe")
+        return probe is not None and "call.link" in probe.names() and any(
+            n == "cart.changed" and len(d["cart"]["items"]) == 2 for n, d in list(probe.seen))
+
+    k = Kiosk(_cfg(tmp_path), source_factory=lambda: Staged(person, _empty_room(person.shape), she_had_her_turn),
+              headless=True,
               features=[call, lambda c, bus, size: CheckoutService(c, bus, db_path=tmp_path / "o.db", watch=False)])
-    probe = Probe(k.bus, made["call"])
+    probe = made["probe"] = Probe(k.bus, made["call"])
     k.add(probe)
-    k.run(7.5)
+    until = Until(k, lambda: hasattr(probe, "after_leaving") and "checkout.refused" in probe.names())
+    k.add(until)
+    k.run(180.0)                              # a cap: it stops once she has left and the tap was refused
     names = probe.names()
+    assert until.met, names
     assert "session.started" in names and "session.ended" in names, names
     started = next(d for n, d in probe.seen if n == "session.started")
     ended_at = names.index("session.ended")
@@ -155,13 +176,17 @@ def test_leaving_ends_the_call_link_wipes_the_cart_and_refuses_a_later_tap(media
 def test_a_camera_lost_longer_than_the_grace_ends_the_session(media, tmp_path):
     person = _person(media)
     cfg = _cfg(tmp_path).replace("session", camera_lost_grace_s=1.0)
-    camera = Scripted([(person, 30)], then_fail=True)          # unplugged for good after 2 s
-    k = Kiosk(cfg, source_factory=lambda: camera, headless=True, features=[], serve=False)
     seen = []
+    # unplugged for good once she has been seen
+    camera = Staged(person, None, lambda: any(n == "session.started" for n, _ in list(seen)))
+    k = Kiosk(cfg, source_factory=lambda: camera, headless=True, features=[], serve=False)
     k.bus.subscribe("session.*", lambda ev: seen.append((ev.name, time.monotonic())))
     k.bus.subscribe("camera.lost", lambda ev: seen.append((ev.name, time.monotonic())))
-    k.run(6.0)
+    until = Until(k, lambda: "session.ended" in [n for n, _ in seen])
+    k.add(until)
+    k.run(180.0)                              # a cap: it stops once the session has ended
     names = [n for n, _ in seen]
+    assert until.met, names
     assert names[:3] == ["session.started", "camera.lost", "session.ended"], names
     assert seen[2][1] - seen[1][1] >= 1.0                          # not before the grace
     assert not k.session.present
@@ -175,9 +200,10 @@ def test_a_camera_back_at_another_resolution_gets_a_new_hand_mapping(media):
         cv2.copyMakeBorder(person, 0, 0, 400, 400, cv2.BORDER_REPLICATE)
     small = cv2.resize(wide, (640, 480))
     cfg = config.load(None, env={}).replace("display", fullscreen=False, width=270, height=480)
-    k = Kiosk(cfg, source_factory=lambda: Scripted([(wide, 20), (small, 200)]), headless=True, features=[],
-              serve=False)
     maps = []
+    # the camera comes back at 640x480 once the kiosk has mapped its 1280x720 frames
+    k = Kiosk(cfg, source_factory=lambda: Staged(wide, small, lambda: len(maps) >= 1), headless=True, features=[],
+              serve=False)
 
     class Watch(Feature):
         def before_frame(self, now):
@@ -185,7 +211,8 @@ def test_a_camera_back_at_another_resolution_gets_a_new_hand_mapping(media):
             if hi is not None and (not maps or maps[-1] is not hi.to_display):
                 maps.append(hi.to_display)
     k.add(Watch())
-    k.run(4.0)
+    k.add(Until(k, lambda: len(maps) >= 2))
+    k.run(180.0)                              # a cap: it stops once the mapping was rebuilt
     assert len(maps) >= 2
     # a point a quarter in from the left edge of the camera picture lands at
     # different screen x for 16:9 and 4:3 frames cropped to the portrait view

@@ -162,14 +162,123 @@ class VideoFileSource(FrameSource):
             self._cap = None
 
 
+MAX_IMAGE_PIXELS = 40_000_000      # 40 MP: a 7000x5700 photo; decoding one takes ~120 MB
+_TAIL_BYTES = 64 * 1024
+
+
+def _header_size_pillow(p: Path) -> tuple[str, int, int] | None:
+    """(format, width, height) from the file's header via Pillow (which reads no pixels on open),
+    or None when Pillow is missing or cannot tell."""
+    try:
+        import warnings
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                return str(im.format or "image"), int(im.size[0]), int(im.size[1])
+    except Exception:           # DecompressionBombError, UnidentifiedImageError, a broken header...
+        return None
+
+
+def _header_size_own(p: Path) -> tuple[str, int, int] | None:
+    """(format, width, height) read by hand from a PNG IHDR, JPEG SOFn, BMP or WebP header, or None."""
+    import struct
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+                w, h = struct.unpack(">II", head[16:24])
+                return "PNG", w, h
+            if head.startswith(b"BM") and len(head) >= 26:
+                w, h = struct.unpack("<ii", head[18:26])
+                return "BMP", abs(w), abs(h)
+            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                kind = head[12:16]
+                if kind == b"VP8X":
+                    return "WEBP", 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+                if kind == b"VP8 ":
+                    w, h = struct.unpack("<HH", head[26:30])
+                    return "WEBP", w & 0x3FFF, h & 0x3FFF
+                if kind == b"VP8L":
+                    b = int.from_bytes(head[21:25], "little")
+                    return "WEBP", (b & 0x3FFF) + 1, ((b >> 14) & 0x3FFF) + 1
+                return None
+            if not head.startswith(b"\xff\xd8"):
+                return None
+            f.seek(2)
+            while True:                                     # walk the JPEG segments up to a SOFn
+                marker = f.read(2)
+                while marker[:1] == b"\xff" and marker[1:2] == b"\xff":
+                    marker = marker[1:] + f.read(1)         # fill bytes
+                if len(marker) < 2 or marker[0] != 0xFF:
+                    return None
+                m = marker[1]
+                if 0xD0 <= m <= 0xD9 or m == 0x01:          # markers without a length
+                    if m in (0xD9, 0xDA):
+                        return None
+                    continue
+                seg = f.read(2)
+                if len(seg) < 2:
+                    return None
+                length = struct.unpack(">H", seg)[0]
+                if m in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+                    sof = f.read(5)
+                    if len(sof) < 5:
+                        return None
+                    h, w = struct.unpack(">HH", sof[1:5])
+                    return "JPEG", w, h
+                if m == 0xDA or length < 2:
+                    return None
+                f.seek(length - 2, os.SEEK_CUR)
+    except (OSError, struct.error):
+        return None
+
+
+def _looks_truncated(p: Path, fmt: str) -> bool:
+    """A PNG without its IEND chunk, or a JPEG whose last scan has no end-of-image marker."""
+    try:
+        with open(p, "rb") as f:
+            f.seek(max(0, p.stat().st_size - _TAIL_BYTES))
+            tail = f.read()
+    except OSError:
+        return False
+    if fmt == "PNG":
+        return b"IEND" not in tail
+    if fmt in ("JPEG", "MPO"):
+        return b"\xff\xd9" not in tail[tail.rfind(b"\xff\xda") + 1:]
+    return False
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a colour image or raise SourceError naming the file."""
+    """Read a colour image or raise SourceError naming the file.
+
+    The size is read from the file's header first (Pillow, else a small reader for PNG, JPEG,
+    BMP and WebP), so a huge picture is refused before a byte of it is decoded. A truncated
+    file is decoded as far as OpenCV can, with a warning."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise SourceError(f"image {p} not found")
+    if not p.is_file():
+        raise SourceError(f"{p} is not a file; pass a JPEG or PNG image")
+    info = _header_size_pillow(p) or _header_size_own(p)
+    if info is None:
+        raise SourceError(f"{p}: cannot decode the image (its header is not a picture's); is it a valid JPEG or PNG?")
+    fmt, w, h = info
+    if w <= 0 or h <= 0:
+        raise SourceError(f"{p}: the {fmt} header says {w}x{h} pixels; the file is broken, use another image")
+    if w * h > MAX_IMAGE_PIXELS:
+        raise SourceError(f"{p}: the image is {w}x{h} ({w * h / 1e6:.0f} MP), more than the "
+                          f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP limit; scale it down (for example to 4000 pixels wide)")
+    truncated = _looks_truncated(p, fmt)
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
-        raise SourceError(f"{p}: cannot decode the image; is it a valid JPEG or PNG?")
+        why = "the file is truncated" if truncated else "is it a valid JPEG or PNG?"
+        raise SourceError(f"{p}: cannot decode the image; {why}")
+    if truncated:
+        log.warning("%s: the %s file is truncated; using the part that decodes (the rest is grey or missing)", p, fmt)
     return img
 
 

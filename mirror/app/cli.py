@@ -147,12 +147,23 @@ def cmd_run(args) -> int:
     # cleanly as soon as it is built, instead of killing it half-way.
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    if args.duration is not None:
+        _positive_seconds("--duration", args.duration)
     from mirror.app.kiosk import run_kiosk
     cfg = _load_config(args.config)
     return run_kiosk(cfg, headless=args.headless, duration=args.duration, stopping=stopping)
 
 
+def _positive_seconds(option: str, value: float) -> float:
+    """A duration given on the command line: a finite number of seconds above 0, else UsageError."""
+    import math
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{option} must be a positive number of seconds, got {value!r}; for example {option} 30")
+    return value
+
+
 def cmd_demo(args) -> int:
+    _positive_seconds("--seconds", args.seconds)
     from mirror.app.demo import run_demo
     return run_demo(out_dir=Path(args.out), seconds=args.seconds, headless=args.headless,
                     window=args.window)
@@ -195,14 +206,58 @@ def cmd_snapshot(args) -> int:
     return 0
 
 
+def _duration(seconds) -> str:
+    s = int(seconds or 0)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}d {h}h {m}m" if d else f"{h}h {m}m" if h else f"{m}m {s}s"
+
+
+def _status_text(st: dict) -> list[str]:
+    """`mirror status` for a person: the health first, then whatever else the
+    features reported, then the last warnings and errors."""
+    call_keys = {"call", "knocking", "friend", "connected", "friend_frames", "friend_size", "sent_frames",
+                 "reactions", "codec", "track_sent"}
+    shown = call_keys | {"fps", "frames", "camera", "present", "reader", "checkout", "staff_clients", "rss_mb",
+                         "fds", "threads", "uptime_s", "last_errors", "warnings_total", "errors_total"}
+    friend = st.get("friend") or "a friend"
+    if "call" not in st:
+        call = "off"
+    elif st.get("connected"):
+        call = f"{friend} connected ({st.get('codec') or '?'}, {st.get('sent_frames', 0)} frames sent)"
+    elif st.get("knocking"):
+        call = f"{friend} waiting to be let in"
+    else:
+        call = "no call"
+    rows = [
+        ("uptime", _duration(st.get("uptime_s"))),
+        ("screen", f"{st.get('fps', 0):.1f} fps, {st.get('frames', 0)} frames"),
+        ("camera", st.get("camera", "?")),
+        ("shopper", "present" if st.get("present") else "nobody at the mirror"),
+        ("reader", st.get("reader", "off")),
+        ("checkout", {"status": "idle"}.get(st.get("checkout", "off"), st.get("checkout", "off"))),
+        ("call", call),
+        ("staff", f"{st.get('staff_clients', 0)} console client(s)"),
+        ("memory", f"{st['rss_mb']:.0f} MB resident" if st.get("rss_mb") is not None else "?"),
+        ("process", f"{st.get('fds', '?')} open files, {st.get('threads', '?')} threads"),
+    ]
+    rows += [(k, v) for k, v in st.items() if k not in shown]
+    lines = [f"{k:10} {v}" for k, v in rows]
+    errors = st.get("last_errors") or []
+    lines.append(f"{'problems':10} {st.get('errors_total', 0)} errors, {st.get('warnings_total', 0)} warnings "
+                 f"since start" + (", the last:" if errors else ""))
+    lines += [f"  {e}" for e in errors]
+    return lines
+
+
 def cmd_status(args) -> int:
     st = _control(args, "status")
     st.pop("ok", None)
     if args.json:
         print(json.dumps(st))
     else:
-        for k, v in st.items():
-            print(f"{k:14} {v}")
+        print("\n".join(_status_text(st)))
     return 0
 
 
@@ -215,6 +270,25 @@ def cmd_bench_call(args) -> int:
     except BenchError as e:
         raise UsageError(str(e))
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_soak(args) -> int:
+    import math
+    from mirror.harness.soak import SoakError, soak
+    if not math.isfinite(args.minutes) or args.minutes <= 0:
+        raise UsageError(f"--minutes must be a positive number, got {args.minutes!r}; for example --minutes 30")
+    try:
+        out = soak(args.minutes, progress=True)
+    except SoakError as e:
+        raise UsageError(str(e))
+    print("targets:")
+    for _key, line, _met in out["targets"]:
+        print(f"  {line}")
+    for note in out["notes"]:
+        print(note)
+    res = out["result"]
+    print(json.dumps(res) if args.json else "\n".join(f"{k:20} {v}" for k, v in res.items()))
     return 0
 
 
@@ -262,6 +336,111 @@ def cmd_bench_checkout(args) -> int:
 def cmd_checkout_host(args) -> int:
     from mirror.harness.checkout_host import run_host
     return run_host(_load_config(args.config), duration=args.duration)
+
+
+# --- the catalogue and staff users (logic in mirror/app/staff_commands.py) ----------
+def _store(fn, args, *a, **kw) -> int:
+    """Run a staff_commands function on the kiosk's database (--db, else the config's checkout.db_path)."""
+    from mirror.app.staff_commands import CommandError
+    db = Path(args.db) if getattr(args, "db", None) else _load_config(args.config).orders_path()
+    try:
+        return fn(db, *a, **kw)
+    except CommandError as e:
+        raise UsageError(str(e))
+
+
+def cmd_catalog_import(args) -> int:
+    from mirror.app.staff_commands import catalog_import
+    return _store(catalog_import, args, args.file, images=args.images)
+
+
+def cmd_catalog_export(args) -> int:
+    from mirror.app.staff_commands import catalog_export
+    return _store(catalog_export, args, args.out)
+
+
+def cmd_staff_add_user(args) -> int:
+    from mirror.app.staff_commands import staff_add_user
+    return _store(staff_add_user, args, args.name, args.pin_stdin)
+
+
+def cmd_staff_remove_user(args) -> int:
+    from mirror.app.staff_commands import staff_remove_user
+    return _store(staff_remove_user, args, args.name)
+
+
+def cmd_staff_list_users(args) -> int:
+    from mirror.app.staff_commands import staff_list_users
+    return _store(staff_list_users, args, args.json)
+
+
+def cmd_staff_audit(args) -> int:
+    from mirror.app.staff_commands import staff_audit
+    return _store(staff_audit, args, args.json, args.limit)
+
+
+def _add_catalog_and_staff_parsers(sub) -> None:
+    def db_options(c) -> None:
+        c.add_argument("--config", help="config file whose checkout.db_path names the database "
+                                        "(default: the embedded defaults and MIRROR_* variables)")
+        c.add_argument("--db", help="database file (overrides the config)")
+
+    s = sub.add_parser("catalog", help="import or export the product catalogue (CSV)",
+                       description="The catalogue and stock live in the kiosk's SQLite database, the same file "
+                                   "as the orders (checkout.db_path). The CSV format is in config/README.md; "
+                                   "config/catalog.csv is an example.")
+    cat_sub = s.add_subparsers(dest="catalog_command", metavar="CATALOG_COMMAND", required=True)
+    c = cat_sub.add_parser("import", help="replace the catalogue with a CSV file",
+                           description="Validates every row of FILE.csv and replaces the whole catalogue with it, "
+                                       "in one transaction. On bad rows it exits 2 with one line naming each bad "
+                                       "row by its line number, and keeps the old catalogue: nothing is imported. "
+                                       "Items put aside (stock holds) are kept. Writes an audit entry.")
+    c.add_argument("file", metavar="FILE.csv")
+    c.add_argument("--images", metavar="DIR", help="also check that each product's image file is in DIR")
+    db_options(c)
+    c.set_defaults(func=cmd_catalog_import)
+    c = cat_sub.add_parser("export", help="write the catalogue out as CSV",
+                           description="Writes the catalogue in the format `mirror catalog import` reads, stock "
+                                       "as the full colour x size grid of counts on hand (items put aside "
+                                       "included), to stdout or --out.")
+    c.add_argument("--out", metavar="FILE", help="write to FILE (replaced whole) instead of stdout")
+    db_options(c)
+    c.set_defaults(func=cmd_catalog_export)
+
+    s = sub.add_parser("staff", help="staff console users and the audit trail",
+                       description="Staff log in to the console with a PIN of at least 5 digits, stored as an "
+                                   "argon2 hash in the kiosk's database. Changes are written to the audit "
+                                   "trail as cli:<unix user>.")
+    staff_sub = s.add_subparsers(dest="staff_command", metavar="STAFF_COMMAND", required=True)
+    c = staff_sub.add_parser("add-user", help="add a staff user; the PIN comes from stdin",
+                             description="Adds NAME (1-40 printable characters, no ':', unique whatever the "
+                                         "case). The PIN (at least 5 digits, digits only, not used by another "
+                                         "user) is read from the first line of stdin with --pin-stdin, or asked "
+                                         "twice on a terminal; never from the command line. Example: "
+                                         "echo 48213 | mirror staff add-user Anna --pin-stdin")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin")
+    db_options(c)
+    c.set_defaults(func=cmd_staff_add_user)
+    c = staff_sub.add_parser("remove-user", help="remove a staff user",
+                             description="Removes NAME (any case); the audit trail keeps what they did.")
+    c.add_argument("name", metavar="NAME")
+    db_options(c)
+    c.set_defaults(func=cmd_staff_remove_user)
+    c = staff_sub.add_parser("list-users", help="list the staff users",
+                             description='Names, when each was added and last logged in. With --json: '
+                                         '{"users": [{"name", "created_at", "last_login_at"}]} (unix times).')
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    db_options(c)
+    c.set_defaults(func=cmd_staff_list_users)
+    c = staff_sub.add_parser("audit", help="list the audit trail, newest first",
+                             description='Who did what, and when: staff actions in the console and changes made '
+                                         'with this command line. With --json: {"audit": [{"id", "at", "who", '
+                                         '"action", "detail"}]}.')
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--limit", type=int, default=50, metavar="N", help="the newest N entries (default: 50)")
+    db_options(c)
+    c.set_defaults(func=cmd_staff_audit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,7 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="health of the running kiosk",
                        description="Asks the running kiosk over its control socket: fps, frames, camera, whether "
-                                   "someone is present, the call and the checkout.")
+                                   "someone is present, the reader, the checkout and the call (when on), staff "
+                                   "console clients, the last warnings and errors with their time, resident "
+                                   "memory (rss_mb), open file descriptors, threads and uptime.")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--config", help="the config the kiosk runs with (for its control socket)")
     s.set_defaults(func=cmd_status)
@@ -361,6 +542,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.add_argument("--video", help="clip the kiosk plays (default: the bundled demo clip)")
     s.set_defaults(func=cmd_bench_call)
+
+    s = sub.add_parser("soak", help="run the whole kiosk for M minutes under load and watch for leaks",
+                       description="Runs `mirror run --headless` on the bundled clip, looping, with a friend call "
+                                   "from headless Chromium every few minutes (root, ip and chromium needed; else "
+                                   "skipped), a card tap through a private pcscd and vpcd every 20 s (when pcscd "
+                                   "is installed), and samples the kiosk's RSS, open files, threads and fps every "
+                                   "10 s (progress on stderr). Prints the targets and whether each was met; the "
+                                   'last line with --json is {"minutes", "rss_start_mb", "rss_end_mb", '
+                                   '"rss_slope_mb_per_h", "fd_growth", "thread_growth", "fps_p5", "errors"}. '
+                                   "Exits 0 whether or not the targets are met.")
+    s.add_argument("--minutes", type=float, default=30.0, help="how long to run (default: 30)")
+    s.add_argument("--json", action="store_true", help="end with one JSON line")
+    s.set_defaults(func=cmd_soak)
 
     s = sub.add_parser("nfc", help="NFC reader tools: read a tag",
                        description="NFC tools on the PC/SC stack (pcscd).")
@@ -404,6 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config")
     s.add_argument("--duration", type=float)
     s.set_defaults(func=cmd_checkout_host)
+
+    _add_catalog_and_staff_parsers(sub)
 
     s = sub.add_parser("check-config", help="validate a config file and list every problem")
     s.add_argument("file", metavar="FILE")

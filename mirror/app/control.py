@@ -2,18 +2,25 @@
 talk to the running kiosk.
 
 A Unix socket, not a network port: nothing listens beyond what the config
-says, and file permissions (0660) decide who may use it. One JSON object per
-line in, one JSON object per line out: {"cmd": NAME, ...} -> {"ok": true, ...}
-or {"ok": false, "error": TEXT}.
+says, and file permissions decide who may use it: the socket is 0660 with
+`control.group` (0600 when that group does not exist; never `video`), in a
+folder made 0700 (0750 with the group). A folder another user owns or may
+write to (a planted /tmp/smart-mirror-UID) is refused by the kiosk and by
+`request`; anything but a socket at the path is never deleted. One JSON
+object per line in (at most MAX_LINE bytes), one JSON object per line out:
+{"cmd": NAME, ...} -> {"ok": true, ...} or {"ok": false, "error": TEXT}.
 """
 
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import logging
 import os
+import pwd
 import socket
+import stat
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -54,67 +61,270 @@ class ControlError(Exception):
     pass
 
 
+MAX_LINE = 64 * 1024                  # longest request line; a longer one is answered and the connection closed
+DEFAULT_GROUP = "smart-mirror"        # control.group's default (mirror/core/config.py ControlConfig)
+REFUSED_GROUPS = ("video",)           # everyone who may use the camera must not drive the kiosk
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, msg: str, *args) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(msg, *args)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
+def group_id(group: str | None) -> int | None:
+    """The gid of control.group, or None (with a warning, once) when it is empty, refused or missing."""
+    if not group:
+        return None
+    if group in REFUSED_GROUPS:
+        _warn_once(f"refused:{group}", "control.group %r is refused (its members use the camera, not the kiosk); "
+                   "the control socket gets mode 0600, only the kiosk's user can use it", group)
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        _warn_once(f"missing:{group}", "control.group %r does not exist (create it with 'groupadd %s' and add staff "
+                   "to it); the control socket gets mode 0600, only the kiosk's user can use it", group, group)
+        return None
+
+
+def group_id_quiet(group: str | None) -> int | None:
+    """The gid of a group, or None; no warning (the client side)."""
+    try:
+        return grp.getgrnam(group).gr_gid if group and group not in REFUSED_GROUPS else None
+    except KeyError:
+        return None
+
+
+def check_folder(folder: Path, gid: int | None, *, client: bool = False) -> None:
+    """Raise ControlError unless `folder` is safe for the control socket: a real folder (not a
+    symbolic link), owned by this user (a client also trusts root, and whoever root gave a folder
+    in a root-only parent such as /run), writable by nobody else but the socket group `gid`."""
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        raise ControlError(f"control socket folder {folder} does not exist")
+    me = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        raise ControlError(f"control socket folder {folder} is a symbolic link, refused (someone may have planted "
+                           "it); remove it, or set control.socket to a path in a real folder")
+    if not stat.S_ISDIR(st.st_mode):
+        raise ControlError(f"control socket folder {folder} is not a folder; remove it or set control.socket")
+    owner_ok = st.st_uid == me
+    if client and not owner_ok:
+        owner_ok = st.st_uid == 0 or _root_only(folder.parent)
+    if not owner_ok:
+        who = "this user" if client else "the kiosk's user"
+        raise ControlError(f"control socket folder {folder} belongs to {_user(st.st_uid)}, not to {who} "
+                           f"{_user(me)}: another local user may have made it, so it is not used; remove it "
+                           f"(rm -r {folder}) or set control.socket to a folder {who} owns")
+    if st.st_mode & stat.S_IWOTH:
+        raise ControlError(f"control socket folder {folder} is writable by every user (mode "
+                           f"{stat.S_IMODE(st.st_mode):04o}), so it is not used; chmod 0700 {folder} "
+                           "(0750 with control.group)")
+    if st.st_mode & stat.S_IWGRP and st.st_gid != gid:
+        raise ControlError(f"control socket folder {folder} is writable by group {_group_name(st.st_gid)} (mode "
+                           f"{stat.S_IMODE(st.st_mode):04o}), which is not control.group, so it is not used; "
+                           f"chmod 0750 {folder}")
+
+
+def _root_only(folder: Path) -> bool:
+    """Only root can add or replace entries here (like /run): owned by root, writable by no one else."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return False
+    return st.st_uid == 0 and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 class ControlServer:
-    def __init__(self, path: Path, handlers: dict[str, Handler]):
+    def __init__(self, path: Path, handlers: dict[str, Handler], group: str | None = DEFAULT_GROUP):
         self.path = path
         self.handlers = handlers
+        self.group = group
         self._server: asyncio.AbstractServer | None = None
+        self._inode: int | None = None
+
+    def _make_folder(self, gid: int | None) -> int | None:
+        """Create the socket's folder 0700 (0750 + group with a socket group), then check it;
+        returns the gid actually in use."""
+        folder = self.path.parent
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass                                         # made by systemd, an earlier run, or someone else
+        else:
+            if gid is not None:
+                try:
+                    os.chown(folder, -1, gid)
+                    os.chmod(folder, 0o750)
+                except PermissionError:
+                    _warn_once(f"chgrp:{gid}", "cannot give %s to group %s (the kiosk's user is not in it); the "
+                               "control socket gets mode 0600", folder, _group_name(gid))
+                    gid = None
+            if gid is None:
+                os.chmod(folder, 0o700)                  # whatever the umask
+        check_folder(folder, gid)
+        return gid
+
+    def _clear_path(self) -> None:
+        """Remove a stale socket left by a killed kiosk; refuse anything else (never deleted)."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                    else "a regular file" if stat.S_ISREG(st.st_mode) else "not a socket")
+            raise ControlError(f"{self.path} is {kind}, not a control socket; it was left alone: move it away "
+                               "or set control.socket to another path")
+        probe = socket.socket(socket.AF_UNIX)
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(self.path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            self.path.unlink(missing_ok=True)            # stale: nobody answers
+            return
+        except OSError as e:
+            raise ControlError(f"cannot tell whether another kiosk answers on {self.path} ({e}); "
+                               "stop it or remove the socket")
+        finally:
+            probe.close()
+        raise ControlError(f"another kiosk is running (its control socket {self.path} answers)")
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o770)
-        if self.path.exists():
-            # a socket left by a killed kiosk; refuse if another kiosk still answers on it
-            probe = socket.socket(socket.AF_UNIX)
+        gid = self._make_folder(group_id(self.group))
+        self._clear_path()
+        self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_LINE)
+        mode = 0o600
+        if gid is not None:
             try:
-                probe.connect(str(self.path))
-                raise ControlError(f"another kiosk is running (its control socket {self.path} answers)")
-            except (ConnectionRefusedError, FileNotFoundError):
-                self.path.unlink(missing_ok=True)
-            finally:
-                probe.close()
-        self._server = await asyncio.start_unix_server(self._client, path=str(self.path))
-        os.chmod(self.path, 0o660)
-        log.info("control socket at %s", self.path)
+                os.chown(self.path, -1, gid)
+                mode = 0o660
+            except PermissionError:
+                _warn_once(f"chgrp:{gid}", "cannot give %s to group %s (the kiosk's user is not in it); the "
+                           "control socket gets mode 0600", self.path, _group_name(gid))
+        os.chmod(self.path, mode)
+        self._inode = os.lstat(self.path).st_ino
+        log.info("control socket at %s (mode %04o%s)", self.path, mode,
+                 f", group {_group_name(gid)}" if mode == 0o660 else "")
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-            self.path.unlink(missing_ok=True)
+            self._server = None
+            try:                                         # only our own socket, never what replaced it
+                if os.lstat(self.path).st_ino == self._inode:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _parse(self, line: bytes) -> tuple[dict | None, str | None]:
+        """The request object, or None and the error to answer."""
+        try:
+            req = json.loads(line, parse_constant=_no_constant)
+        except RecursionError:
+            return None, "the JSON is nested too deeply; send one flat JSON object per line"
+        except _ConstantError:
+            return None, "NaN and Infinity are not JSON; send finite numbers"
+        except ValueError:                               # not JSON, or not UTF-8
+            return None, "expected one JSON object per line, like {\"cmd\": \"status\"}"
+        if not isinstance(req, dict):
+            return None, "expected a JSON object per line, like {\"cmd\": \"status\"}"
+        return req, None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def reply(obj: dict) -> None:
+            writer.write((json.dumps(obj) + "\n").encode())
+            await writer.drain()
+
         try:
-            while line := await reader.readline():
+            while True:
                 try:
-                    req = json.loads(line)
-                    handler = self.handlers.get(req.get("cmd")) if isinstance(req, dict) else None
-                    if handler is None:
-                        reply = {"ok": False, "error": f"unknown command; expected one of {', '.join(self.handlers)}"}
-                    else:
-                        reply = await handler(req)
-                except ValueError:
-                    reply = {"ok": False, "error": "expected one JSON object per line"}
-                except Exception as e:  # a failing command must not take the socket down
-                    log.exception("control command failed")
-                    reply = {"ok": False, "error": f"{e.__class__.__name__}: {e}"}
-                writer.write((json.dumps(reply) + "\n").encode())
-                await writer.drain()
+                    line = await reader.readline()
+                except (asyncio.LimitOverrunError, ValueError):
+                    log.warning("control socket: a request line longer than %d bytes was refused", MAX_LINE)
+                    await reply({"ok": False, "error": f"request line longer than {MAX_LINE} bytes; "
+                                                       "send one short JSON object per line"})
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                req, error = self._parse(line)
+                if error is not None:
+                    await reply({"ok": False, "error": error})
+                    continue
+                cmd = req.get("cmd")
+                handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
+                if handler is None:
+                    answer = {"ok": False, "error": f"unknown command; expected one of {', '.join(self.handlers)}"}
+                else:
+                    try:
+                        answer = await handler(req)
+                    except Exception as e:  # a failing command must not take the socket down
+                        log.exception("control command %r failed", cmd)
+                        answer = {"ok": False, "error": f"{e.__class__.__name__}: {e}"}
+                await reply(answer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
 
+class _ConstantError(ValueError):
+    pass
+
+
+def _no_constant(name: str):
+    raise _ConstantError(f"{name} is not allowed")
+
+
 def request(path: Path, cmd: str, /, timeout: float = 10.0, **args) -> dict:
-    """Send one command to the running kiosk; raises ControlError with a hint."""
+    """Send one command to the running kiosk; raises ControlError with a hint.
+
+    The socket's folder is checked first (check_folder, client side): a socket in a folder
+    another user controls (a planted /tmp/smart-mirror-UID) is never talked to."""
+    path = Path(path)
+    no_kiosk = ControlError(f"no running kiosk answers on {path}; start it with 'mirror run' "
+                            "(or pass the same --config it runs with)")
+    if not os.path.lexists(path.parent):
+        raise no_kiosk
+    try:
+        check_folder(path.parent, group_id_quiet(DEFAULT_GROUP), client=True)
+    except ControlError as e:
+        raise ControlError(f"{e}; not talking to {path}")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(f"{path} is not a socket; not talking to it (set control.socket to the kiosk's socket)")
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(timeout)
     try:
         s.connect(str(path))
     except (FileNotFoundError, ConnectionRefusedError):
         s.close()
-        raise ControlError(f"no running kiosk answers on {path}; start it with 'mirror run' "
-                           "(or pass the same --config it runs with)")
+        raise no_kiosk
     except PermissionError:
         s.close()
         raise ControlError(f"no permission to use {path}; run as the kiosk's user or a member of its group")
@@ -132,7 +342,9 @@ def request(path: Path, cmd: str, /, timeout: float = 10.0, **args) -> dict:
         s.close()
     try:
         reply = json.loads(buf)
-    except ValueError:
+    except (ValueError, RecursionError):
+        reply = None
+    if not isinstance(reply, dict):
         raise ControlError(f"the kiosk sent an unreadable reply on {path}")
     if not reply.get("ok"):
         raise ControlError(reply.get("error", "the kiosk refused"))

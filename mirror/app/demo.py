@@ -50,7 +50,7 @@ def demo_timeline() -> list[TimelineItem]:
     items.append(TimelineItem(10.5, "call.knock", {"conn": "demo", "name": "Jane"},
                               banner="Scripted: a friend opened the link"))
     items.append(TimelineItem(11.0, "", screenshot="08-knock.png"))
-    items.append(TimelineItem(12.0, "action.requested", {"action": "confirm", "source": "script"},
+    items.append(TimelineItem(12.0, "gesture.fired", {"gesture": "thumbs_up", "score": 1.0},
                               banner="Scripted: thumbs-up lets her in"))
     items.append(TimelineItem(12.1, "call.admitted", {"name": "Jane"}))
     items.append(TimelineItem(12.3, "call.connected", {"name": "Jane"}))

@@ -66,8 +66,11 @@ class FrameLoop:
         for part in parts:
             self.add(part)
 
-    def add(self, part: Feature) -> None:
-        self.parts.append(part)
+    def add(self, part: Feature, before: Feature | None = None) -> None:
+        if before is not None and before in self.parts:
+            self.parts.insert(self.parts.index(before), part)
+        else:
+            self.parts.append(part)
         for overlay in part.overlays():
             self.comp.add(overlay)
 

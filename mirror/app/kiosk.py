@@ -23,6 +23,7 @@ from mirror.app.aio import AsyncThread
 from mirror.app.camera import CameraVision
 from mirror.app.control import ControlServer, socket_path
 from mirror.app.frameloop import FrameLoop
+from mirror.app import health
 from mirror.app.shopper_view import shopper_view
 from mirror.core.actions import ACTIONS
 from mirror.core.bus import Event, EventBus
@@ -56,10 +57,15 @@ def default_features(cfg: Config) -> list[FeatureFactory]:
 
 class Snapshots(Feature):
     """Hands the next composed picture, as PNG bytes, to whoever asked (the
-    control socket's `snapshot`). Nothing is written to disk here."""
+    control socket's `snapshot`). Nothing is written to disk here. While
+    someone is at the mirror the camera layer is left out (overlays on a
+    blank background) unless `privacy.snapshot_camera` is set; every snapshot
+    is logged. It runs last in the frame, so no other part sees the blanked
+    picture, and the blanked picture is never presented."""
     name = "snapshots"
 
-    def __init__(self):
+    def __init__(self, blank_camera):
+        self.blank_camera = blank_camera
         self._waiting: list[Future] = []
 
     def request(self) -> Future:
@@ -71,9 +77,14 @@ class Snapshots(Feature):
         if not self._waiting:
             return
         waiting, self._waiting = self._waiting, []
+        blank = self.blank_camera()
+        if blank:
+            frame.comp.compose(None, frame.t)
         png = frame.png()
+        log.info("snapshot of the composed frame taken over the control socket (camera layer %s)",
+                 "blanked: someone is at the mirror" if blank else "included")
         for fut in waiting:
-            fut.set_result(png)
+            fut.set_result((png, blank))
 
 
 class Kiosk:
@@ -86,6 +97,7 @@ class Kiosk:
         models.check_bundled()
         self.cfg = cfg
         self.serve = serve
+        self.errors = health.install_error_log()     # the last warnings/errors, for `mirror status`
         self.bus = EventBus()
         self.session = Session.from_config(cfg)
         self.session.attach(self.bus)
@@ -97,11 +109,11 @@ class Kiosk:
         self.status_bar, self.debug = StatusOverlay(), DebugOverlay()
         for overlay in (self.shopper, self.messages, self.status_bar, self.debug):
             self.comp.add(overlay)
-        self.snapshots = Snapshots()
+        self.snapshots = Snapshots(lambda: self.session.present and not cfg.privacy.snapshot_camera)
         self.features = [make(cfg, self.bus, self.comp.size)
                          for make in (default_features(cfg) if features is None else features)]
         self.addons = list(addons or [])
-        self.loop = FrameLoop(self.bus, self.comp, self._picture, [*self.features, self.snapshots, *self.addons], d.fps,
+        self.loop = FrameLoop(self.bus, self.comp, self._picture, [*self.features, *self.addons, self.snapshots], d.fps,
                               on_key=self._on_key, finished=self._finished)
         self.aio = AsyncThread("kiosk-aio")
         self.control: ControlServer | None = None
@@ -172,11 +184,24 @@ class Kiosk:
         return cmds
 
     async def _cmd_status(self, req: dict) -> dict:
+        """`mirror status`: the kiosk's health. `reader` ("ok" or the problem)
+        and `call` come from their features and are absent when those are off;
+        `staff_clients` from the staff console's status (0 until it runs)."""
         st = self.loop.stats
         out = {"ok": True, "present": self.session.present, "fps": round(st.fps, 1), "frames": st.frames,
                "camera": "ok" if self.camera.source.ok else (self.camera.source.problem or "lost")}
         for f in self.features:
-            out.update(f.status())
+            try:
+                out.update(f.status())
+            except Exception as e:      # read while the main thread changes it: the rest still answers
+                out[f.name] = f"status unavailable ({e.__class__.__name__})"
+        if "reader" in out:
+            out["reader"] = out["reader"] or "ok"
+        out.setdefault("staff_clients", 0)
+        errors = health.install_error_log()
+        out.update(health.process_health())
+        out.update(last_errors=errors.recent(), warnings_total=errors.counts["warnings"],
+                   errors_total=errors.counts["errors"])
         return out
 
     async def _cmd_action(self, req: dict) -> dict:
@@ -188,15 +213,15 @@ class Kiosk:
         return {"ok": True}
 
     async def _cmd_snapshot(self, req: dict) -> dict:
-        png = await asyncio.wait_for(asyncio.wrap_future(self.snapshots.request()), 5)
-        log.info("snapshot of the composed frame taken over the control socket")
-        return {"ok": True, "png_b64": base64.b64encode(png).decode("ascii")}
+        png, blanked = await asyncio.wait_for(asyncio.wrap_future(self.snapshots.request()), 5)
+        return {"ok": True, "png_b64": base64.b64encode(png).decode("ascii"), "camera_blanked": blanked}
 
     # --- lifecycle ---------------------------------------------------------------
     def _start(self) -> None:
         self.aio.start()
         if self.serve:
-            self.control = ControlServer(socket_path(self.cfg.control.socket), self._commands())
+            self.control = ControlServer(socket_path(self.cfg.control.socket), self._commands(),
+                                         group=self.cfg.control.group)
             try:
                 self.aio.run(self.control.start())
             except Exception as e:          # the kiosk runs on without its control socket
@@ -280,7 +305,7 @@ class Kiosk:
     def add(self, addon: Feature) -> None:
         """An extra frame-loop part (before `run`): the demo's timeline, a recorder."""
         self.addons.append(addon)
-        self.loop.add(addon)
+        self.loop.add(addon, before=self.snapshots)
 
     def stop(self) -> None:
         self.loop.stop()
@@ -289,12 +314,19 @@ class Kiosk:
 def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = None,
               stopping: threading.Event | None = None) -> int:
     """Run until the duration ends or SIGTERM (systemd's stop). `stopping` may
-    already be set by a SIGTERM that came while the program was starting."""
+    already be set by a SIGTERM that came while the program was starting.
+    Under systemd (`NOTIFY_SOCKET`) the Appliance add-on reports readiness,
+    pings the watchdog from the frame loop and says STOPPING=1 on SIGTERM."""
+    from mirror.app.appliance import Appliance, kiosk_facts, model_errors_in_one_line
+    from mirror.app.logs import reconfigure
+    reconfigure(journal=cfg.logging.journal, level=cfg.logging.level)
     stopping = stopping or threading.Event()
     built: list[Kiosk] = []
+    appliance = Appliance(status=lambda: kiosk_facts(built[0]) if built else {})
 
     def on_term(*_):
         stopping.set()
+        appliance.stopping()            # before the slow shutdown work
         if built:
             built[0].stop()
     signal.signal(signal.SIGTERM, on_term)
@@ -302,11 +334,15 @@ def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = N
     # mask that keeps SIGTERM away from them; it is handled on the main thread.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        kiosk = Kiosk(cfg, headless=True if headless else None)
+        # a model that cannot load: one line and exit 2 (cli.main), not a traceback
+        with model_errors_in_one_line():
+            kiosk = Kiosk(cfg, headless=True if headless else None)
         built.append(kiosk)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    kiosk.add(appliance)
     if stopping.is_set():
+        appliance.stopping()
         kiosk.stop()
     log.info("kiosk starting with camera source %s", cfg.camera.source)
     stats = kiosk.run(duration)

@@ -21,13 +21,18 @@ def _when(ts: float | None) -> str:
 
 
 def orders_report(db_path, as_json: bool = False, limit: int = 200) -> int:
-    from mirror.storage.orders import OrderJournal
-    if not db_path.exists():
-        raise ReportError(f"no order journal at {db_path}; set checkout.db_path or pass --db")
-    j = OrderJournal(db_path)
+    import sqlite3
+    from mirror.storage.orders import JournalOpenError, OrderJournal
+    try:
+        j = OrderJournal.open_read_only(db_path)      # never creates, converts or writes anything
+    except JournalOpenError as e:
+        raise ReportError(str(e))
     try:
         rows = j.list_orders(limit)
         res = j.list_reservations()
+    except (sqlite3.Error, ValueError, TypeError, AttributeError) as e:
+        raise ReportError(f"cannot read the order journal {db_path} ({e.__class__.__name__}: {e}); "
+                          "is it the kiosk's orders.db?")
     finally:
         j.close()
     if as_json:

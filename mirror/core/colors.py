@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import math
 import re
 
 import cv2
@@ -28,6 +29,15 @@ class ColorError(ValueError):
     pass
 
 
+MAX_COLOR_CHARS = 100      # the longest colour string accepted (catalogue names are short)
+MAX_HUE = 1e6              # degrees; larger (or inf/nan) is a typo, not a colour
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """The value as it goes into an error message: quoted, escaped, at most `limit` characters."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
+
+
 def hex_to_bgr(value: str) -> tuple[int, int, int]:
     m = _HEX.match(value.strip())
     if not m:
@@ -48,7 +58,12 @@ def hue_to_bgr(hue_deg: float, sat: float = 0.8, val: float = 0.85) -> tuple[int
 
 def parse_color(value: str, catalog_colors: dict[str, str] | None = None) -> tuple[int, int, int]:
     """'#RRGGBB', a catalogue colour name, a basic colour name, or a hue ('hue:120', '120deg')."""
+    if not isinstance(value, str):
+        raise ColorError(f"a colour must be text, got {type(value).__name__}; use '#RRGGBB', 'hue:120' or a name")
     v = value.strip()
+    if len(v) > MAX_COLOR_CHARS:
+        raise ColorError(f"colour {v[:40]!r}... is {len(v)} characters long; use '#RRGGBB', a hue like 'hue:120', "
+                         "or a colour name")
     if _HEX.match(v) and (v.startswith("#") or not v.isdigit()):
         return hex_to_bgr(v)
     key = v.lower()
@@ -58,9 +73,13 @@ def parse_color(value: str, catalog_colors: dict[str, str] | None = None) -> tup
                 return hex_to_bgr(hx)
     m = _HUE.match(key)
     if m:
-        return hue_to_bgr(float(m.group(1)))
+        hue = float(m.group(1))
+        if not math.isfinite(hue) or abs(hue) > MAX_HUE:
+            raise ColorError(f"hue {_shown(m.group(1))} is out of range; use degrees from 0 to 360, "
+                             "like 'hue:120'")
+        return hue_to_bgr(hue)
     known = sorted(set(list((catalog_colors or {}).keys()) + list(NAMED)))
-    raise ColorError(f"unknown colour {value!r}; use '#RRGGBB', a hue like 'hue:120', "
+    raise ColorError(f"unknown colour {_shown(value)}; use '#RRGGBB', a hue like 'hue:120', "
                      f"or a name such as {', '.join(known[:8])} ...")
 
 

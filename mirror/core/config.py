@@ -7,6 +7,11 @@ them (`documented_toml()`) and a test keeps the two identical. Loading collects
 form, so `mirror check-config` can list them all at once. NaN and infinity
 are refused everywhere.
 
+The file carries a top-level `version` (CURRENT_VERSION). A file without one
+is version 1 (every file written before versions existed); an older file is
+brought up to date by the ordered `MIGRATIONS` before validation, logging what
+moved; a newer one is refused, since its keys may mean something else.
+
 Environment overrides: `MIRROR_<SECTION>_<KEY>=value`, e.g.
 `MIRROR_CAMERA_SOURCE=video`, read by pydantic-settings; a value is parsed as
 the key's type ("7" gives 7 for an integer key) and otherwise refused.
@@ -15,6 +20,7 @@ the key's type ("7" gives 7 for an integer key) and otherwise refused.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import tomllib
@@ -29,6 +35,8 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
 from mirror.core.actions import Action
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -298,6 +306,8 @@ class CheckoutConfig(_Section):
                                    "confirmation)")
     reservation_hold_h: float = Field(24.0, ge=0.1, le=720.0, description="how long an item put aside in her size "
                                                                           "is held")
+    keep_days: int = Field(90, ge=7, le=3650, description="delivered orders, finished reservations and audit "
+                                                         "entries older than this are deleted")
 
     @model_validator(mode="after")
     def _rules(self) -> CheckoutConfig:
@@ -528,9 +538,64 @@ def _env_overrides(env: typing.Mapping[str, str] | None) -> dict[str, object]:
     return src()
 
 
+# ---- the file's format version ------------------------------------------------
+
+CURRENT_VERSION = 2
+
+
+def _v1_to_v2(data: dict) -> tuple[list[str], list[str]]:
+    """Version 1 kept the control socket as [call] control_socket; version 2 has [control] socket."""
+    call, control = data.get("call"), data.get("control", {})
+    if not isinstance(call, dict) or "control_socket" not in call:
+        return [], []
+    if not isinstance(control, dict):
+        return [], []                          # validation reports the non-table [control]
+    value = call["control_socket"]
+    data["call"] = {k: v for k, v in call.items() if k != "control_socket"}
+    if "socket" in control and control["socket"] != value:
+        return [], [f"call.control_socket: moved to control.socket in version {CURRENT_VERSION}, and the file "
+                    f"sets both (control.socket = {control['socket']!r}, call.control_socket = {value!r}); "
+                    "keep only control.socket"]
+    data["control"] = {**control, "socket": value}
+    return ["moved call.control_socket to control.socket"], []
+
+
+# (from version, step to the next one), in order. A step gets a copy of the document and changes it
+# in place; it returns what it did (logged) and what it could not do (problems, reported with the rest).
+MIGRATIONS: tuple[tuple[int, typing.Callable[[dict], tuple[list[str], list[str]]]], ...] = ((1, _v1_to_v2),)
+
+
+def _migrate(data: dict, source: str) -> tuple[dict, list[str]]:
+    """The document without `version`, brought to CURRENT_VERSION; ConfigError for a version it cannot take."""
+    data = dict(data)
+    version = data.pop("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ConfigError([f"version: got {version!r}, expected an integer from 1 to {CURRENT_VERSION} (the config "
+                           f"format version; {CURRENT_VERSION} is current)"], source)
+    if version > CURRENT_VERSION:
+        raise ConfigError([f"version: got {version}, this mirror understands up to {CURRENT_VERSION}; update the "
+                           "mirror or use an older config"], source)
+    if version < 1:
+        raise ConfigError([f"version: got {version}, expected an integer from 1 to {CURRENT_VERSION}"], source)
+    done, problems = [], []
+    for start, step in MIGRATIONS:
+        if start >= version:
+            did, failed = step(data)
+            done += did
+            problems += failed
+    if done:
+        log.warning("%s: config version %d migrated to %d: %s; write version = %d and the new keys into the file "
+                    "(mirror check-config FILE checks it)", source, version, CURRENT_VERSION, "; ".join(done),
+                    CURRENT_VERSION)
+    return data, problems
+
+
 def build(data: dict, *, base_dir: str = ".", source: str = "config",
           env: typing.Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed TOML document plus MIRROR_* overrides (from `env`, else os.environ) into a Config."""
+    """Validate a parsed TOML document plus MIRROR_* overrides (from `env`, else os.environ) into a Config.
+
+    The document's `version` is handled first: migrated when older, refused when newer."""
+    data, migration_problems = _migrate(data, source)
     try:
         overrides = _env_overrides(env)
     except SettingsError as e:
@@ -544,7 +609,13 @@ def build(data: dict, *, base_dir: str = ".", source: str = "config",
         if isinstance(given, dict):        # else the file's non-table is reported, not hidden
             merged[section] = {**given, **values}
             env_keys.update({f"{section}.{k}": f"MIRROR_{section}_{k}".upper() for k in values})
-    return _validate(merged, base_dir=base_dir, source=source, env_keys=env_keys)
+    try:
+        cfg = _validate(merged, base_dir=base_dir, source=source, env_keys=env_keys)
+    except ConfigError as e:
+        raise ConfigError(migration_problems + e.problems, source) from None
+    if migration_problems:
+        raise ConfigError(migration_problems, source)
+    return cfg
 
 
 def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None = None) -> Config:
@@ -565,9 +636,9 @@ def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None
     return build(data, base_dir=str(p.resolve().parent), source=str(p), env=env)
 
 
-def documented_defaults() -> dict[str, dict[str, object]]:
-    """The defaults as a TOML-shaped dict (used to check config/mirror.toml)."""
-    return {name: cls().model_dump() for name, cls in SECTIONS.items()}
+def documented_defaults() -> dict[str, object]:
+    """The defaults as a TOML-shaped dict (used to check config/mirror.toml), with the current `version`."""
+    return {"version": CURRENT_VERSION, **{name: cls().model_dump() for name, cls in SECTIONS.items()}}
 
 
 def documented_toml() -> str:
@@ -581,7 +652,10 @@ def documented_toml() -> str:
     lines = ["# Smart mirror configuration: every key with its default and meaning.",
              "# Check a file with: mirror check-config FILE",
              "# Any key can be overridden from the environment: MIRROR_<SECTION>_<KEY>=value",
-             "# Relative paths are resolved against the folder of this file."]
+             "# Relative paths are resolved against the folder of this file.",
+             "",
+             "# config format version: a file without one is version 1 and is migrated; a newer one is refused",
+             f"version = {CURRENT_VERSION}"]
     for name, cls in SECTIONS.items():
         lines += ["", f"[{name}]"]
         for key, f in cls.model_fields.items():

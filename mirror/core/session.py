@@ -187,7 +187,8 @@ class Session:
         elif ev.name == "motion.circle":
             self.turn(float(ev.data["delta_deg"]), t)
         elif ev.name == "action.requested":
-            out += self.do(ev.data["action"], t, source=ev.data.get("source", "script"))
+            # a store tool, a script or a keyboard: not the shopper herself
+            out += self.do(ev.data["action"], t, source=ev.data.get("source", "script"), by_shopper=False)
         elif ev.name == "product.select":
             for i, p in enumerate(self.catalog.products):
                 if p.sku == ev.data["sku"]:
@@ -228,9 +229,11 @@ class Session:
         self.colour_index = (self.colour_index + step) % n
         self.hue = None
 
-    def do(self, action: str, t: float, source: str = "") -> list[tuple[str, dict]]:
+    def do(self, action: str, t: float, source: str = "", by_shopper: bool = True) -> list[tuple[str, dict]]:
         if action == "none":
             return []
+        if self.knocking and action in ("confirm", "cancel") and not by_shopper:
+            return []        # who sees her is her choice alone: her gesture or her button, never a command
         self.last_activity_t = t
         self.log.append(action)
         out: list[tuple[str, dict]] = [("action.done", {"action": action, "source": source})]

@@ -66,13 +66,17 @@ class NetNamespace:
 
     def __exit__(self, *exc) -> None:
         # anything still running inside would keep the namespace alive
-        r = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True)
-        for pid in r.stdout.split():
+        for pid in self.pids():
             try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    def pids(self) -> list[int]:
+        """The processes running inside this namespace (nobody else's)."""
+        r = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True)
+        return [int(p) for p in r.stdout.split() if p.isdigit()]
 
     def wrap(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
@@ -87,13 +91,49 @@ class NetNamespace:
         return path
 
 
-def kiosk_config(folder: Path, *, clip: Path, port: int = 8443, width: int = 1080, height: int = 1920,
-                 extra: str = "") -> Path:
+class Stage:
+    """A camera the tests direct: an image folder holding one frame that is
+    swapped atomically. The kiosk re-reads it every frame, so `show("thumbs_up")`
+    is a real thumbs-up through the real models (letting a friend in is the
+    shopper's gesture alone; no command can do it)."""
+
+    def __init__(self, folder: Path, media: Path):
+        self.folder = folder / "camera"
+        self.folder.mkdir()
+        import cv2
+        import numpy as np
+        suit = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
+        thumb = cv2.imread(str(media / "images" / "thumb_up_closeup.jpg"))
+        if suit is None or thumb is None:
+            raise BenchError(f"the stage needs {media / 'images'} (portrait_suit.jpg, thumb_up_closeup.jpg)")
+
+        def framed(img):                           # centred on a 1280x720 camera frame
+            h, w = img.shape[:2]
+            k = min(1280 / w, 720 / h)
+            img = cv2.resize(img, (round(w * k), round(h * k)))
+            out = np.full((720, 1280, 3), 90, np.uint8)
+            y, x = (720 - img.shape[0]) // 2, (1280 - img.shape[1]) // 2
+            out[y:y + img.shape[0], x:x + img.shape[1]] = img
+            return out
+        # head and shoulders only: a person at the mirror with no hand in view
+        self.frames = {"there": framed(suit[: int(suit.shape[0] * 0.6)]), "thumbs_up": framed(thumb)}
+        self.show("there")
+
+    def show(self, name: str) -> None:
+        import cv2
+        tmp = self.folder / ".next.png"
+        cv2.imwrite(str(tmp), self.frames[name])
+        os.replace(tmp, self.folder / "frame.png")
+
+
+def kiosk_config(folder: Path, *, clip: Path | None = None, stage: Stage | None = None, port: int = 8443,
+                 width: int = 1080, height: int = 1920, extra: str = "") -> Path:
     cfg = folder / "kiosk.toml"
+    camera = (f'source = "images"\npath = "{stage.folder}"\nfps = 15' if stage is not None
+              else f'source = "video"\npath = "{clip}"')
     cfg.write_text(f"""
 [camera]
-source = "video"
-path = "{clip}"
+{camera}
 [display]
 fullscreen = false
 width = {width}
@@ -171,11 +211,17 @@ def wait_in_lobby(page) -> None:
     page.wait_for_function("window.mirrorCall.phase === 'lobby'", timeout=15000)
 
 
-def admit(kiosk: KioskProcess, page, source: str) -> None:
-    """The shopper's thumbs-up on the knock card, then wait for the media path."""
-    kiosk.control("action", action="confirm", source=source)
+def admit(kiosk: KioskProcess, page, stage: Stage | None = None) -> None:
+    """The shopper's thumbs-up on the knock card: shown on the stage, or, on a
+    clip, her own when it comes round; then wait for the media path."""
+    if stage is not None:
+        stage.show("thumbs_up")
+        try:
+            page.wait_for_function("window.mirrorCall.phase !== 'lobby'", timeout=20000)
+        finally:
+            stage.show("there")
     page.wait_for_function("window.mirrorCall.pc && window.mirrorCall.pc.connectionState === 'connected'",
-                           timeout=20000)
+                           timeout=60000)
 
 
 STATS_JS = """async () => {
@@ -217,7 +263,8 @@ def bench_call(seconds: float, video: str | None = None, progress: bool = True, 
                     say("friend joining from headless Chromium")
                     page = join_page(browser, url)
                     wait_in_lobby(page)
-                    admit(kiosk, page, source="bench")
+                    say("waiting for the shopper's thumbs-up in the clip to let her in")
+                    admit(kiosk, page)
                     page.evaluate("window.mirrorCall.startTimecode()")
                     say(f"connected; warming up {warmup:.0f} s, then measuring {seconds:.0f} s")
                     time.sleep(warmup)

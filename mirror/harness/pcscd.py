@@ -16,10 +16,10 @@ tests and the bench start a *fresh, private* pcscd:
 Stopping it (SIGTERM, then SIGKILL) also ends the namespace.
 
 Where a mount namespace is not allowed (a container without CAP_SYS_ADMIN), or
-with MIRROR_PCSCD_PRIVATE=off, it falls back to the system path /run/pcscd: a
-running pcscd is stopped first (by the pid in /run/pcscd/pcscd.pid, never by
-name) so that the one under test is fresh. MIRROR_PCSCD_PRIVATE=require turns
-the fallback off.
+with MIRROR_PCSCD_PRIVATE=off, it falls back to the system path /run/pcscd,
+but only when no pcscd runs there: a pcscd this harness did not start is never
+stopped (it may serve a real reader, or another run); the start fails with a
+message saying so instead. MIRROR_PCSCD_PRIVATE=require turns the fallback off.
 """
 
 from __future__ import annotations
@@ -99,26 +99,23 @@ class PrivatePcscd:
             base = ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]
         return base + ["sh", "-c", inner]
 
-    def _stop_system_pcscd(self) -> None:
-        """Shared mode only: stop the pcscd named by /run/pcscd/pcscd.pid (never by name)."""
+    def _refuse_running_system_pcscd(self) -> None:
+        """Shared mode only: a pcscd named by /run/pcscd/pcscd.pid is not ours
+        to stop (we never kill a process we did not start): say so and stop."""
         try:
             pid = int(Path(SYSTEM_RUN, "pcscd.pid").read_text().split()[0])
             if Path(f"/proc/{pid}/comm").read_text().strip() != "pcscd":
-                return
+                return                  # a stale pid file
         except (OSError, ValueError, IndexError):
             return
-        log.warning("stopping the running pcscd (pid %d) to start a fresh one", pid)
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not Path(f"/proc/{pid}").exists():
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        raise PcscdError(f"a pcscd this harness did not start runs on {SYSTEM_RUN} (pid {pid}) and a private one "
+                         "needs a mount namespace (root or user namespaces); stop that pcscd yourself "
+                         "(systemctl stop pcscd.socket pcscd) or run where namespaces are allowed")
 
     def start(self, timeout: float = 10.0) -> "PrivatePcscd":
         """Start it; when a mount namespace is not allowed (a container without
-        CAP_SYS_ADMIN), fall back to the system socket path: any running pcscd is
-        stopped first, as the brief asks for a fresh one."""
+        CAP_SYS_ADMIN), fall back to the system socket path, when no other
+        pcscd runs there (none is ever stopped: see the module's docstring)."""
         try:
             return self._start(timeout)
         except PcscdError:
@@ -137,7 +134,7 @@ class PrivatePcscd:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         if self.shared:
-            self._stop_system_pcscd()
+            self._refuse_running_system_pcscd()
             for stale in ("pcscd.comm", "pcscd.pid"):
                 try:
                     Path(SYSTEM_RUN, stale).unlink()

@@ -20,6 +20,13 @@
 * A reservation ("put one aside in my size") is a row with an expiry.
 * Privacy: the member id and a salted hash of the card UID, never the UID or
   anything else from the tag. The salt is random per database.
+* Upkeep (the kiosk runs for months): `OrderJournal.open_checked` runs
+  `PRAGMA quick_check` once, when the kiosk opens the journal at start (not on
+  the writer's or the outbox's own connections); a corrupt file is moved aside
+  to `NAME.corrupt-YYYYmmdd-HHMMSS` with its -wal/-shm, one ERROR line says
+  where, and a fresh journal is started. `prune(now, keep_days)` deletes old
+  finished orders, reservations, holds and audit rows (see its docstring for
+  what is never deleted and when space is given back).
 
 Crash points for tests: with `MIRROR_TEST_CRASHPOINT=<name>` in the
 environment the process SIGKILLs itself at that point of the real code path
@@ -180,6 +187,72 @@ class OutboxItem:
     attempts: int
 
 
+def is_corruption(e: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT ("database disk image is malformed") or SQLITE_NOTADB ("file is not a database"),
+    as opposed to a locked, unreadable or full disk, which must never get a healthy file moved aside."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    text = str(e).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def integrity_problem(path: str | os.PathLike) -> str | None:
+    """`PRAGMA quick_check` of the database file (with its -wal): None when it is fine or absent, else
+    why it is corrupt, on one line. Errors that are not corruption are raised."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    db = None
+    try:
+        db = sqlite3.connect(str(p), isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA busy_timeout=30000")
+        rows = [str(r[0]) for r in db.execute("PRAGMA quick_check(20)").fetchall()]
+    except sqlite3.DatabaseError as e:
+        if is_corruption(e):
+            return str(e)
+        raise
+    finally:
+        if db is not None:
+            db.close()
+    if rows == ["ok"]:
+        return None
+    text = "; ".join(" ".join(r.split()) for r in rows)
+    return f"quick_check: {text[:300]}" + ("…" if len(text) > 300 else "")
+
+
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def move_aside(path: str | os.PathLike, now: float | None = None) -> Path:
+    """Rename a database and its -wal/-shm to NAME.corrupt-YYYYmmdd-HHMMSS[-N] (+ the same suffixes,
+    so the copy opens with its log for salvage); returns the new path of the main file. The
+    side files go first, so a fresh database never meets a stale -wal."""
+    p = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    target, n = p.with_name(f"{p.name}.corrupt-{stamp}"), 1
+    while any(Path(f"{target}{s}").exists() for s in ("",) + SIDE_FILES):
+        n += 1
+        target = p.with_name(f"{p.name}.corrupt-{stamp}-{n}")
+    for suffix in SIDE_FILES + ("",):
+        src = Path(f"{p}{suffix}")
+        if src.exists():
+            os.replace(src, f"{target}{suffix}")
+    try:                                               # make the renames durable
+        fd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return target
+
+
+class JournalOpenError(Exception):
+    """The file cannot be read as an order journal; the message is one line for the user."""
+
+
 class OrderJournal:
     """One connection to the order database (use one per thread)."""
 
@@ -188,6 +261,9 @@ class OrderJournal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self.db.row_factory = sqlite3.Row
+        # Only takes effect on a new file (before its first table): prune() can then give freed
+        # pages back with a cheap `incremental_vacuum`; an older file is converted by prune's VACUUM.
+        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -199,6 +275,74 @@ class OrderJournal:
             if self.db.execute("SELECT 1 FROM meta WHERE key='uid_salt'").fetchone() is None:
                 self.db.execute("INSERT INTO meta (key, value) VALUES ('uid_salt', ?)", (secrets.token_hex(16),))
         self._salt = bytes.fromhex(self.db.execute("SELECT value FROM meta WHERE key='uid_salt'").fetchone()[0])
+
+    REPORT_TABLES = ("orders", "outbox", "deliveries", "reservations")
+
+    @classmethod
+    def open_read_only(cls, path: str | os.PathLike) -> "OrderJournal":
+        """The journal opened for reading only (sqlite `mode=ro`), for reports: it creates no
+        file or folder, never converts the database (no WAL switch, no schema), and works on a
+        read-only mount. Only `list_orders`/`list_reservations` (and `get`) may be used on it.
+        Raises JournalOpenError with a one-line reason when the file is not an order journal."""
+        p = Path(path)
+        if not p.exists():
+            raise JournalOpenError(f"no order journal at {p}; set checkout.db_path or pass --db")
+        if p.is_dir():
+            raise JournalOpenError(f"{p} is a folder, not an order journal; pass the orders.db file inside it")
+        if not p.is_file():
+            raise JournalOpenError(f"{p} is not a regular file, so not an order journal; pass the orders.db file")
+        if p.stat().st_size == 0:
+            raise JournalOpenError(f"{p} is empty (0 bytes), not an order journal; pass the kiosk's orders.db")
+        # A WAL journal in use (or left by a crash) has its -wal beside it: read it with the log
+        # (mode=ro uses the -shm that exists). Without a -wal every commit is in the file itself,
+        # and `immutable` reads it without making a -wal/-shm (which mode=ro alone would create).
+        wal = p.with_name(p.name + "-wal").exists()
+        uri = "file:" + urllib.parse.quote(str(p.resolve()), safe="/") + "?mode=ro" + ("" if wal else "&immutable=1")
+        self = cls.__new__(cls)
+        self.path, self._salt = p, None          # uid_hash() is for the writer only
+        try:
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as e:
+            raise JournalOpenError(f"cannot open {p} read-only ({e}); check the path and its permissions")
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA busy_timeout=30000")
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.Error as e:
+            self.db.close()
+            if wal and isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+                raise JournalOpenError(f"cannot read {p} read-only: its log {p.name}-wal needs {p.name}-shm, "
+                                       "which cannot be made here; copy the orders.db* files to a writable "
+                                       "folder and pass the copy")
+            raise JournalOpenError(f"{p} is not an order journal ({e}); pass the kiosk's orders.db")
+        missing = [t for t in cls.REPORT_TABLES if t not in tables]
+        if missing:
+            self.db.close()
+            raise JournalOpenError(f"{p} is not an order journal (no table {', '.join(missing)}); "
+                                   "pass the kiosk's orders.db")
+        return self
+
+    @classmethod
+    def open_checked(cls, path: str | os.PathLike, *, now: float | None = None) -> "OrderJournal":
+        """The kiosk's own open at start: `PRAGMA quick_check` first, and a corrupt database (check
+        not "ok", or "file is not a database") is moved aside with its -wal/-shm (`move_aside`), with
+        one ERROR line, and a fresh journal is opened in its place. Other errors (locked, I/O,
+        permissions) are raised as they are: a healthy file is never moved for them."""
+        p = Path(path)
+        problem = integrity_problem(p)
+        if problem is None:
+            try:
+                return cls(p)
+            except sqlite3.DatabaseError as e:
+                if not is_corruption(e):
+                    raise
+                problem = str(e)
+        moved = move_aside(p, now)
+        sides = [s for s in SIDE_FILES if Path(f"{moved}{s}").exists()]
+        log.error("order database %s is corrupt (%s): moved it aside to %s%s and started a fresh, empty journal; "
+                  "orders not yet delivered, the catalogue and staff users stay in the moved file", p, problem,
+                  moved, f" (with its {', '.join(sides)})" if sides else "")
+        return cls(p)
 
     def close(self) -> None:
         self.db.close()
@@ -361,6 +505,106 @@ class OrderJournal:
             else:
                 db.execute("UPDATE outbox SET next_at=?, outcome=? WHERE id=?",
                            (retry_at if retry_at is not None else now, outcome, item.id))
+
+    # --- upkeep: keep the database bounded --------------------------------
+    PRUNE_BATCH = 500                 # orders per transaction: the outbox thread never waits long
+    FINISHED_ORDER_STATES = ("sent", "pay_at_till", "cancelled", "rejected")
+    VACUUM_MIN_FREE_PAGES = 1024      # 4 MiB at the default page size ...
+    VACUUM_MIN_FREE_SHARE = 0.25      # ... and a quarter of the file: "much was deleted"
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.db.execute("SELECT * FROM pragma_table_info(?)", (table,))}
+
+    def prune(self, now: float, keep_days: float, *, full_vacuum: bool = False) -> dict:
+        """Delete what is finished and older than `keep_days`; returns the counts per table, plus
+        `vacuum` ("none", "incremental", "full" or "failed") and `free_pages` left in the file.
+
+        * Orders that are done for the mirror (sent to the store, pay at the till, cancelled,
+          rejected), last changed before the cutoff, with their outbox entries and deliveries
+          and reservations. Never an order still `recorded`, one with an outbox entry not done
+          (a cancel still to send), or one with a reservation still held.
+          "pay_at_till" counts as done: the mirror never hears back from the till, so with
+          no store configured (the default) nothing else would ever bound the file.
+        * Finished reservations (released, or held past their expiry) whose expiry is older.
+        * If the tables exist (other parts of the same file): finished stock holds
+          (`stock_holds`: collected/released/expired, closed before the cutoff) and
+          `audit` rows (`at` before the cutoff).
+
+        Space: deleted rows leave free pages that SQLite reuses, so the file does not grow
+        past its high-water mark anyway. Only when much was freed (VACUUM_MIN_*) is it given
+        back: with `PRAGMA incremental_vacuum` when the file has auto_vacuum=INCREMENTAL
+        (every file this journal created), which frees just those pages quickly; an older
+        file gets one full `VACUUM` (which also converts it) only when `full_vacuum` is true,
+        which the kiosk passes at start only: VACUUM rewrites the whole file, holds the write
+        lock meanwhile, needs as much free disk again, and in WAL mode first writes the whole
+        file into the -wal. After either, `wal_checkpoint(TRUNCATE)` shrinks the -wal back."""
+        cutoff = now - keep_days * 86400.0
+        counts = {k: 0 for k in ("orders", "outbox", "deliveries", "reservations", "holds", "audit")}
+        states = ",".join(f"'{s}'" for s in self.FINISHED_ORDER_STATES)
+
+        def res_finished(r: str) -> str:
+            return (f"({r}.state IN ('collected', 'released', 'expired') OR ({r}.state='held' AND "
+                    f"{r}.expires_at<=:now)) AND {r}.expires_at<:cutoff")
+
+        params = {"now": now, "cutoff": cutoff, "n": self.PRUNE_BATCH}
+        while True:
+            with self.tx() as db:
+                ids = [r[0] for r in db.execute(
+                    f"SELECT o.order_id FROM orders o WHERE o.state IN ({states}) AND o.updated_at<:cutoff "
+                    "AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.order_id=o.order_id AND b.done_at IS NULL) "
+                    "AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.order_id=o.order_id "
+                    f"AND NOT ({res_finished('r')})) LIMIT :n", params)]
+                if ids:
+                    q = ",".join("?" * len(ids))
+                    for table in ("deliveries", "outbox", "reservations", "orders"):
+                        counts[table] += db.execute(f"DELETE FROM {table} WHERE order_id IN ({q})", ids).rowcount
+            if len(ids) < self.PRUNE_BATCH:
+                break
+        with self.tx() as db:
+            counts["reservations"] += db.execute(
+                f"DELETE FROM reservations WHERE id IN (SELECT r.id FROM reservations r WHERE {res_finished('r')})",
+                {"now": now, "cutoff": cutoff}).rowcount
+        if {"state", "closed_at", "expires_at"} <= self._columns("stock_holds"):
+            with self.tx() as db:
+                counts["holds"] = db.execute(
+                    "DELETE FROM stock_holds WHERE state IN ('collected', 'released', 'expired') "
+                    "AND COALESCE(closed_at, expires_at)<?", (cutoff,)).rowcount
+        if "at" in self._columns("audit"):
+            while True:
+                with self.tx() as db:
+                    n = db.execute("DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE at<? LIMIT ?)",
+                                   (cutoff, self.PRUNE_BATCH * 10)).rowcount
+                counts["audit"] += n
+                if n < self.PRUNE_BATCH * 10:
+                    break
+        counts["vacuum"] = self._reclaim(full_vacuum)
+        counts["free_pages"] = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        return counts
+
+    def _reclaim(self, full_vacuum: bool) -> str:
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        if free < max(self.VACUUM_MIN_FREE_PAGES, pages * self.VACUUM_MIN_FREE_SHARE):
+            return "none"
+        incremental = self.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        if not incremental and not full_vacuum:
+            return "none"                              # the free pages are reused; VACUUM waits for a start
+        try:
+            if incremental:
+                # Python's sqlite3 steps a PRAGMA once, and each step of incremental_vacuum frees one
+                # page: so one statement per page, inside transactions (one fsync per chunk).
+                for start in range(0, free, 4096):
+                    with self.tx() as db:
+                        for _ in range(min(4096, free - start)):
+                            db.execute("PRAGMA incremental_vacuum")
+            else:
+                self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")           # VACUUM converts the file
+                self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError as e:         # busy, or no disk for the copy: try again next time
+            log.warning("order journal: giving back %d free pages failed (%s); they are reused meanwhile", free, e)
+            return "failed"
+        return "incremental" if incremental else "full"
 
     # --- staff view --------------------------------------------------------
     def list_orders(self, limit: int = 200) -> list[dict]:
