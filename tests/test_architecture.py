@@ -179,3 +179,30 @@ def _raw_control(path: Path, msg: dict) -> str:
         buf += chunk
     s.close()
     return buf.decode()
+
+
+def test_a_snapshot_leaves_the_camera_out_while_she_is_there_unless_configured():
+    from mirror.app.kiosk import Snapshots
+    from render.compositor import ComposedFrame
+    from render.overlays import BannerOverlay
+    comp = Compositor(90, 160, headless=True)
+    banner = BannerOverlay()
+    comp.add(banner)
+    camera = np.full((72, 128, 3), (40, 200, 40), np.uint8)            # a green "shopper"
+    shots = {}
+    try:
+        for blank in (True, False):
+            snaps = Snapshots(lambda blank=blank: blank)
+            fut = snaps.request()
+            banner.show("overlay stays", 0.0, 10.0)
+            comp.compose(camera, 1.0)
+            snaps.on_composed(ComposedFrame(comp, camera, 1.0))
+            png, blanked = fut.result(1)
+            shots[blank] = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+            assert blanked is blank
+    finally:
+        comp.close()
+    green = lambda img: ((img[..., 1] > 150) & (img[..., 0] < 100)).mean()   # noqa: E731
+    assert green(shots[False]) > 0.5                   # privacy.snapshot_camera = true: the camera is in it
+    assert green(shots[True]) == 0.0                   # default while present: not a pixel of her
+    assert not np.array_equal(shots[True][-10:], np.full_like(shots[True][-10:], (16, 12, 12)))  # banner kept

@@ -294,3 +294,47 @@ db_path = "{tmp_path / 'orders.db'}"
         kiosk.terminate()
         kiosk.wait(30)
     assert kiosk.returncode == 0, kiosk.stderr.read()[-1500:]
+
+
+class Unpluggable(FrameSource):
+    """A camera the test unplugs and plugs back (the same device object)."""
+
+    def __init__(self, img, fps: float = 15.0):
+        self.img, self.fps, self.plugged, self._i = img, fps, True, 0
+
+    def open(self):
+        if not self.plugged:
+            raise SourceError("camera index 0 does not exist (/dev/video0 is missing)")
+
+    def read(self) -> Frame:
+        if not self.plugged:
+            raise SourceError("camera unplugged")
+        time.sleep(1.0 / self.fps)
+        self._i += 1
+        return Frame(self.img, time.monotonic(), self._i)
+
+
+def test_a_camera_taken_away_and_brought_back_is_seen_again(media, tmp_path):
+    """The kiosk shows the problem while the camera is away, keeps composing,
+    and takes the camera back without a restart: the bar goes, frames flow."""
+    camera = Unpluggable(_person(media))
+    cfg = _cfg(tmp_path).replace("session", camera_lost_grace_s=600.0)
+    k = Kiosk(cfg, source_factory=lambda: camera, headless=True, features=[], serve=False)
+    seen, bars = [], []
+    k.bus.subscribe("camera.*", lambda ev: seen.append(ev.name))
+
+    class Script(Feature):
+        def before_frame(self, now):
+            if k.camera.vision_frames > 10 and camera.plugged and not seen:
+                camera.plugged = False                   # taken away ...
+            elif seen == ["camera.lost"] and k.status_bar.text:
+                bars.append(k.status_bar.text)
+                if len(bars) > 15:
+                    camera.plugged = True                # ... shown for a while, then brought back
+            elif seen == ["camera.lost", "camera.restored"] and not k.status_bar.text:
+                k.stop()
+    k.add(Script())
+    k.run(120.0)
+    assert seen == ["camera.lost", "camera.restored"]
+    assert bars and all(b.startswith("camera unavailable, retrying") for b in bars)
+    assert not k.status_bar.text and k.camera.source.ok
