@@ -9,6 +9,7 @@ each frame. Features (the call, the checkout) bring their own overlays.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import cv2
@@ -95,6 +96,119 @@ class ShopperOverlay:
         c.text(v.product, c.font, (sw.right + round(30 * u), rect.y + round(40 * u)))
         c.text(v.product_detail, c.font_small, (sw.right + round(30 * u), rect.y + round(105 * u)),
                color=(220, 220, 220))
+
+
+@dataclass
+class SuggestionsView:
+    """The staff's suggestions carousel: cards as dicts (sku, name, price, image
+    path, in_stock True/False/None) and the one shown; push_id names the push."""
+    cards: list[dict] = field(default_factory=list)
+    index: int = 0
+    push_id: str = ""
+
+
+SUGGESTIONS_HINT = "Swipe for more · thumbs-up to add · open palm to close"
+# The band it takes, as fractions of the display's height: below the second row
+# of buttons (mirror/core/controls.py, 0.36-0.535) and above the checkout's panel
+# (nfc/overlay.py, from 0.66); the upper half is the face, the call's tile, its
+# knock card and the colour ring.
+SUGGESTIONS_BAND = (0.545, 0.655)
+_IMAGE_CACHE = 64
+
+
+class SuggestionsOverlay:
+    """The current suggested card large (picture, name, price, whether it is in
+    stock in her size), dots for the others, and how to use it. `drawn` is the
+    (push_id, sku) on the last composed frame, or None: the push probe reads it."""
+    z = 30
+
+    def __init__(self, view: SuggestionsView | None = None):
+        self.view = view
+        self.drawn: tuple[str, str] | None = None
+        self._images: OrderedDict[tuple[str, int], pygame.Surface | None] = OrderedDict()
+
+    def draw(self, c: Compositor, now: float) -> None:
+        v = self.view
+        self.drawn = None
+        if v is None or not v.cards:
+            return
+        card = v.cards[v.index % len(v.cards)]
+        ow, oh = c.size
+        u = c.u
+        top, bottom = round(oh * SUGGESTIONS_BAND[0]), round(oh * SUGGESTIONS_BAND[1])
+        r = pygame.Rect(round(50 * u), top, ow - round(100 * u), bottom - top)
+        c.panel(r, 205, (18, 18, 26))
+        pygame.draw.rect(c.screen, (235, 235, 240), r, max(1, round(3 * u)), border_radius=round(14 * u))
+        pad = max(2, round(14 * u))
+        hint_h = c.font_small.get_height()
+        side = max(4, r.height - 2 * pad - hint_h - round(6 * u))
+        pic = pygame.Rect(r.x + pad, r.y + pad, side, side)
+        img = self._image(str(card.get("image") or ""), side)
+        if img is not None:
+            c.screen.blit(img, img.get_rect(center=pic.center))
+        else:                                       # no picture: a plain tile with the initial
+            pygame.draw.rect(c.screen, (70, 70, 82), pic, border_radius=round(10 * u))
+            name = str(card.get("name") or card.get("sku") or "?")
+            c.text(name[:1].upper(), c.font_big, pic.center, center=True, color=(200, 200, 210))
+        x = pic.right + round(24 * u)
+        width = r.right - pad - x
+        c.text(_fit(str(card.get("name") or card.get("sku") or ""), c.font, width), c.font, (x, r.y + pad))
+        y = r.y + pad + round(54 * u)
+        price = str(card.get("price") or "")
+        if price:
+            c.text(price, c.font, (x, y))
+        stock = card.get("in_stock")
+        if stock is not None:
+            label, colour = (("In stock in your size", (90, 220, 140)) if stock
+                             else ("Not in your size", (250, 190, 60)))
+            sx = x + (c.font.size(price)[0] + round(28 * u) if price else 0)
+            c.text(_fit(label, c.font_small, r.right - pad - sx), c.font_small, (sx, y + round(8 * u)),
+                   color=colour)
+        if len(v.cards) > 1:
+            dy = y + round(80 * u)
+            for i in range(len(v.cards)):
+                centre = (x + round(9 * u) + i * round(28 * u), dy)
+                if i == v.index % len(v.cards):
+                    pygame.draw.circle(c.screen, (255, 255, 255), centre, max(2, round(8 * u)))
+                else:
+                    pygame.draw.circle(c.screen, (150, 150, 160), centre, max(2, round(8 * u)), max(1, round(2 * u)))
+        c.text(_fit(SUGGESTIONS_HINT, c.font_small, r.width - 2 * pad), c.font_small,
+               (r.centerx, r.bottom - pad - hint_h // 2), center=True, color=(200, 200, 210))
+        self.drawn = (v.push_id, str(card.get("sku") or ""))
+
+    def _image(self, path: str, side: int) -> pygame.Surface | None:
+        """The product picture fitted into side x side, decoded once per path
+        (None, also cached, when it is missing or cannot be decoded)."""
+        if not path:
+            return None
+        key = (path, side)
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        surf = None
+        try:
+            bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is not None and bgr.size:
+                h, w = bgr.shape[:2]
+                scale = side / max(h, w)
+                size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                rgb = cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+                surf = pygame.image.frombytes(np.ascontiguousarray(rgb).tobytes(), size, "RGB")
+        except Exception:                           # a broken file must never stop the frame
+            surf = None
+        self._images[key] = surf
+        while len(self._images) > _IMAGE_CACHE:
+            self._images.popitem(last=False)
+        return surf
+
+
+def _fit(text: str, font, width: int) -> str:
+    """`text`, cut with an ellipsis so that it fits `width` pixels."""
+    if font.size(text)[0] <= width:
+        return text
+    while text and font.size(text + "…")[0] > width:
+        text = text[:-1]
+    return text.rstrip() + "…" if text else ""
 
 
 class MessageOverlay:

@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -26,45 +25,28 @@ from pathlib import Path
 import pytest
 
 from mirror.app.appliance import Appliance, health_line, watchdog_interval
+from tests.kiosk_proc import free_port, kiosk_config
 
 ROOT = Path(__file__).resolve().parents[1]
 WATCHDOG_USEC = 2_000_000
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)     # Linux; the cmsg type is the same number
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _kiosk_config(tmp: Path, media: Path) -> Path:
     frames = tmp / "frames"
     frames.mkdir()
     shutil.copy(media / "images" / "pointing_up.jpg", frames / "0001.jpg")
-    cfg = tmp / "kiosk.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        [camera]
-        source = "images"
-        path = "{frames}"
-        fps = 10
-        [display]
-        fullscreen = false
-        width = 270
-        height = 480
-        [control]
-        socket = "{tmp / 'control.sock'}"
-        [call]
-        enabled = false
-        port = {_free_port()}
-        [nfc]
-        enabled = false
-        [checkout]
-        enabled = false
-        [staff]
-        port = {_free_port()}
-        """))
-    return cfg
+    return kiosk_config(tmp, frames, f"""
+[call]
+enabled = false
+port = {free_port()}
+[nfc]
+enabled = false
+[checkout]
+enabled = false
+[staff]
+port = {free_port()}
+""")
 
 
 class NotifyListener:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from mirror.core.bus import EventBus
 from mirror.core.events import EVENTS
 from mirror.core.feature import Feature
 from render.compositor import Compositor
+from tests.kiosk_proc import free_port, kiosk_config, start_kiosk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,11 +81,6 @@ def test_frame_loop_runs_each_part_in_order_and_draws_overlays_by_z():
                    ("on_composed", 50, (72, 128, 3)), ("on_composed", 10, (72, 128, 3))]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _wait(pred, timeout: float, what: str):
     deadline = time.monotonic() + timeout
@@ -107,19 +102,8 @@ def test_the_app_serves_control_socket_and_healthz_with_every_feature_off(media,
     frames.mkdir()
     photo = cv2.imread(str(media / "images" / "pointing_up.jpg"))
     cv2.imwrite(str(frames / "0001.png"), photo)
-    staff_port, call_port = _free_port(), _free_port()
-    cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f"""
-[camera]
-source = "images"
-path = "{frames}"
-fps = 10
-[display]
-fullscreen = false
-width = 270
-height = 480
-[control]
-socket = "{tmp_path / 'control.sock'}"
+    staff_port, call_port = free_port(), free_port()
+    cfg = kiosk_config(tmp_path, frames, f"""
 [call]
 enabled = false
 port = {call_port}
@@ -130,9 +114,7 @@ enabled = false
 [staff]
 port = {staff_port}
 """)
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-    kiosk = subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kiosk = start_kiosk(cfg)
     cli = [sys.executable, "-m", "mirror"]
     try:
         status = _wait(lambda: json.loads(subprocess.run(cli + ["status", "--json", "--config", str(cfg)],

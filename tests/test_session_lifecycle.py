@@ -6,8 +6,6 @@ which a person stands and then leaves (the real MediaPipe models decide)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,16 +20,12 @@ from call.tokens import TokenError
 from mirror.app.kiosk import Kiosk
 from mirror.core import config
 from mirror.core.feature import Feature
+from tests.kiosk_proc import free_port, kiosk_config, start_kiosk
 from tests.pcsc_fixtures import member_tag
 from vision.capture import Frame, FrameSource, SourceError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _empty_room(shape) -> np.ndarray:
@@ -121,8 +115,8 @@ class Probe(Feature):
 def _cfg(tmp_path, **call):
     cfg = config.load(None, env={})
     cfg = cfg.replace("display", fullscreen=False, width=270, height=480)
-    cfg = cfg.replace("call", port=_free_port(), **call)
-    cfg = cfg.replace("staff", port=_free_port())
+    cfg = cfg.replace("call", port=free_port(), **call)
+    cfg = cfg.replace("staff", port=free_port())
     return cfg.replace("control", socket=str(tmp_path / "control.sock"))
 
 
@@ -228,19 +222,7 @@ def test_a_tap_after_she_left_makes_no_order_and_one_when_she_is_back(pcscd, med
     empty = _empty_room(person.shape)
     for i in range(90):                               # at 10 fps: 3 s there, 6 s nobody, loops
         cv2.imwrite(str(frames / f"{i:04d}.png"), person if i < 30 else empty)
-    sock = tmp_path / "control.sock"
-    cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f"""
-[camera]
-source = "images"
-path = "{frames}"
-fps = 10
-[display]
-fullscreen = false
-width = 270
-height = 480
-[control]
-socket = "{sock}"
+    cfg = kiosk_config(tmp_path, frames, f"""
 [call]
 enabled = false
 [staff]
@@ -251,9 +233,7 @@ poll_s = 0.2
 [checkout]
 db_path = "{tmp_path / 'orders.db'}"
 """)
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", **pcscd.env())
-    kiosk = subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kiosk = start_kiosk(cfg, **pcscd.env())
 
     def status():
         r = subprocess.run([sys.executable, "-m", "mirror", "status", "--json", "--config", str(cfg)],

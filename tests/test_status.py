@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,11 @@ from pathlib import Path
 import cv2
 
 from mirror.app import health
+from tests.kiosk_proc import free_port, kiosk_config, start_kiosk
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (WARNING|ERROR|CRITICAL) \S+: .+$")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _proc(pid: int) -> dict:
@@ -63,30 +58,17 @@ def test_status_reports_every_key_from_the_running_kiosk(media, tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "0001.png"), cv2.imread(str(media / "images" / "pointing_up.jpg")))
-    cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f"""
-[camera]
-source = "images"
-path = "{frames}"
-fps = 10
-[display]
-fullscreen = false
-width = 270
-height = 480
-[control]
-socket = "{tmp_path / 'control.sock'}"
+    cfg = kiosk_config(tmp_path, frames, f"""
 [call]
 host = "127.0.0.1"
-port = {_free_port()}
+port = {free_port()}
 [checkout]
 db_path = "{tmp_path / 'orders.db'}"
 [staff]
-port = {_free_port()}
+port = {free_port()}
 """)
     # no pcscd behind this socket: the reader is unavailable, and the kiosk says so in its log
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
-    kiosk = subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kiosk = start_kiosk(cfg, PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
     cli = [sys.executable, "-m", "mirror", "status", "--config", str(cfg)]
 
     def status(*extra):

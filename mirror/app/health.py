@@ -126,3 +126,17 @@ def uptime_s(pid: str = "self") -> float | None:
 def process_health(pid: str = "self") -> dict:
     """{"rss_mb", "fds", "threads", "uptime_s"} of a process (this one by default)."""
     return {"rss_mb": rss_mb(pid), "fds": open_fds(pid), "threads": threads(pid), "uptime_s": uptime_s(pid)}
+
+
+def trim_heap() -> int:
+    """Hand the heap's free pages back to the system (glibc `malloc_trim`).
+    A friend call's codec threads free tens of MB that glibc otherwise keeps:
+    the resting RSS stepped up 3-7 MB with every call. Returns 1 when memory
+    was released, 0 when none was, -1 where there is no glibc."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return int(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return -1

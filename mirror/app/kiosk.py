@@ -23,6 +23,7 @@ from mirror.app.aio import AsyncThread
 from mirror.app.camera import CameraVision
 from mirror.app.control import ControlServer, socket_path
 from mirror.app.frameloop import FrameLoop
+from mirror.app.push_probe import PushProbe
 from mirror.app import health
 from mirror.app.shopper_view import shopper_view
 from mirror.core.actions import ACTIONS
@@ -33,7 +34,8 @@ from mirror.core.feature import Feature
 from mirror.core.session import Session
 from mirror.web.host import Listener, WebHost
 from render.compositor import Compositor
-from render.overlays import DebugOverlay, MessageOverlay, ShopperOverlay, StatusOverlay
+from render.overlays import (DebugOverlay, MessageOverlay, ShopperOverlay, StatusOverlay, SuggestionsOverlay,
+                             SuggestionsView)
 from vision import models
 from vision.capture import FrameSource
 
@@ -52,6 +54,9 @@ def default_features(cfg: Config) -> list[FeatureFactory]:
     if cfg.checkout.enabled:
         from nfc.service import CheckoutService
         out.append(lambda c, bus, size: CheckoutService(c, bus))
+    if cfg.staff.enabled:
+        from mirror.staff.service import StaffFeature
+        out.append(lambda c, bus, size: StaffFeature(c, bus))
     return out
 
 
@@ -107,13 +112,16 @@ class Kiosk:
                                    control_at=self._control_at)
         self.shopper, self.messages = ShopperOverlay(), MessageOverlay()
         self.status_bar, self.debug = StatusOverlay(), DebugOverlay()
-        for overlay in (self.shopper, self.messages, self.status_bar, self.debug):
+        self.suggestions = SuggestionsOverlay()      # staff's suggestions carousel, the shopper's own view
+        for overlay in (self.shopper, self.suggestions, self.messages, self.status_bar, self.debug):
             self.comp.add(overlay)
+        self.push_probe = PushProbe(self.bus, lambda: self.suggestions.drawn)
         self.snapshots = Snapshots(lambda: self.session.present and not cfg.privacy.snapshot_camera)
         self.features = [make(cfg, self.bus, self.comp.size)
                          for make in (default_features(cfg) if features is None else features)]
         self.addons = list(addons or [])
-        self.loop = FrameLoop(self.bus, self.comp, self._picture, [*self.features, *self.addons, self.snapshots], d.fps,
+        self.loop = FrameLoop(self.bus, self.comp, self._picture,
+                              [*self.features, *self.addons, self.push_probe, self.snapshots], d.fps,
                               on_key=self._on_key, finished=self._finished)
         self.aio = AsyncThread("kiosk-aio")
         self.control: ControlServer | None = None
@@ -122,11 +130,19 @@ class Kiosk:
         self.camera_lost = 0
         self.bus.subscribe("action.done", self._on_action)
         self.bus.subscribe("camera.lost", self._on_camera_lost)
+        self.bus.subscribe("load.changed", self._on_load)
 
     # --- bus --------------------------------------------------------------
     def _on_action(self, ev: Event) -> None:
         self.actions.append(ev.data["action"])
         log.info("action %s (from %s)", ev.data["action"], ev.data.get("source"))
+
+    def _on_load(self, ev: Event) -> None:
+        if not ev.data["busy"]:         # a call's codecs are gone: give their freed heap back
+            t0 = time.monotonic()
+            released = health.trim_heap()
+            log.info("heap trimmed after %s (%s, %.0f ms)", ev.data["part"],
+                     "memory released" if released == 1 else "nothing to release", (time.monotonic() - t0) * 1000)
 
     def _on_camera_lost(self, ev: Event) -> None:
         self.camera_lost += 1
@@ -152,6 +168,8 @@ class Kiosk:
     def _refresh_views(self, now: float) -> None:
         s = self.session
         self.shopper.view = shopper_view(s, now, self.camera.hand_input)
+        carousel = s.carousel()
+        self.suggestions.view = SuggestionsView(**carousel) if carousel else None
         self.messages.message, self.messages.message_t = s.message, s.message_t
         idle = s.present and now - s.last_activity_t > self.cfg.display.idle_hint_s and now - s.message_t > 3
         self.messages.hint = "Draw a circle with one finger to change the colour" if idle else ""

@@ -325,9 +325,23 @@ class SessionConfig(_Section):
 
 
 class StaffConfig(_Section):
-    enabled: bool = Field(True, description="serve the store-staff listener (health today; the staff console next)")
+    enabled: bool = Field(True, description="serve the store-staff listener and its console at /staff")
     host: str = Field("127.0.0.1", description="address the staff listener binds; the store-LAN address for real use")
     port: int = Field(8080, ge=1, le=65535, description="port of the staff listener")
+    session_ttl_min: int = Field(480, ge=5, le=1440, description="a staff console login (its cookie) expires this "
+                                                                 "many minutes after the PIN was entered")
+    allowed_origins: str = Field("", description="extra Origins allowed to log in and act on the staff console, "
+                                                 "comma-separated (e.g. http://mirror3.store.lan:8080); the "
+                                                 "listener's own http(s)://host:port is always allowed; needed "
+                                                 "when staff.host is 0.0.0.0")
+
+    @model_validator(mode="after")
+    def _rules(self) -> StaffConfig:
+        origins = [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+        bad = [o for o in origins
+               if not o.startswith(("http://", "https://")) or "/" in o.split("://", 1)[1].rstrip("/")]
+        _check([f"staff.allowed_origins: got {o!r}, expected an origin like http://host:port (no path)" for o in bad])
+        return self
 
 
 class Config(BaseModel):

@@ -151,6 +151,42 @@ class SuggestionAccepted:
     price: str = ""
 
 
+# --- staff suggestions on the mirror (the carousel; issue 10) -------------------
+@event("suggestions.pushed")
+class SuggestionsPushed:
+    """Staff push cards to the mirror; a new push replaces the carousel."""
+    items: list                      # dicts: sku, name, price (str), image (absolute path or ""),
+    #                                  colour, size (str, may be ""), in_stock (bool, or None = unknown)
+    by: str                          # the staff member's name
+    push_id: str
+    t_sent: float = 0.0              # time.monotonic() when the staff request arrived (benchmark)
+
+
+@event("suggestions.shown")
+class SuggestionsShown:
+    """The first composed frame that shows a pushed card (push-to-frame latency)."""
+    push_id: str
+    sku: str
+    t_sent: float
+    shown_at: float                  # time.monotonic() after that frame was composed
+
+
+@event("suggestion.taken")
+class SuggestionTaken:
+    """The shopper took the carousel's current card: the cart already has it."""
+    sku: str
+    name: str
+    price: str
+    colour: str
+    size: str
+    by: str = "shopper"
+
+
+@event("suggestions.dismissed")
+class SuggestionsDismissed:
+    by: str = "shopper"
+
+
 @event("look.saved")
 class LookSaved:
     sku: str
@@ -333,3 +369,12 @@ class CheckoutRepeat:
 class BenchMarker:
     """A marker a test or bench puts on the bus to know everything before it was handled."""
     id: int
+
+
+# --- the staff console (issue 10) ----------------------------------------------------
+@event("staff.replied")
+class StaffReplied:
+    """A staff member answered the shopper's request from the console; the mirror shows the text."""
+    request_id: str
+    text: str                        # one line, at most 200 characters
+    by: str                          # the staff member's name

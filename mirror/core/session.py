@@ -19,6 +19,7 @@ from mirror.core.controls import Control, control_at, visible_controls
 from mirror.core.colors import hue_to_bgr, nearest_name
 
 CATALOG_STEP_DEG = 60.0    # in catalogue hue mode, one colour per sixth of a circle
+MAX_SUGGESTIONS = 8        # a staff push of more cards keeps the first eight
 
 
 
@@ -46,6 +47,10 @@ class Session:
     size_index: int = 0
     accepted: list[dict] = field(default_factory=list)
     reserve: bool = False
+    # Staff suggestions (see carousel()): the pushed cards, the one shown, and the push they came in.
+    suggestions: list[dict] = field(default_factory=list)
+    suggestion_index: int = 0
+    suggestions_push_id: str = ""
     _step_acc: float = 0.0
     log: list[str] = field(default_factory=list)   # recent action names, for tests and stats
 
@@ -96,6 +101,9 @@ class Session:
         self.size_index = len(self.product.sizes) // 2
         self.accepted = []
         self.reserve = False
+        self.suggestions = []
+        self.suggestion_index = 0
+        self.suggestions_push_id = ""
 
     def controls(self) -> list[Control]:
         """The on-screen controls a held-still hand can press right now."""
@@ -118,6 +126,20 @@ class Session:
         items = [{"sku": p.sku, "name": p.name, "colour": colour.name, "size": size, "price": p.price, "qty": 1}]
         items += [dict(a) for a in self.accepted]
         return {"items": items, "reserve": self.reserve}
+
+    @property
+    def carousel_up(self) -> bool:
+        """The suggestions carousel is on screen: there are cards and no friend's
+        knock card is asking its question (that one owns thumbs-up and fist)."""
+        return bool(self.suggestions) and not self.knocking
+
+    def carousel(self) -> dict | None:
+        """What the suggestions overlay draws: {"cards": [card dicts], "index",
+        "push_id"}, or None while the carousel is not up."""
+        if not self.carousel_up:
+            return None
+        return {"cards": [dict(c) for c in self.suggestions], "index": self.suggestion_index,
+                "push_id": self.suggestions_push_id}
 
     def say(self, text: str, t: float) -> None:
         self.message, self.message_t = text, t
@@ -173,11 +195,19 @@ class Session:
                 self.say(f"Call with {self.in_call or self.knocking} ended", t)
             self.knocking = self.in_call = ""
         elif ev.name == "gesture.fired":
-            action = self.actions.get(ev.data["gesture"], "none")
-            out += self.do(action, t, source=ev.data["gesture"])
+            if ev.data["gesture"] == "open_palm" and self.carousel_up:
+                # the carousel claims the open palm itself, whatever [actions] maps it to
+                # (help by default); the Help button still asks for help
+                out += self.dismiss_suggestions(t)
+            else:
+                action = self.actions.get(ev.data["gesture"], "none")
+                out += self.do(action, t, source=ev.data["gesture"])
         elif ev.name == "motion.swipe":
-            action = self.actions.get(f"swipe_{ev.data['direction']}", "none")
-            out += self.do(action, t, source=f"swipe_{ev.data['direction']}")
+            if self.carousel_up:             # a swipe goes through the cards instead of the colours
+                self.swipe_suggestions(ev.data["direction"], t)
+            else:
+                action = self.actions.get(f"swipe_{ev.data['direction']}", "none")
+                out += self.do(action, t, source=f"swipe_{ev.data['direction']}")
         elif ev.name == "cursor.dwell":
             ctl = control_at(self.controls(), float(ev.data["x"]), float(ev.data["y"]))
             # the press names the control it was held on; if the screen has
@@ -200,10 +230,11 @@ class Session:
                 self.size_index = self.product.sizes.index(ev.data["size"])
                 self.say(f"Size {ev.data['size']}", t)
         elif ev.name == "suggestion.accepted":
-            item = {k: str(ev.data.get(k, "")) for k in ("sku", "name", "colour", "size", "price")}
-            if item["sku"] and all(a["sku"] != item["sku"] for a in self.accepted):
-                self.accepted.append({**item, "qty": 1})
-                self.say(f"Added {item['name'] or item['sku']}", t)
+            self.accept(ev.data, t)
+        elif ev.name == "suggestions.pushed":
+            self.push_suggestions(ev.data["items"], ev.data["push_id"])
+        elif ev.name == "staff.replied":
+            self.say(ev.data["text"], t)                  # a staff member's answer from the console
         elif ev.name == "reserve.requested":
             self.reserve = bool(ev.data.get("on", True))
             if self.reserve:
@@ -223,6 +254,59 @@ class Session:
             step = 1 if self._step_acc > 0 else -1
             self._step_acc -= step * CATALOG_STEP_DEG
             self.step_colour(step)
+
+    def accept(self, data: dict, t: float) -> bool:
+        """Put a suggested item in the cart (once per SKU) and say so; False if
+        it has no SKU or is already there. The one place a suggestion enters
+        the cart: `suggestion.accepted` and the carousel's thumbs-up."""
+        item = {k: str(data.get(k) or "") for k in ("sku", "name", "colour", "size", "price")}
+        if not item["sku"] or any(a["sku"] == item["sku"] for a in self.accepted):
+            return False
+        self.accepted.append({**item, "qty": 1})
+        self.say(f"Added {item['name'] or item['sku']}", t)
+        return True
+
+    def push_suggestions(self, items, push_id: str) -> None:
+        """A staff push replaces the carousel: cards with a SKU, each SKU once, at
+        most MAX_SUGGESTIONS. Nothing is said: the card itself appears."""
+        cards: list[dict] = []
+        for it in items if isinstance(items, list) else []:
+            sku = str(it.get("sku") or "") if isinstance(it, dict) else ""
+            if not sku or any(c["sku"] == sku for c in cards):
+                continue
+            stock = it.get("in_stock")
+            cards.append({"sku": sku, **{k: str(it.get(k) or "") for k in ("name", "price", "image", "colour", "size")},
+                          "in_stock": stock if isinstance(stock, bool) else None})
+            if len(cards) == MAX_SUGGESTIONS:
+                break
+        self.suggestions, self.suggestion_index = cards, 0
+        self.suggestions_push_id = str(push_id) if cards else ""
+
+    def swipe_suggestions(self, direction: str, t: float) -> None:
+        """Step through the cards the way the swipe steps through colours
+        ([actions] swipe_left/right), round and round."""
+        mapped = self.actions.get(f"swipe_{direction}")
+        step = -1 if mapped == "prev_color" else 1 if mapped == "next_color" else (1 if direction == "right" else -1)
+        self.suggestion_index = (self.suggestion_index + step) % len(self.suggestions)
+        self.last_activity_t = t
+
+    def take_suggestion(self, t: float, by: str) -> list[tuple[str, dict]]:
+        """Thumbs-up on the carousel: the current card goes into the cart (as
+        `suggestion.accepted` would put it) and leaves the carousel."""
+        card = self.suggestions.pop(self.suggestion_index)
+        if self.suggestion_index >= len(self.suggestions):
+            self.suggestion_index = 0
+        if not self.suggestions:
+            self.suggestions_push_id = ""
+        if not self.accept(card, t):
+            self.say(f"{card['name'] or card['sku']} is already in your cart", t)
+        return [("suggestion.taken", {**{k: card[k] for k in ("sku", "name", "price", "colour", "size")},
+                                      "by": by})]
+
+    def dismiss_suggestions(self, t: float, by: str = "shopper") -> list[tuple[str, dict]]:
+        self.suggestions, self.suggestion_index, self.suggestions_push_id = [], 0, ""
+        self.last_activity_t = t
+        return [("suggestions.dismissed", {"by": by})]
 
     def step_colour(self, step: int) -> None:
         n = len(self.product.colours)
@@ -261,6 +345,10 @@ class Session:
         elif action == "call_friend":
             out.append(("call.requested", {"session": self.id}))
             self.say("Scan the code to invite a friend", t)
+        elif action == "confirm" and self.carousel_up:
+            # a thumbs-up on the carousel takes its card instead of saving the look
+            out += self.take_suggestion(t, "shopper" if by_shopper else source)
+            return out
         elif action == "confirm":
             out.append(("look.saved", {"sku": self.product.sku, "colour": self.color_name}))
         text = MESSAGES.get(action)

@@ -63,6 +63,9 @@ CALL_CONNECTED_S = 30.0
 CALL_QUIET_END_S = 120.0        # no call starts this close to the end (the last samples are without one)
 TAP_EVERY_S = 20.0
 TAP_FIRST_S = 10.0
+# the kiosk's environment as systemd/smart-mirror.service sets it, so the soak
+# measures the heap the appliance runs with (see MALLOC_ARENA_MAX there)
+APPLIANCE_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 TARGETS = {  # key: (comparison, bound, meaning)
     "rss_slope_mb_per_h": ("<=", 5.0, "RSS slope after the warm-up of at most 5 MB/h"),
@@ -409,6 +412,7 @@ def soak(minutes: float, *, progress: bool = True) -> dict:
             say(f"starting the kiosk headless on {DEMO_CLIP.name} (1080x1920)"
                 + (f" in network namespace {ns.name}" if ns else "")
                 + f"; log in {folder / 'kiosk.log'} (kept after the run only when there were errors)")
+            os.environ.update(APPLIANCE_ENV)        # KioskProcess builds the kiosk's env from ours
             kiosk = KioskProcess(ns or _NoNamespace(), cfg, folder / "kiosk.log")
             return _run(kiosk, ns, pcscd, folder, duration_s, notes, say)
         finally:

@@ -1,0 +1,42 @@
+"""A real `mirror run --headless` for tests: on an image folder, a small
+screen, its control socket in the test's folder, and free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kiosk_config(folder: Path, frames: Path, sections: str = "") -> Path:
+    """The config file; `sections` adds more TOML tables ([call], [nfc] ...)."""
+    cfg = folder / "kiosk.toml"
+    cfg.write_text(f"""
+[camera]
+source = "images"
+path = "{frames}"
+fps = 10
+[display]
+fullscreen = false
+width = 270
+height = 480
+[control]
+socket = "{folder / 'control.sock'}"
+{sections}""")
+    return cfg
+
+
+def start_kiosk(cfg: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
+                            env=dict(os.environ, SDL_VIDEODRIVER="dummy", **env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
