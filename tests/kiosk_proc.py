@@ -3,6 +3,7 @@ screen, its control socket in the test's folder, and free ports."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -40,3 +41,19 @@ def start_kiosk(cfg: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
                             env=dict(os.environ, SDL_VIDEODRIVER="dummy", **env), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+
+
+def control_line(sock: Path, msg: dict) -> dict:
+    """One request on the kiosk's control socket, spoken raw (not through the CLI)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(str(sock))
+    s.sendall((json.dumps(msg) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return json.loads(buf)

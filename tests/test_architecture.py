@@ -22,7 +22,7 @@ from mirror.core.bus import EventBus
 from mirror.core.events import EVENTS
 from mirror.core.feature import Feature
 from render.compositor import Compositor
-from tests.kiosk_proc import free_port, kiosk_config, start_kiosk
+from tests.kiosk_proc import control_line, free_port, kiosk_config, start_kiosk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,7 @@ port = {staff_port}
         r = subprocess.run(cli + ["snapshot", "--out", str(tmp_path / "shot.txt"), "--config", str(cfg)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".png" in r.stderr
-        reply = json.loads(_raw_control(tmp_path / "control.sock", {"cmd": "snapshot"}))
+        reply = control_line(tmp_path / "control.sock", {"cmd": "snapshot"})
         assert base64.b64decode(reply["png_b64"])[:8] == b"\x89PNG\r\n\x1a\n" and reply["camera_blanked"] is True
     finally:
         kiosk.terminate()
@@ -147,20 +147,6 @@ port = {staff_port}
     assert kiosk.returncode == 0, kiosk.stderr.read()[-2000:]
     assert not list(tmp_path.glob("*.png"))[1:], "the kiosk wrote an image of its own"
 
-
-def _raw_control(path: Path, msg: dict) -> str:
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(str(path))
-    s.sendall((json.dumps(msg) + "\n").encode())
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    return buf.decode()
 
 
 def test_a_snapshot_leaves_the_camera_out_while_she_is_there_unless_configured():

@@ -14,7 +14,6 @@ import base64
 import http.client
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from mirror.harness.call_bench import CHROMIUM_FLAGS
-from tests.kiosk_proc import ROOT, free_port, kiosk_config, start_kiosk
+from tests.kiosk_proc import ROOT, control_line, free_port, kiosk_config, start_kiosk
 
 PIN, OTHER_PIN = "48213", "52917"
 REPLY = "Size M is out - bringing the L and the S"
@@ -61,18 +60,7 @@ class Mirror:
         return json.loads(self.cli("status", "--json").stdout)
 
     def control(self, msg: dict) -> dict:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
-        s.connect(str(self.folder / "control.sock"))
-        s.sendall((json.dumps(msg) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            buf += chunk
-        s.close()
-        return json.loads(buf)
+        return control_line(self.folder / "control.sock", msg)
 
     def snapshot(self, name: str) -> np.ndarray:
         """`mirror snapshot --out`: the composed picture, camera blanked while she is there."""

@@ -16,7 +16,8 @@ class ReportError(Exception):
     """One line for stderr; exit status 2."""
 
 
-def _when(ts: float | None) -> str:
+def local_time(ts: float | None) -> str:
+    """A unix time as local YYYY-mm-dd HH:MM:SS, or "-"."""
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
@@ -50,19 +51,19 @@ def orders_report(db_path, as_json: bool = False, limit: int = 200) -> int:
         last = o["deliveries"][-1]["outcome"] if o["deliveries"] else ""
         state = o["state"]
         payment = o["payment_status"] or ("at the till" if o["pay"] == "till" else "-")
-        print(f"{_when(o['created_at']):19}  {o['order_id']:16}  {o['code']:6}  {state:11}  {o['pay']:5}  "
+        print(f"{local_time(o['created_at']):19}  {o['order_id']:16}  {o['code']:6}  {state:11}  {o['pay']:5}  "
               f"{payment[:16]:16}  {tries:>2}{(' ' + last[:10]) if last and last != 'ok' else '':3}  "
               f"{o['total']:>8}  {items}")
         if o["outbox"]:
             ob = o["outbox"]
             print(f"{'':21}outbox: {ob['kind']} pending after {ob['attempts']} attempt(s), "
-                  f"next at {_when(ob['next_at'])}")
+                  f"next at {local_time(ob['next_at'])}")
     if res:
         print("\nreservations (put aside for the shopper):")
         now = time.time()
         for r in res:
             left = r["expires_at"] - now
-            when = f"expires {_when(r['expires_at'])}" + (f" (in {left / 3600:.1f} h)" if left > 0 else "")
+            when = f"expires {local_time(r['expires_at'])}" + (f" (in {left / 3600:.1f} h)" if left > 0 else "")
             print(f"  {r['code']:6}  {r['name'] or r['sku']} {r['colour'] or ''} size {r['size'] or '-'}  "
                   f"{r['state']:8}  {when}")
     return 0

@@ -8,7 +8,6 @@ commands never create the database file.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sqlite3
@@ -16,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import TextIO
+
+from mirror.app.orders_report import local_time
 
 MAX_PIN_INPUT = 1024
 
@@ -37,10 +38,6 @@ def cli_who() -> str:
     return f"cli:{user}"
 
 
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
 def _open(kind: str, db_path: Path, create: bool = True):
     """A Catalogue or StaffUsers on db_path; None when it does not exist and create is False."""
     from mirror.storage.catalogue import Catalogue, DatabaseError
@@ -57,6 +54,19 @@ def _open(kind: str, db_path: Path, create: bool = True):
 
 def _db_error(db_path: Path, e: Exception) -> CommandError:
     return CommandError(f"database {db_path}: {e.__class__.__name__}: {e}")
+
+
+def _read_staff(db_path: Path, read) -> list:
+    """`read(staff_db)`'s rows, or none when there is no database yet (never creates one)."""
+    users = _open("staff", db_path, create=False)
+    if users is None:
+        return []
+    try:
+        return read(users)
+    except sqlite3.Error as e:
+        raise _db_error(db_path, e)
+    finally:
+        users.close()
 
 
 def _audit(db_path: Path, action: str, detail: dict) -> None:
@@ -202,15 +212,7 @@ def staff_remove_user(db_path: Path, name: str, out: TextIO | None = None) -> in
 
 def staff_list_users(db_path: Path, as_json: bool = False, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
-    users = _open("staff", db_path, create=False)
-    rows = []
-    if users is not None:
-        try:
-            rows = users.list_users()
-        except sqlite3.Error as e:
-            raise _db_error(db_path, e)
-        finally:
-            users.close()
+    rows = _read_staff(db_path, lambda users: users.list_users())
     if as_json:
         print(json.dumps({"users": rows}, ensure_ascii=False), file=out)
     elif not rows:
@@ -218,7 +220,7 @@ def staff_list_users(db_path: Path, as_json: bool = False, out: TextIO | None = 
     else:
         print(f"{'name':40}  {'added':19}  last login", file=out)
         for r in rows:
-            print(f"{r['name']:40}  {_when(r['created_at']):19}  {_when(r['last_login_at'])}", file=out)
+            print(f"{r['name']:40}  {local_time(r['created_at']):19}  {local_time(r['last_login_at'])}", file=out)
     return 0
 
 
@@ -226,15 +228,7 @@ def staff_audit(db_path: Path, as_json: bool = False, limit: int = 50, out: Text
     out = sys.stdout if out is None else out
     if not 1 <= limit <= 100000:
         raise CommandError(f"--limit must be from 1 to 100000, got {limit}")
-    users = _open("staff", db_path, create=False)
-    rows = []
-    if users is not None:
-        try:
-            rows = users.list_audit(limit)
-        except sqlite3.Error as e:
-            raise _db_error(db_path, e)
-        finally:
-            users.close()
+    rows = _read_staff(db_path, lambda users: users.list_audit(limit))
     if as_json:
         print(json.dumps({"audit": rows}, ensure_ascii=False), file=out)
     elif not rows:
@@ -242,5 +236,5 @@ def staff_audit(db_path: Path, as_json: bool = False, limit: int = 50, out: Text
     else:
         for r in rows:
             detail = json.dumps(r["detail"], ensure_ascii=False, sort_keys=True) if r["detail"] else ""
-            print(f"{_when(r['at'])}  {r['who']:24}  {r['action']:20}  {detail}", file=out)
+            print(f"{local_time(r['at'])}  {r['who']:24}  {r['action']:20}  {detail}", file=out)
     return 0
