@@ -176,6 +176,8 @@ class CheckoutService(Feature):
             uid_hash = self.journal.uid_hash(d["uid"]) if self.journal else ""
             self._run(m.handle(C.Tapped(member.id if member else None, uid_hash, member.name if member else "",
                                         d.get("t_present") or now, now)))
+            if member:                  # the session asks her whether staff may see her profile
+                self.bus.publish("member.tapped", member_id=member.id, first_name=member.name)
         elif ev.name == "nfc.read_failed":
             self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now)))
         elif ev.name == "nfc.status" and self.journal is not None:

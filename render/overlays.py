@@ -33,6 +33,8 @@ class ShopperView:
     product_detail: str = ""
     # on-screen buttons: label, (x, y, w, h) normalised, cursor over it, press progress 0..1
     controls: list[tuple[str, tuple[float, float, float, float], bool, float]] = field(default_factory=list)
+    # a question card above the buttons that answer it (the member-profile question): title, hint
+    question: tuple[str, str] | None = None
 
 
 class ShopperOverlay:
@@ -60,6 +62,8 @@ class ShopperOverlay:
             c.text(label, c.font_small, r.center, center=True, shadow=True)
         if v.product:
             self._card(c)
+        if v.question:
+            self._question(c, *v.question)
         if v.ring_active:
             if self._ring is None:
                 self._ring = _make_ring(round(150 * u))
@@ -83,6 +87,18 @@ class ShopperOverlay:
                 rect.center = (x, y)
                 pygame.draw.arc(scr, (90, 220, 140), rect, math.pi / 2,
                                 math.pi / 2 + 2 * math.pi * v.cursor_progress, max(2, round(8 * u)))
+
+    def _question(self, c: Compositor, title: str, hint: str) -> None:
+        # where a friend's knock card goes (call/overlay.py): the two never show at once
+        ow, oh = c.size
+        u = c.u
+        r = pygame.Rect(round(60 * u), round(oh * 0.235), ow - round(120 * u), round(220 * u))
+        c.panel(r, 215, (20, 30, 55))
+        pygame.draw.rect(c.screen, (120, 170, 255), r, max(2, round(5 * u)), border_radius=round(14 * u))
+        c.text(_fit(title, c.font_big, r.width - round(30 * u)), c.font_big, (r.centerx, r.y + round(75 * u)),
+               center=True)
+        c.text(_fit(hint, c.font_small, r.width - round(30 * u)), c.font_small, (r.centerx, r.y + round(160 * u)),
+               center=True, color=(215, 225, 250))
 
     def _card(self, c: Compositor) -> None:
         v = self.view

@@ -86,12 +86,31 @@ def test_lives_in_the_order_journal_file_with_a_schema_version(tmp_path):
     assert {"orders", "outbox", "reservations", "products", "stock", "stock_holds", "goes_with"} <= tables
     assert j.list_orders() == []                                              # the journal still works
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema.catalogue'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM meta WHERE key='schema.catalogue'").fetchone()[0] == "2"
     db.execute("UPDATE meta SET value='99' WHERE key='schema.catalogue'")
     db.commit()
     with pytest.raises(DatabaseError, match="newer mirror"):
         Catalogue(path)
     j.close()
+
+
+def test_a_version_1_database_keeps_its_holds_and_gains_who_they_are_for(tmp_path):
+    from mirror.storage.catalogue import SCHEMA_STEPS, migrate, open_database
+    path = tmp_path / "orders.db"
+    db = open_database(path)
+    migrate(db, "catalogue", SCHEMA_STEPS[:1])                                 # as the last release left it
+    db.execute("INSERT INTO stock_holds (sku, colour, size, qty, created_at, expires_at) "
+               "VALUES ('DRESS-0930', 'Emerald', 'S', 1, 1000.0, 9e9)")
+    db.close()
+    with Catalogue(path) as c:
+        c.import_csv(GOOD)
+        [old] = c.holds()
+        assert (old.size, old.source, old.member_id, old.for_name) == ("S", "", "", "")
+        new = c.reserve("DRESS-0930", "Emerald", "S", hold_s=60, source="webstore", member_id="M7",
+                        for_name="Jenny")
+        assert [h.id for h in c.holds(member_id="M7")] == [new.id] and new.for_name == "Jenny"
+        with pytest.raises(CatalogueError, match="hold source"):
+            c.reserve("TOP-0412", "Black", "XS", hold_s=60, source="mars")
 
 
 # --- broken files ------------------------------------------------------------------------------------

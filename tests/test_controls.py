@@ -31,11 +31,16 @@ def _centre(control):
 def test_layout_depends_on_state_and_controls_do_not_overlap():
     assert visible_controls(False) == []
     idle = visible_controls(True)
-    assert {c.action for c in idle} == {"prev_color", "next_color", "help", "call_friend"}
+    assert {c.action for c in idle} == {"prev_color", "next_color", "help", "call_friend", "pick_size", "reserve"}
     assert "hang_up" in {c.action for c in visible_controls(True, in_call="Jane")}
     knock = visible_controls(True, knocking="Jane")
     assert [c.action for c in knock] == ["cancel", "confirm"] and knock[1].label == "Let Jane in"
-    for controls in (idle, knock):
+    consent = visible_controls(True, asking_consent=True)
+    assert [c.action for c in consent] == ["cancel", "confirm"]
+    picker = visible_controls(True, sizes=("XS", "S", "M", "L", "XL"), size="M")
+    assert [c.arg for c in picker] == ["XS", "S", "M", "L", "XL", ""] and picker[-1].action == "close_sizes"
+    assert picker[2].label == "Size M (now)"
+    for controls in (idle, knock, consent, picker):
         for c in controls:
             x, y, w, h = c.rect
             assert 0 <= x and x + w <= 1 and 0 <= y and y + h <= 1

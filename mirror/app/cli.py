@@ -51,11 +51,11 @@ def _load_config(path: str | None):
 
 
 def cmd_check_config(args) -> int:
+    from mirror.app.catalog_source import kiosk_catalog
     from mirror.core import config
-    from mirror.core.catalog import load_catalog
     try:
         cfg = config.load(args.file)
-        load_catalog(cfg.catalog_path())
+        kiosk_catalog(cfg, seed=False)
     except config.ConfigError as e:
         for p in e.problems:
             print(f"{e.source}: {p}", file=sys.stderr)
@@ -113,11 +113,12 @@ def cmd_segment(args) -> int:
 
 
 def cmd_recolor(args) -> int:
-    from mirror.core.catalog import CatalogError, load_catalog
+    from mirror.app.catalog_source import kiosk_catalog
+    from mirror.core.catalog import CatalogError
     from mirror.core.colors import ColorError, parse_color
     from vision.recolor import recolor
     try:
-        table = load_catalog(_load_config(args.config).catalog_path()).colour_table()
+        table = kiosk_catalog(_load_config(args.config), seed=False).colour_table()
     except CatalogError:
         table = {}
     try:

@@ -21,6 +21,7 @@ from typing import Callable
 
 from mirror.app.aio import AsyncThread
 from mirror.app.camera import CameraVision
+from mirror.app.catalog_source import kiosk_catalog
 from mirror.app.control import ControlServer, socket_path
 from mirror.app.frameloop import FrameLoop
 from mirror.app.push_probe import PushProbe
@@ -104,7 +105,7 @@ class Kiosk:
         self.serve = serve
         self.errors = health.install_error_log()     # the last warnings/errors, for `mirror status`
         self.bus = EventBus()
-        self.session = Session.from_config(cfg)
+        self.session = Session.from_config(cfg, kiosk_catalog(cfg))
         self.session.attach(self.bus)
         d = cfg.display
         self.comp = Compositor(d.width, d.height, mirror=d.mirror, fullscreen=d.fullscreen, headless=headless)

@@ -10,9 +10,14 @@ from render.overlays import ShopperView
 def shopper_view(s: Session, now: float, hand_input=None) -> ShopperView:
     """`hand_input`: a vision.interaction.HandInput, or None with no camera."""
     p = s.product
+    size = p.sizes[s.size_index] if s.size_index < len(p.sizes) else ""
     view = ShopperView(color_bgr=s.color_bgr, color_name=s.color_name, ring_hue=s.ring_hue,
                        ring_active=now < s.circling_until, product=p.name,
-                       product_detail=f"{s.color_name} · {p.price} · sizes {'/'.join(p.sizes)}")
+                       product_detail=f"{s.color_name} · {p.price}" + (f" · size {size}" if size else ""))
+    if s.consent is not None and not s.knocking:
+        name = s.consent["first_name"]
+        view.question = (f"{'Hi ' + name + '! ' if name else ''}Show your profile to our staff?",
+                         "Thumbs-up or Yes to share it · anything else keeps it private")
     hi = hand_input
     if hi is not None and hi.cursor is not None:
         view.cursor, view.cursor_progress = hi.cursor, hi.cursor_progress

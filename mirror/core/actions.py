@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 Action = Literal["none", "next_color", "prev_color", "confirm", "cancel", "help", "call_staff",
-                 "toggle_debug", "call_friend", "hang_up", "select"]
+                 "toggle_debug", "call_friend", "hang_up", "select", "pick_size", "reserve"]
 ACTIONS: tuple[str, ...] = get_args(Action)
 
 MESSAGES: dict[str, str | None] = {
@@ -22,5 +22,7 @@ MESSAGES: dict[str, str | None] = {
     "call_friend": None,
     "hang_up": "Call ended",
     "select": "Selected",
+    "pick_size": "Pick a size: a member of staff will bring it",
+    "reserve": None,
 }
 assert set(MESSAGES) == set(ACTIONS), "every action has exactly one entry here"

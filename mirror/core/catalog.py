@@ -31,6 +31,11 @@ class Product:
     price: str
     colours: tuple[Colour, ...]
     sizes: tuple[str, ...]
+    part: str = "upper"           # what the mirror recolours: upper, lower, dress, full or none (shoes, make-up)
+    category: str = "top"
+
+
+PARTS = ("upper", "lower", "dress", "full", "none")
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,11 @@ def load_catalog(path: str | Path) -> Catalog:
             colours = tuple(Colour(str(c["name"]), str(c["hex"])) for c in raw_colours)
             for c in colours:
                 hex_to_bgr(c.hex)
+            part = raw.get("part", "upper")
+            if part not in PARTS:
+                raise CatalogError(f"{where}.part: got {part!r}, expected one of {', '.join(PARTS)}")
             products.append(Product(str(raw["sku"]), str(raw["name"]), str(raw.get("price", "")),
-                                    colours, tuple(str(s) for s in sizes)))
+                                    colours, tuple(str(s) for s in sizes), part))
         except KeyError as e:
             raise CatalogError(f"{where}: missing key {e.args[0]!r} (needs sku, name, colours)")
         except (TypeError, ColorError) as e:

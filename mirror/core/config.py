@@ -176,7 +176,9 @@ class DisplayConfig(_Section):
 
 
 class CatalogConfig(_Section):
-    path: str = Field("", description="catalogue TOML file; empty = the bundled example config/catalog.toml")
+    path: str = Field("", description="catalogue file (.csv, or the older .toml); empty = the catalogue in the "
+                                      "mirror's database ('mirror catalog import'), seeded from config/catalog.csv "
+                                      "on first start")
     product: str = Field("", description="SKU shown at start; empty = the first product")
 
 
@@ -334,6 +336,11 @@ class StaffConfig(_Section):
                                                  "comma-separated (e.g. http://mirror3.store.lan:8080); the "
                                                  "listener's own http(s)://host:port is always allowed; needed "
                                                  "when staff.host is 0.0.0.0")
+    escalate_s: float = Field(90.0, ge=10.0, le=3600.0, description="a shopper's request nobody answers alerts "
+                                                                   "every console again after this many seconds")
+    webstore_token: str = Field("", description="bearer token the web store sends to POST /api/reservations and "
+                                                "/api/wishlist on the staff listener; empty = those endpoints are "
+                                                "off (404); at least 24 characters (MIRROR_STAFF_WEBSTORE_TOKEN)")
 
     @model_validator(mode="after")
     def _rules(self) -> StaffConfig:
@@ -341,6 +348,10 @@ class StaffConfig(_Section):
         bad = [o for o in origins
                if not o.startswith(("http://", "https://")) or "/" in o.split("://", 1)[1].rstrip("/")]
         _check([f"staff.allowed_origins: got {o!r}, expected an origin like http://host:port (no path)" for o in bad])
+        t = self.webstore_token
+        _check([] if not t or (len(t) >= 24 and t.isascii() and t.isprintable() and " " not in t) else
+               ["staff.webstore_token: use at least 24 printable characters without spaces (e.g. the output of "
+                "'openssl rand -hex 24'), or leave it empty to turn the web-store endpoints off"])
         return self
 
 

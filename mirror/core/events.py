@@ -139,7 +139,42 @@ class SizeSelect:
 
 @event("reserve.requested")
 class ReserveRequested:
+    """Put one aside in her size: her button (source "mirror"; the staff feature holds the stock)
+    or a script; on=False takes the wish back."""
     on: bool = True
+    source: str = "script"
+
+
+@event("reservation.made")
+class ReservationMade:
+    """Stock is held for her: the mirror says so, the console lists it."""
+    hold_id: int
+    sku: str
+    name: str
+    colour: str
+    size: str
+    expires_at: float                # unix time
+
+
+@event("reservation.failed")
+class ReservationFailed:
+    reason: str                      # one line for the mirror ("Size M in Emerald is sold out here")
+
+
+# --- members (clienteling, only with her yes; issue 10) ----------------------------------
+@event("member.tapped")
+class MemberTapped:
+    """A tag carrying a member id was read while she was at the mirror: the mirror asks her consent."""
+    member_id: str
+    first_name: str = ""
+
+
+@event("member.consent")
+class MemberConsent:
+    """Her answer to "Show your profile to our staff?": only granted=True lets staff see it."""
+    member_id: str
+    first_name: str
+    granted: bool
 
 
 @event("suggestion.accepted")
@@ -195,7 +230,11 @@ class LookSaved:
 
 @event("staff.called")
 class StaffCalled:
+    """She asked for staff: "help", or "size" (this product in `size` and `colour`, from the size picker)."""
     product: str
+    kind: str = "help"
+    size: str = ""
+    colour: str = ""
 
 
 # --- the friend call -------------------------------------------------------------
@@ -378,3 +417,10 @@ class StaffReplied:
     request_id: str
     text: str                        # one line, at most 200 characters
     by: str                          # the staff member's name
+
+
+@event("staff.escalated")
+class StaffEscalated:
+    """Nobody answered her request within staff.escalate_s: every console alerts again."""
+    request_id: str
+    times: int                       # how many times it has been escalated

@@ -20,6 +20,7 @@ from mirror.core.colors import hue_to_bgr, nearest_name
 
 CATALOG_STEP_DEG = 60.0    # in catalogue hue mode, one colour per sixth of a circle
 MAX_SUGGESTIONS = 8        # a staff push of more cards keeps the first eight
+CONSENT_S = 15.0           # the member-profile question waits this long; no answer is a no
 
 
 
@@ -51,6 +52,11 @@ class Session:
     suggestions: list[dict] = field(default_factory=list)
     suggestion_index: int = 0
     suggestions_push_id: str = ""
+    picking_size: bool = False               # the size picker replaces the buttons
+    # The member-profile question: {"member_id", "first_name", "until"} while it is asked.
+    consent: dict | None = None
+    consent_asked: set = field(default_factory=set)   # member ids asked this session (asked once)
+    member_name: str = ""                    # her first name, once she said yes (all the mirror shows of her)
     _step_acc: float = 0.0
     log: list[str] = field(default_factory=list)   # recent action names, for tests and stats
 
@@ -104,12 +110,19 @@ class Session:
         self.suggestions = []
         self.suggestion_index = 0
         self.suggestions_push_id = ""
+        self.picking_size = False
+        self.consent = None
+        self.consent_asked = set()
+        self.member_name = ""
 
     def controls(self) -> list[Control]:
         """The on-screen controls a held-still hand can press right now."""
         if not self.controls_on:
             return []
-        return visible_controls(self.present, self.knocking, self.in_call)
+        p = self.product
+        return visible_controls(self.present, self.knocking, self.in_call, asking_consent=self.consent is not None,
+                                sizes=p.sizes if self.picking_size else None,
+                                size=p.sizes[self.size_index] if self.size_index < len(p.sizes) else "")
 
     def cart(self) -> dict:
         """What a tap would buy: the garment in its colour and size, plus the
@@ -129,9 +142,10 @@ class Session:
 
     @property
     def carousel_up(self) -> bool:
-        """The suggestions carousel is on screen: there are cards and no friend's
-        knock card is asking its question (that one owns thumbs-up and fist)."""
-        return bool(self.suggestions) and not self.knocking
+        """The suggestions carousel is on screen: there are cards and no other
+        question is up (a friend's knock or the profile question own thumbs-up
+        and fist; the size picker owns the screen)."""
+        return bool(self.suggestions) and not self.knocking and self.consent is None and not self.picking_size
 
     def carousel(self) -> dict | None:
         """What the suggestions overlay draws: {"cards": [card dicts], "index",
@@ -145,10 +159,14 @@ class Session:
         self.message, self.message_t = text, t
 
     @classmethod
-    def from_config(cls, cfg) -> "Session":
-        """The session the config describes (a mirror.core.config.Config)."""
-        from mirror.core.catalog import load_catalog
-        s = cls(load_catalog(cfg.catalog_path()), cfg.actions.model_dump(), cfg.gestures.hue_mode,
+    def from_config(cls, cfg, catalog: Catalog | None = None) -> "Session":
+        """The session the config describes (a mirror.core.config.Config), on
+        `catalog` (the app's choice, see mirror.app.catalog_source) or else the
+        configured TOML file."""
+        if catalog is None:
+            from mirror.core.catalog import load_catalog
+            catalog = load_catalog(cfg.catalog_path())
+        s = cls(catalog, cfg.actions.model_dump(), cfg.gestures.hue_mode,
                 cfg.gestures.degrees_per_turn, cfg.catalog.product)
         s.debug = cfg.display.show_fps
         s.controls_on = cfg.display.controls
@@ -176,6 +194,8 @@ class Session:
     def _handle(self, ev: Event) -> list[tuple[str, dict]]:
         t = ev.ts
         out: list[tuple[str, dict]] = []
+        if self.consent is not None and t > self.consent["until"]:
+            out += self.answer_consent(False, t)          # no answer in time is a no
         if ev.name == "presence.changed":
             if ev.data.get("present") and not self.present:
                 self.present = True
@@ -213,7 +233,13 @@ class Session:
             # the press names the control it was held on; if the screen has
             # changed under the hand since, it presses nothing
             if ctl is not None and (ev.data.get("control") or ctl.id) == ctl.id:
-                out += self.do(ctl.action, t, source=f"control:{ctl.id}")
+                if ctl.action == "ask_size":
+                    out += self.ask_size(ctl.arg, t)
+                elif ctl.action == "close_sizes":
+                    self.picking_size = False
+                    self.last_activity_t = t
+                else:
+                    out += self.do(ctl.action, t, source=f"control:{ctl.id}")
         elif ev.name == "motion.circle":
             self.turn(float(ev.data["delta_deg"]), t)
         elif ev.name == "action.requested":
@@ -239,7 +265,44 @@ class Session:
             self.reserve = bool(ev.data.get("on", True))
             if self.reserve:
                 self.say("We will put one aside in your size", t)
+        elif ev.name == "reservation.made":
+            self.say(f"Put aside for you: {ev.data['name']}, {ev.data['colour']}, size {ev.data['size']}", t)
+        elif ev.name == "reservation.failed":
+            self.reserve = False
+            self.say(ev.data["reason"], t)
+        elif ev.name == "member.tapped":
+            mid = ev.data["member_id"]
+            if self.present and mid not in self.consent_asked and not self.member_name:
+                self.consent_asked.add(mid)
+                self.consent = {"member_id": mid, "first_name": ev.data.get("first_name", ""),
+                                "until": t + CONSENT_S}
+                self.picking_size = False
         return out
+
+    def answer_consent(self, yes: bool, t: float) -> list[tuple[str, dict]]:
+        """Her answer to the profile question; only a yes shares anything."""
+        c, self.consent = self.consent, None
+        if c is None:
+            return []
+        if yes:
+            self.member_name = c["first_name"] or "there"
+            self.say(f"Thanks, {self.member_name}: our staff can see your profile", t)
+        else:
+            self.say("Your profile stays private", t)
+        return [("member.consent", {"member_id": c["member_id"], "first_name": c["first_name"], "granted": yes})]
+
+    def ask_size(self, size: str, t: float) -> list[tuple[str, dict]]:
+        """A size picked on the mirror: it becomes her size and staff are asked to bring it, in this colour."""
+        self.picking_size = False
+        self.last_activity_t = t
+        p = self.product
+        if size not in p.sizes:
+            return []
+        self.size_index = p.sizes.index(size)
+        self.log.append("ask_size")
+        self.say(f"Asked for size {size} in {self.color_name}: a member of staff will bring it", t)
+        return [("action.done", {"action": "ask_size", "source": f"control:size:{size}"}),
+                ("staff.called", {"product": p.sku, "kind": "size", "size": size, "colour": self.color_name})]
 
     def turn(self, delta_deg: float, t: float) -> None:
         """A circling finger: positive = clockwise as the shopper sees it."""
@@ -318,6 +381,13 @@ class Session:
             return []
         if self.knocking and action in ("confirm", "cancel") and not by_shopper:
             return []        # who sees her is her choice alone: her gesture or her button, never a command
+        if self.consent is not None and not self.knocking:
+            if not by_shopper:
+                return []    # the same for her profile: only she answers
+            self.last_activity_t = t
+            self.log.append(action)
+            # thumbs-up (or the Yes button) is a yes; anything else she does is a no
+            return [("action.done", {"action": action, "source": source})] + self.answer_consent(action == "confirm", t)
         self.last_activity_t = t
         self.log.append(action)
         out: list[tuple[str, dict]] = [("action.done", {"action": action, "source": source})]
@@ -330,7 +400,12 @@ class Session:
         elif action == "toggle_debug":
             self.debug = not self.debug
         elif action == "call_staff":
-            out.append(("staff.called", {"product": self.product.sku}))
+            out.append(("staff.called", {"product": self.product.sku, "kind": "help",
+                                         "size": self.cart()["items"][0]["size"], "colour": self.color_name}))
+        elif action == "pick_size":
+            self.picking_size = bool(self.product.sizes)
+        elif action == "reserve":
+            out.append(("reserve.requested", {"on": True, "source": "mirror"}))
         elif self.knocking and action in ("confirm", "cancel"):
             # the "wants to join" card is up: thumbs-up lets the friend in, a cancel declines
             out.append(("call.admit" if action == "confirm" else "call.decline", {"name": self.knocking}))

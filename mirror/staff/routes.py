@@ -17,6 +17,16 @@ The API contract (README "The staff console"):
 * `POST /staff/api/requests/{id}/reply` `{"text"}`: publishes `staff.replied`;
   404 unknown request; 409 already answered by someone else.
 * `GET /staff/images/NAME`: a catalogue picture (logged in only).
+* `GET /staff/api/reservations`: the holds still held, then the last closed;
+  `POST /staff/api/reservations` `{"sku", "colour", "size"}` puts one aside
+  (409 out of stock); `POST /staff/api/reservations/{id}/collect|release`.
+* `POST /staff/api/members/{id}/notes` `{"text"}` (only while her profile is
+  shared: 409 otherwise); `POST /staff/api/members/{id}/forget` erases her.
+* `POST /api/reservations` `{"member_id", "first_name"?, "sku", "colour",
+  "size"}` (201) and `POST /api/wishlist` `{"member_id", "first_name"?,
+  "items": [{"sku", "colour"?, "size"?}]}`: the web store, with
+  `Authorization: Bearer <staff.webstore_token>` (401 without it, 429 after 5
+  bad tokens a minute, 404 while no token is configured).
 * `WS /staff/ws`: refused at the handshake with 403 (Origin) or 401 (no
   session). Sends `{"type": "state", "user", "state"}` on connect and on every
   change; answers `{"type": "ping"}` with `{"type": "pong"}`, `{"type": "state"}`
@@ -37,6 +47,7 @@ import itertools
 import json
 import logging
 import re
+import secrets
 import sqlite3
 import time
 from collections import deque
@@ -107,6 +118,41 @@ class ReplyBody(_Body):
         if not v.isprintable():
             raise ValueError("the reply has a character that cannot be shown")
         return v
+
+
+_Sku = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+_Short = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+_MemberId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+class ReserveBody(_Body):
+    sku: _Sku
+    colour: _Short
+    size: _Short
+
+
+class NoteBody(ReplyBody):
+    text: str = Field(min_length=1, max_length=300)
+
+
+class WebstoreReservationBody(_Body):
+    member_id: _MemberId
+    first_name: str = Field("", max_length=40)
+    sku: _Sku
+    colour: _Short
+    size: _Short
+
+
+class WishItem(_Body):
+    sku: _Sku
+    colour: str = Field("", max_length=40)
+    size: str = Field("", max_length=40)
+
+
+class WishlistBody(_Body):
+    member_id: _MemberId
+    first_name: str = Field("", max_length=40)
+    items: list[WishItem] = Field(min_length=1, max_length=50)
 
 
 class HttpError(Exception):
@@ -195,6 +241,13 @@ class StaffRoutes:
         r.add_api_route("/staff/api/catalog", self.catalog, **get)
         r.add_api_route("/staff/api/suggestions", self.suggestions, **post)
         r.add_api_route("/staff/api/requests/{request_id}/reply", self.reply, **post)
+        r.add_api_route("/staff/api/reservations", self.reservations, **get)
+        r.add_api_route("/staff/api/reservations", self.reserve, **post)
+        r.add_api_route("/staff/api/reservations/{hold_id}/{how}", self.close_hold, **post)
+        r.add_api_route("/staff/api/members/{member_id}/notes", self.note, **post)
+        r.add_api_route("/staff/api/members/{member_id}/forget", self.forget, **post)
+        r.add_api_route("/api/reservations", self.webstore_reservation, **post)
+        r.add_api_route("/api/wishlist", self.webstore_wishlist, **post)
         r.add_api_websocket_route("/staff/ws", self.ws)
         return r
 
@@ -215,6 +268,7 @@ class StaffRoutes:
     async def _guard(self, handler, *args) -> Response:
         """Run a handler; HttpError and the database's errors become one-line JSON errors."""
         from mirror.storage.catalogue import CatalogueError, DatabaseError, UnknownProduct
+        from mirror.storage.members import MemberError, UnknownMember
         from mirror.staff.service import CardError
         try:
             return await handler(*args)
@@ -222,8 +276,10 @@ class StaffRoutes:
             return _error(e.status, e.message, e.headers)
         except CardError as e:
             return _error(e.status, str(e))
-        except UnknownProduct as e:
+        except (UnknownProduct, UnknownMember) as e:
             return _error(404, str(e))
+        except MemberError as e:
+            return _error(400, str(e))
         except CatalogueError as e:
             return _error(400, str(e))
         except (DatabaseError, sqlite3.Error) as e:
@@ -337,6 +393,78 @@ class StaffRoutes:
             s = self._session(request)
             body = await read_body(request, ReplyBody)
             return JSONResponse(await self.f.reply(s.who, request_id, body.text), headers=API_HEADERS)
+        return await self._guard(run)
+
+    async def reservations(self, request: Request) -> Response:
+        async def run():
+            self._session(request)
+            from mirror.staff.service import reservation_list
+            return JSONResponse({"reservations": await self.f.db.run(lambda db: reservation_list(db.catalogue))},
+                                headers=API_HEADERS)
+        return await self._guard(run)
+
+    async def reserve(self, request: Request) -> Response:
+        async def run():
+            self._origin(request)
+            s = self._session(request)
+            body = await read_body(request, ReserveBody)
+            return JSONResponse(await self.f.reserve(s.who, body.sku, body.colour, body.size), headers=API_HEADERS)
+        return await self._guard(run)
+
+    async def close_hold(self, request: Request, hold_id: str, how: str) -> Response:
+        async def run():
+            self._origin(request)
+            s = self._session(request)
+            if how not in ("collect", "release") or not hold_id.isdigit() or len(hold_id) > 12:
+                raise HttpError(404, "use /staff/api/reservations/ID/collect or /staff/api/reservations/ID/release")
+            return JSONResponse(await self.f.close_hold(s.who, int(hold_id), how), headers=API_HEADERS)
+        return await self._guard(run)
+
+    async def note(self, request: Request, member_id: str) -> Response:
+        async def run():
+            self._origin(request)
+            s = self._session(request)
+            body = await read_body(request, NoteBody)
+            return JSONResponse(await self.f.note(s.who, member_id[:64], body.text), headers=API_HEADERS)
+        return await self._guard(run)
+
+    async def forget(self, request: Request, member_id: str) -> Response:
+        async def run():
+            self._origin(request)
+            s = self._session(request)
+            return JSONResponse(await self.f.forget(s.who, member_id[:64]), headers=API_HEADERS)
+        return await self._guard(run)
+
+    # --- the web store (server to server: a bearer token, no cookie) ------------------------------------
+    def _webstore(self, request: Request) -> None:
+        token = self.f.cfg.webstore_token
+        if not token:
+            raise HttpError(404, "the web-store endpoints are off (set staff.webstore_token)")
+        client, now = _client(request), time.monotonic()
+        if self.f.limiter.blocked(client, now):
+            wait = self.f.limiter.retry_after(client, now)
+            raise HttpError(429, f"too many bad tokens from this address; try again in {wait} s",
+                            {"Retry-After": str(wait)})
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            self.f.limiter.failed(client, now)
+            log.warning("web store: refused %s from %s: bad or missing bearer token", request.url.path, client)
+            raise HttpError(401, "send Authorization: Bearer <staff.webstore_token>", {"WWW-Authenticate": "Bearer"})
+
+    async def webstore_reservation(self, request: Request) -> Response:
+        async def run():
+            self._webstore(request)
+            b = await read_body(request, WebstoreReservationBody)
+            out = await self.f.webstore_reserve(b.member_id, b.first_name, b.sku, b.colour, b.size)
+            return JSONResponse(out, status_code=201, headers=API_HEADERS)
+        return await self._guard(run)
+
+    async def webstore_wishlist(self, request: Request) -> Response:
+        async def run():
+            self._webstore(request)
+            b = await read_body(request, WishlistBody)
+            items = [(i.sku, i.colour, i.size) for i in b.items]
+            return JSONResponse(await self.f.webstore_wishlist(b.member_id, b.first_name, items), headers=API_HEADERS)
         return await self._guard(run)
 
     # --- the websocket -------------------------------------------------------------------------------

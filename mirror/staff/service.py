@@ -47,10 +47,15 @@ TIMELINE_MAX = 30
 MAX_SUGGESTIONS = 12
 REQUESTS_MAX = 50
 
+NEWS_MAX = 20
+RESERVATIONS_SHOWN = 100
+UPKEEP_S = 30.0                                   # how often expired holds are marked and the list re-read
+
 # events the card listens to (besides the prefixes call.* and checkout.*)
 _EVENTS = ("session.started", "session.ended", "cart.changed", "action.done", "look.saved", "staff.called",
            "staff.replied", "suggestions.pushed", "suggestions.shown", "suggestion.taken",
-           "suggestions.dismissed", "suggestion.accepted")
+           "suggestions.dismissed", "suggestion.accepted", "reserve.requested", "reservation.made",
+           "reservation.failed", "member.tapped", "member.consent", "staff.escalated")
 _QUIET = {"checkout.confirm_shown", "call.link", "call.reaction", "call.snapshot"}   # not on the timeline
 
 
@@ -78,8 +83,12 @@ class MirrorCard:
     suggestion_status: str = "none"                       # none | pushed | shown | dismissed
     push: dict | None = None                              # {push_id, by, at}
     accepted: list[dict] = field(default_factory=list)
-    profile: dict | None = None                           # the member card, only after her yes (later slice)
+    profile: dict | None = None                           # the member card, only after her yes
+    member_status: str = "none"                           # none | asked | shared | declined (this session)
     timeline: deque = field(default_factory=lambda: deque(maxlen=TIMELINE_MAX))
+    # store-wide, not about the shopper at the mirror: they stay when she leaves
+    reservations: list[dict] = field(default_factory=list)
+    news: deque = field(default_factory=lambda: deque(maxlen=NEWS_MAX))
     listener_problem: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -112,8 +121,13 @@ class MirrorCard:
             self.cart = _plain(data.get("cart") or {"items": [], "reserve": False})
             self.session_id = str(data.get("session_id", self.session_id))
         elif name == "staff.called":
-            self.requests.append(self._request(str(data.get("product", "")), now))
+            self.requests.append(self._request(data, now))
             del self.requests[:-REQUESTS_MAX]
+        elif name == "member.tapped":
+            if self.present and self.member_status == "none":
+                self.member_status = "asked"
+        elif name == "member.consent":
+            self.member_status = "shared" if data.get("granted") else "declined"
         elif name == "staff.replied":
             r = self.find_request(str(data.get("request_id", "")))
             if r is not None and r["answered_by"] is None:
@@ -141,10 +155,13 @@ class MirrorCard:
             for s in self.suggestions:
                 if s["sku"].casefold() == taken["sku"].casefold():
                     s["taken"] = True
-        elif name not in ("action.done", "look.saved", "suggestion.accepted"):
+        elif name not in ("action.done", "look.saved", "suggestion.accepted", "reserve.requested",
+                          "reservation.made", "reservation.failed", "staff.escalated"):
             return False
         if name != "cart.changed" and name not in _QUIET:
             label = f"action:{data.get('action')}" if name == "action.done" else name
+            if name == "member.consent":
+                label = "member: profile shared" if data.get("granted") else "member: profile kept private"
             self.timeline.append({"event": label, "t": now})
         return True
 
@@ -152,17 +169,32 @@ class MirrorCard:
         """A new shopper or none: nothing of the last one stays on the console."""
         self.requests, self.suggestions, self.accepted = [], [], []
         self.suggestion_status, self.push, self.profile = "none", None, None
+        self.member_status = "none"
         self.call = self.checkout = None
         self.timeline.clear()
 
-    def _request(self, sku: str, now: float) -> dict:
+    def _request(self, data: dict, now: float) -> dict:
+        """A request from `staff.called`: what she asked for, else what she has on."""
         it = self.item
+        sku = str(data.get("product", ""))
         same = it.get("sku") == sku or not sku
-        return {"id": f"r{next(self._ids)}-{secrets.token_hex(3)}", "kind": "help",
+        kind = str(data.get("kind") or "help")
+        return {"id": f"r{next(self._ids)}-{secrets.token_hex(3)}", "kind": kind,
                 "product": {"sku": sku or str(it.get("sku", "")),
                             "name": str(it.get("name", "")) if same else sku},
-                "colour": str(it.get("colour", "")) if same else "", "size": str(it.get("size", "")) if same else "",
-                "at": now, "answered_by": None, "reply": "", "answered_at": None}
+                "colour": str(data.get("colour") or (it.get("colour", "") if same else "")),
+                "size": str(data.get("size") or (it.get("size", "") if same else "")),
+                "at": now, "answered_by": None, "reply": "", "answered_at": None, "alerts": 1, "alerted_at": now}
+
+    def escalate(self, now: float, every_s: float) -> list[dict]:
+        """Open requests nobody answered for `every_s` since their last alert: alert again."""
+        due = []
+        for r in self.requests:
+            if r["answered_by"] is None and now - r["alerted_at"] >= every_s:
+                r["alerts"] += 1
+                r["alerted_at"] = now
+                due.append(r)
+        return due
 
     def find_request(self, request_id: str) -> dict | None:
         return next((r for r in self.requests if r["id"] == request_id), None)
@@ -220,8 +252,9 @@ class MirrorCard:
                           "open": r["answered_by"] is None} for r in self.requests],
             "suggestions": [dict(s) for s in self.suggestions], "suggestion_status": self.suggestion_status,
             "push": dict(self.push) if self.push else None, "accepted": [dict(a) for a in self.accepted],
-            "profile": self.profile, "timeline": list(self.timeline), "listener_problem": self.listener_problem,
-            "now": now,
+            "profile": self.profile, "member_status": self.member_status,
+            "timeline": list(self.timeline), "listener_problem": self.listener_problem,
+            "reservations": [dict(r) for r in self.reservations], "news": list(self.news), "now": now,
         }
 
 
@@ -280,6 +313,22 @@ def suggestion_items(catalogue, skus: list[str], her_size: str, images_dir: Path
     return out
 
 
+def reservation_list(catalogue, now: float | None = None) -> list[dict]:
+    """What the console lists: every hold still held (also one whose time is up but not yet marked),
+    then the last ones closed, newest first; each with its product's name."""
+    now = time.time() if now is None else now
+    held = catalogue.holds(state="held", limit=RESERVATIONS_SHOWN)
+    closed = [h for h in catalogue.holds(state=None, limit=RESERVATIONS_SHOWN) if h.state != "held"][:20]
+    out = []
+    for h in held + closed:
+        p = catalogue.find(h.sku)
+        state = "expired" if h.state == "held" and h.expires_at <= now else h.state
+        out.append({"id": h.id, "sku": h.sku, "name": p.name if p else h.sku, "colour": h.colour, "size": h.size,
+                    "qty": h.qty, "source": h.source or "script", "for": h.for_name, "member": bool(h.member_id),
+                    "created_at": h.created_at, "expires_at": h.expires_at, "state": state})
+    return out
+
+
 class StaffDb:
     """The staff users, the catalogue and the audit, on one worker thread that owns the connections.
 
@@ -290,6 +339,7 @@ class StaffDb:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="staff-db")
         self._users = None
         self._catalogue = None
+        self._members = None
 
     async def run(self, fn: Callable[..., Any], *args) -> Any:
         """fn(db, *args) on the worker thread; `db` is this object."""
@@ -309,13 +359,36 @@ class StaffDb:
             self._catalogue = Catalogue(self.path)
         return self._catalogue
 
+    @property
+    def members(self):
+        if self._members is None:
+            from mirror.storage.members import Members
+            self._members = Members(self.path)
+        return self._members
+
+    def submit(self, fn: Callable[..., Any], *args, done: Callable[[Any], None] | None = None) -> None:
+        """fn(db, *args) on the worker thread from any thread, without waiting; `done(result)` after it,
+        on that thread. A failure is logged (the kiosk keeps running)."""
+        def job():
+            try:
+                result = fn(self, *args)
+            except Exception as e:
+                log.error("staff database job %s failed: %s", getattr(fn, "__name__", fn), e)
+                return
+            if done is not None:
+                done(result)
+        try:
+            self.pool.submit(job)
+        except RuntimeError:                    # shut down
+            pass
+
     def close(self) -> None:
         def _close(_db):
-            for conn in (self._users, self._catalogue):
+            for conn in (self._users, self._catalogue, self._members):
                 if conn is not None:
                     conn.close()
-            self._users = self._catalogue = None
-        if self._users is not None or self._catalogue is not None:
+            self._users = self._catalogue = self._members = None
+        if self._users is not None or self._catalogue is not None or self._members is not None:
             try:
                 self.pool.submit(_close, self).result(5)
             except Exception:
@@ -329,6 +402,9 @@ class StaffFeature(Feature):
     def __init__(self, cfg: Config, bus: EventBus, *, images_dir: Path | None = None):
         self.bus = bus
         self.cfg = cfg.staff
+        self.hold_s = cfg.checkout.reservation_hold_h * 3600.0
+        self._next_upkeep = 0.0
+        self._her_hold: int | None = None          # the stock hold her "Put one aside" made this session
         self.db = StaffDb(cfg.orders_path())
         self.images_dir = Path(images_dir) if images_dir is not None else IMAGES_DIR
         self.lock = threading.Lock()
@@ -351,6 +427,35 @@ class StaffFeature(Feature):
     # --- lifecycle -------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
+        self._upkeep()
+
+    def before_frame(self, now: float) -> None:
+        """Once a second: requests nobody answered alert again; twice a minute: holds whose time is up."""
+        t = time.time()
+        with self.lock:
+            due = self.card.escalate(t, self.cfg.escalate_s)
+        for r in due:
+            log.warning("staff console: request %s unanswered for %.0f s, alerting again", r["id"],
+                        t - r["at"])
+            self.bus.publish("staff.escalated", request_id=r["id"], times=r["alerts"] - 1)
+        if due:
+            self.changed()
+        if t >= self._next_upkeep:
+            self._next_upkeep = t + UPKEEP_S
+            self._upkeep()
+
+    def _upkeep(self) -> None:
+        def job(db) -> list[dict]:
+            db.catalogue.expire(time.time())
+            return reservation_list(db.catalogue)
+        self.db.submit(job, done=self._set_reservations)
+
+    def _set_reservations(self, rows: list[dict]) -> None:
+        with self.lock:
+            changed = rows != self.card.reservations
+            self.card.reservations = rows
+        if changed:
+            self.changed()
 
     def stop(self) -> None:
         loop, self.loop = self.loop, None
@@ -372,8 +477,85 @@ class StaffFeature(Feature):
     def _on_event(self, ev: Event) -> None:
         with self.lock:
             changed = self.card.handle(ev.name, ev.data, time.time())
+            if ev.name in ("session.started", "session.ended"):
+                self._her_hold = None
         if changed:
             self.changed()
+        d = ev.data
+        if ev.name == "reserve.requested" and d.get("source") == "mirror":
+            if d.get("on", True):
+                self._hold_for_her()
+            else:
+                self._release_for_her()
+        elif ev.name == "member.consent" and d.get("granted"):
+            self._share_profile(d["member_id"], d.get("first_name", ""))
+        elif ev.name == "look.saved":
+            with self.lock:
+                member = self.card.profile["member_id"] if self.card.profile else None
+            if member:
+                item = self.card.item
+                self.db.submit(lambda db: db.members.add_look(member, d["sku"], str(item.get("name", "")),
+                                                              d["colour"]),
+                               done=lambda _: self._share_profile(member, ""))
+
+    # --- her reservation and her profile (database work off the main thread) ----------------
+    def _hold_for_her(self) -> None:
+        with self.lock:
+            it, session = dict(self.card.item), self.card.session_id
+            profile = self.card.profile
+        if not it:
+            return
+        sku, colour, size = str(it.get("sku", "")), str(it.get("colour", "")), str(it.get("size", ""))
+        member, name = (profile["member_id"], profile["first_name"]) if profile else ("", "")
+
+        def job(db):
+            from mirror.storage.catalogue import CatalogueError, OutOfStock
+            try:
+                h = db.catalogue.reserve(sku, colour, size, hold_s=self.hold_s, source="mirror", member_id=member,
+                                         for_name=name, ref=f"session:{session}")
+            except OutOfStock:
+                return None, f"Size {size} in {colour} is not in stock here: ask a member of staff"
+            except CatalogueError:
+                return None, "This item cannot be put aside here: ask a member of staff"
+            db.users.audit("shopper", "reservation.made", {"hold_id": h.id, "sku": h.sku, "session_id": session})
+            return h, ""
+
+        def done(result):
+            h, why = result
+            if h is None:
+                self.bus.publish("reservation.failed", reason=why)
+                return
+            with self.lock:
+                if self.card.session_id == session:
+                    self._her_hold = h.id
+            self.bus.publish("reservation.made", hold_id=h.id, sku=h.sku, name=str(it.get("name", "")) or h.sku,
+                             colour=h.colour, size=h.size, expires_at=h.expires_at)
+            self._upkeep()
+        self.db.submit(job, done=done)
+
+    def _release_for_her(self) -> None:
+        with self.lock:
+            hold, self._her_hold = self._her_hold, None
+        if hold is not None:
+            self.db.submit(lambda db: db.catalogue.release(hold), done=lambda _: self._upkeep())
+
+    def _share_profile(self, member_id: str, first_name: str) -> None:
+        """After her yes: her member card on the console, for as long as she stays."""
+        with self.lock:
+            session = self.card.session_id
+
+        def job(db) -> dict:
+            if first_name or not db.members.exists(member_id):
+                db.members.seen(member_id, first_name)
+            return db.members.profile(member_id, db.catalogue)
+
+        def done(profile: dict) -> None:
+            with self.lock:
+                if self.card.session_id != session or not self.card.present or self.card.member_status != "shared":
+                    return                      # she left (or said no) while it was read: show nothing
+                self.card.profile = profile
+            self.changed()
+        self.db.submit(job, done=done)
 
     def changed(self) -> None:
         """The card changed (any thread): every connected console gets the new state."""
@@ -431,3 +613,117 @@ class StaffFeature(Feature):
             await self.db.run(lambda db: db.users.audit(who, action, detail))
         except Exception:
             log.exception("could not write the audit entry %s by %s", action, who)
+
+    # --- reservations, members and the web store (on the loop) ------------------------------
+    async def reserve(self, who: str, sku: str, colour: str, size: str) -> dict:
+        """Staff put one aside (for the shopper at the mirror if she shared her profile)."""
+        with self.lock:
+            profile = self.card.profile
+        member, name = (profile["member_id"], profile["first_name"]) if profile else ("", "")
+
+        def job(db) -> dict:
+            from mirror.storage.catalogue import OutOfStock
+            try:
+                h = db.catalogue.reserve(sku, colour, size, hold_s=self.hold_s, source="staff", member_id=member,
+                                         for_name=name, ref=f"staff:{who}")
+            except OutOfStock as e:
+                raise CardError(409, str(e)) from None
+            db.users.audit(who, "staff.reserve", {"hold_id": h.id, "sku": h.sku, "colour": h.colour,
+                                                  "size": h.size})
+            return h.as_dict()
+        hold = await self.db.run(job)
+        self._upkeep()
+        return {"ok": True, "reservation": hold}
+
+    async def close_hold(self, who: str, hold_id: int, how: str) -> dict:
+        """Staff mark a reservation collected (it leaves the stock) or released (back on the shelf)."""
+        def job(db) -> dict:
+            from mirror.storage.catalogue import HoldError
+            try:
+                h = db.catalogue.collect(hold_id) if how == "collect" else db.catalogue.release(hold_id)
+            except HoldError as e:
+                raise CardError(404 if "no stock hold" in str(e) else 409, str(e)) from None
+            db.users.audit(who, f"staff.reservation_{'collected' if how == 'collect' else 'released'}",
+                           {"hold_id": hold_id, "sku": h.sku})
+            return h.as_dict()
+        hold = await self.db.run(job)
+        self._upkeep()
+        return {"ok": True, "reservation": hold}
+
+    def _shared_member(self, member_id: str) -> None:
+        with self.lock:
+            shown = self.card.profile["member_id"] if self.card.profile else None
+        if shown != member_id:
+            raise CardError(409, "that member's profile is not shared right now (she shares it at the mirror)")
+
+    async def note(self, who: str, member_id: str, text: str) -> dict:
+        self._shared_member(member_id)
+
+        def job(db) -> dict:
+            n = db.members.add_note(member_id, who, text)
+            db.users.audit(who, "staff.member_note", {"member_id": member_id})
+            return n
+        note = await self.db.run(job)
+        self._share_profile(member_id, "")
+        return {"ok": True, "note": note}
+
+    async def forget(self, who: str, member_id: str) -> dict:
+        """The right to erasure: everything about her goes; the audit keeps that it happened and who did it."""
+        from mirror.storage.members import UnknownMember, check_member_id
+
+        def job(db) -> dict:
+            try:
+                counts = db.members.forget(check_member_id(member_id))
+            except UnknownMember as e:
+                raise CardError(404, str(e)) from None
+            db.users.audit(who, "staff.member_forgotten", {"member_id": member_id, **counts})
+            return counts
+        counts = await self.db.run(job)
+        with self.lock:
+            if self.card.profile and self.card.profile["member_id"] == member_id:
+                self.card.profile = None
+                self.card.member_status = "declined"
+        self.changed()
+        self._upkeep()
+        log.info("staff console: %s forgot a member (%s)", who, counts)
+        return {"ok": True, "forgotten": counts}
+
+    def _news(self, text: str) -> None:
+        with self.lock:
+            self.card.news.appendleft({"at": time.time(), "text": text})
+        self.changed()
+
+    async def webstore_reserve(self, member_id: str, first_name: str, sku: str, colour: str, size: str) -> dict:
+        """The web store puts one aside for a member before she comes in."""
+        def job(db) -> tuple[dict, str]:
+            from mirror.storage.catalogue import OutOfStock
+            m = db.members.seen(member_id, first_name)
+            try:
+                h = db.catalogue.reserve(sku, colour, size, hold_s=self.hold_s, source="webstore",
+                                         member_id=member_id, for_name=m["first_name"], ref="webstore")
+            except OutOfStock as e:
+                raise CardError(409, str(e)) from None
+            name = db.catalogue.get(h.sku).name
+            db.users.audit("webstore", "webstore.reserve", {"hold_id": h.id, "member_id": member_id, "sku": h.sku})
+            return h.as_dict(), f"{m['first_name'] or 'A member'} reserved the {name} in {h.size} ({h.colour}) " \
+                                f"for today"
+        hold, text = await self.db.run(job)
+        self._news(text)
+        self._upkeep()
+        return {"ok": True, "reservation": {k: hold[k] for k in ("id", "sku", "colour", "size", "expires_at")}}
+
+    async def webstore_wishlist(self, member_id: str, first_name: str, items: list[tuple[str, str, str]]) -> dict:
+        def job(db) -> tuple[int, str]:
+            from mirror.storage.catalogue import UnknownProduct
+            for sku, _, _ in items:
+                if db.catalogue.find(sku) is None:
+                    raise UnknownProduct(f"no product with SKU {sku!r} in the catalogue")
+            m = db.members.seen(member_id, first_name)
+            added = db.members.add_wishlist(member_id, [(db.catalogue.get(s).sku, c, z) for s, c, z in items])
+            db.users.audit("webstore", "webstore.wishlist", {"member_id": member_id, "added": added})
+            names = ", ".join(db.catalogue.get(s).name for s, _, _ in items[:3]) + ("…" if len(items) > 3 else "")
+            return added, f"{m['first_name'] or 'A member'} added {names} to her wishlist"
+        added, text = await self.db.run(job)
+        if added:
+            self._news(text)
+        return {"ok": True, "added": added}

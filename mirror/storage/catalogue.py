@@ -187,7 +187,13 @@ CREATE TABLE IF NOT EXISTS stock_holds (
     closed_at REAL
 );
 CREATE INDEX IF NOT EXISTS stock_holds_active ON stock_holds (state, sku, colour, size)
-"""),)
+"""), (2, """
+ALTER TABLE stock_holds ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE stock_holds ADD COLUMN member_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE stock_holds ADD COLUMN for_name TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS stock_holds_member ON stock_holds (member_id)
+"""))
+HOLD_SOURCES = ("", "mirror", "staff", "webstore")
 
 
 # --- the model -------------------------------------------------------------------
@@ -240,6 +246,9 @@ class Hold:
     expires_at: float
     state: str            # held | collected | released | expired
     closed_at: float | None
+    source: str = ""      # mirror (her button), staff (the console), webstore, or "" (a script)
+    member_id: str = ""   # the member it is put aside for, if known
+    for_name: str = ""    # her first name, for the console ("Jenny reserved ...")
 
     def active(self, now: float) -> bool:
         return self.state == "held" and self.expires_at > now
@@ -250,7 +259,7 @@ class Hold:
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> "Hold":
         return cls(r["id"], r["sku"], r["colour"], r["size"], r["qty"], r["ref"], r["created_at"],
-                   r["expires_at"], r["state"], r["closed_at"])
+                   r["expires_at"], r["state"], r["closed_at"], r["source"], r["member_id"], r["for_name"])
 
 
 class CatalogueError(ValueError):
@@ -748,8 +757,10 @@ class Catalogue:
 
     # --- holds ---------------------------------------------------------------------
     def reserve(self, sku: str, colour: str, size: str, *, hold_s: float, qty: int = 1, ref: str = "",
-                now: float | None = None) -> Hold:
+                now: float | None = None, source: str = "", member_id: str = "", for_name: str = "") -> Hold:
         """Hold `qty` of this colour and size for `hold_s` seconds; OutOfStock if fewer are available."""
+        if source not in HOLD_SOURCES:
+            raise HoldError(f"hold source {_q(source)} is not one of {', '.join(HOLD_SOURCES[1:])}")
         now = time.time() if now is None else now
         if not isinstance(hold_s, (int, float)) or not math.isfinite(hold_s) or hold_s <= 0:
             raise HoldError(f"hold time must be a positive number of seconds, got {hold_s!r}")
@@ -762,8 +773,10 @@ class Catalogue:
             if available < qty:
                 raise OutOfStock(f"{p.sku} {col}/{sz}: {available} available ({on_hand} on hand, {held} held), "
                                  f"cannot hold {qty}")
-            cur = db.execute("INSERT INTO stock_holds (sku, colour, size, qty, ref, created_at, expires_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", (p.sku, col, sz, qty, str(ref)[:200], now, now + hold_s))
+            cur = db.execute("INSERT INTO stock_holds (sku, colour, size, qty, ref, created_at, expires_at, source, "
+                             "member_id, for_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (p.sku, col, sz, qty, str(ref)[:200], now, now + hold_s, source, str(member_id)[:64],
+                              str(for_name)[:40]))
             return self._hold(cur.lastrowid)
 
     def _hold(self, hold_id: int) -> Hold:
@@ -812,7 +825,8 @@ class Catalogue:
                                [(now, i) for i in ids])
             return [self._hold(i) for i in ids]
 
-    def holds(self, state: str | None = "held", sku: str | None = None, limit: int = 500) -> list[Hold]:
+    def holds(self, state: str | None = "held", sku: str | None = None, limit: int = 500,
+              member_id: str | None = None) -> list[Hold]:
         """Stock holds, newest first; state None for all."""
         if state is not None and state not in HOLD_STATES:
             raise HoldError(f"hold state {_q(state)} is not one of {', '.join(HOLD_STATES)}")
@@ -823,6 +837,9 @@ class Catalogue:
         if sku is not None:
             where.append("sku=?")
             args.append(sku)
+        if member_id is not None:
+            where.append("member_id=?")
+            args.append(member_id)
         sql = ("SELECT * FROM stock_holds" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY id DESC LIMIT ?")
         return [Hold.from_row(r) for r in self.db.execute(sql, args + [int(limit)])]

@@ -1,0 +1,71 @@
+"""Where the kiosk's catalogue comes from.
+
+`catalog.path` empty (the default): the catalogue in the mirror's SQLite
+database, the one `mirror catalog import` fills and the staff console sells
+from. On first start, when it has no products, it is seeded from the bundled
+`config/catalog.csv`. A `.csv` path is read as it is (nothing is written), and
+a `.toml` path is the older TOML catalogue.
+
+The kiosk reads the catalogue once, at start: `mirror catalog import` while it
+runs changes stock at once (the console reads the database), products and
+colours at the next restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mirror.core.catalog import Catalog, CatalogError, Colour, Product, load_catalog
+from mirror.core.config import CONFIG_DIR, Config
+
+log = logging.getLogger(__name__)
+
+SEED_CSV = CONFIG_DIR / "catalog.csv"
+
+
+def _core(products) -> Catalog:
+    """The session's view of the storage products, in catalogue order."""
+    out = [Product(p.sku, p.name, p.price, tuple(Colour(c.name, c.hex) for c in p.colours),
+                   tuple(p.sizes), p.part, p.category) for p in products]
+    if not out:
+        raise CatalogError("the catalogue has no products; run 'mirror catalog import FILE.csv'")
+    return Catalog(tuple(out))
+
+
+def _read_csv(path: Path) -> Catalog:
+    from mirror.storage.catalogue import CatalogueError, parse_csv
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CatalogError(f"{path}: cannot read the catalogue ({e.strerror or e}); set catalog.path to a "
+                           "readable file") from None
+    try:
+        return _core(parse_csv(data, str(path)))
+    except CatalogueError as e:
+        raise CatalogError(str(e).splitlines()[0]) from None
+
+
+def kiosk_catalog(cfg: Config, *, seed: bool = True) -> Catalog:
+    """The catalogue the kiosk shows (CatalogError with one line when there is none).
+
+    `seed=False` never writes: an empty database reads the bundled CSV instead."""
+    if cfg.catalog.path:
+        path = cfg.catalog_path()
+        return _read_csv(path) if path.suffix.lower() == ".csv" else load_catalog(path)
+    from mirror.storage.catalogue import Catalogue, CatalogueError, DatabaseError
+    db_path = cfg.orders_path()
+    if not seed and not db_path.exists():
+        return _read_csv(SEED_CSV)
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with Catalogue(db_path) as cat:
+            if cat.count() == 0:
+                if not seed:
+                    return _read_csv(SEED_CSV)
+                n = cat.import_csv(SEED_CSV.read_bytes(), str(SEED_CSV))
+                log.info("catalogue: the database had no products; seeded %d from %s", n, SEED_CSV)
+            return _core(cat.list_products())
+    except (DatabaseError, CatalogueError, OSError) as e:
+        raise CatalogError(f"{db_path}: cannot read the catalogue ({str(e).splitlines()[0]}); check the "
+                           "database, or set catalog.path to a catalogue file") from None
