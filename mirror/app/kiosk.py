@@ -168,6 +168,8 @@ class Kiosk:
 
     def _refresh_views(self, now: float) -> None:
         s = self.session
+        for name, data in s.tick(now):
+            self.bus.publish(name, **data)
         self.shopper.view = shopper_view(s, now, self.camera.hand_input)
         carousel = s.carousel()
         self.suggestions.view = SuggestionsView(**carousel) if carousel else None

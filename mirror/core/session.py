@@ -194,8 +194,6 @@ class Session:
     def _handle(self, ev: Event) -> list[tuple[str, dict]]:
         t = ev.ts
         out: list[tuple[str, dict]] = []
-        if self.consent is not None and t > self.consent["until"]:
-            out += self.answer_consent(False, t)          # no answer in time is a no
         if ev.name == "presence.changed":
             if ev.data.get("present") and not self.present:
                 self.present = True
@@ -278,6 +276,13 @@ class Session:
                                 "until": t + CONSENT_S}
                 self.picking_size = False
         return out
+
+    def tick(self, t: float) -> list[tuple[str, dict]]:
+        """Time passing with nothing else happening (the app calls it every frame): a question
+        nobody answered in time is a no."""
+        if self.consent is not None and t > self.consent["until"]:
+            return self.answer_consent(False, t)
+        return []
 
     def answer_consent(self, yes: bool, t: float) -> list[tuple[str, dict]]:
         """Her answer to the profile question; only a yes shares anything."""

@@ -95,6 +95,8 @@ def run_host(cfg: Config, *, stdin=None, stdout=None, duration: float | None = N
         bus.subscribe(name, report)
 
     def frame_picture(now: float):
+        for name, data in session.tick(now):
+            bus.publish(name, **data)
         shopper.view = shopper_view(session, now)
         return picture
 
