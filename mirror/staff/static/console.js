@@ -6,12 +6,13 @@
   let state = null;
   let offsetMs = 0;                  // server clock - our clock
   let wasPresent = null;
-  const seenRequests = new Set();
+  const seenRequests = new Map();     // request id -> how many alerts it has had here
   const selected = new Set();
   let ws = null;
   let retryMs = 1000;
   let audio = null;
   let lastGoesWith = "";
+  let lastNewsAt = null;             // the newest web-store note seen (null: the first state, no alert)
 
   // --- helpers ------------------------------------------------------------------------
   function el(tag, cls, text) {
@@ -117,6 +118,8 @@
     lp.textContent = s.listener_problem || "";
     renderRequests(s);
     renderSuggestions(s);
+    renderMember(s);
+    renderReservations(s);
     renderTimeline(s);
     if (here && s.product && s.product.sku !== lastGoesWith) loadGoesWith(s.product);
     if (!here) { lastGoesWith = ""; clear($("goes-with")); $("gw-title").hidden = true; }
@@ -130,14 +133,16 @@
                                                                                : undefined;
     clear(ul);
     (s.requests || []).forEach(function (r) {
-      if (r.open && !seenRequests.has(r.id)) {
-        seenRequests.add(r.id);
-        alertStaff("She asks for help: " + describe(r), [880, 660, 880]);
+      if (r.open && (seenRequests.get(r.id) || 0) < (r.alerts || 1)) {
+        const again = seenRequests.has(r.id);
+        seenRequests.set(r.id, r.alerts || 1);
+        alertStaff((again ? "Still waiting, nobody answered: " : "") + asks(r), again ? [880, 660, 880, 660]
+                                                                                      : [880, 660, 880]);
       }
       const li = el("li", "request" + (r.open ? " open" : ""));
       li.dataset.id = r.id;
       const head = el("div");
-      head.appendChild(el("span", "what", "Help · " + describe(r)));
+      head.appendChild(el("span", "what", (r.kind === "size" ? "Size " + r.size + " · " : "Help · ") + describe(r)));
       const age = el("span", "age", r.open ? "waiting " + ago(r.at) : "at " + clock(r.at));
       if (r.open) age.dataset.at = r.at;
       head.appendChild(age);
@@ -163,6 +168,10 @@
       ul.appendChild(li);
     });
     $("no-requests").hidden = (s.requests || []).length > 0;
+  }
+  function asks(r) {
+    return r.kind === "size" ? "She asks for size " + r.size + (r.colour ? " in " + r.colour : "") + ": " +
+      ((r.product && (r.product.name || r.product.sku)) || "") : "She asks for help: " + describe(r);
   }
   function describe(r) {
     return [r.product && (r.product.name || r.product.sku), r.colour, r.size ? "size " + r.size : ""]
@@ -208,6 +217,100 @@
       ol.appendChild(li);
     });
   }
+
+  // --- the member card (only after her yes) and reservations -------------------------------
+  function line(parts) { return parts.filter(Boolean).join(" · "); }
+  function fill(id, rows, empty) {
+    const ul = $(id);
+    clear(ul);
+    rows.forEach(function (t) { ul.appendChild(el("li", "", t)); });
+    if (!rows.length) ul.appendChild(el("li", "muted", empty));
+  }
+  function renderMember(s) {
+    const p = s.profile;
+    $("member-status").textContent = p ? "She shares her profile with staff while she is here." : {
+      asked: "She tapped a member card and is being asked whether to share her profile.",
+      declined: "She keeps her profile private.",
+      shared: "She said yes; her profile is loading…",
+    }[s.member_status] || "No member card tapped.";
+    $("profile").hidden = !p;
+    if (!p) return;
+    $("profile").dataset.member = p.member_id;
+    $("profile-name").textContent = p.first_name || "Member";
+    $("profile-sizes").textContent = (p.sizes || []).join(", ") + (p.sizes_noted ? "" : p.sizes.length ? " (from her orders)" : "–");
+    fill("profile-orders", (p.orders || []).map(function (o) {
+      return line([new Date(o.at * 1000).toLocaleDateString(), (o.items || []).join(", "), "€" + o.total, o.state]);
+    }), "None yet.");
+    fill("profile-looks", (p.looks || []).map(function (l) { return line([l.name || l.sku, l.colour]); }), "None yet.");
+    fill("profile-reservations", (p.reservations || []).map(function (r) {
+      return line([r.name, r.colour, r.size, r.source === "webstore" ? "from the web store" : r.source, r.state]);
+    }), "Nothing.");
+    fill("profile-wishlist", (p.wishlist || []).map(function (w) { return line([w.name || w.sku, w.colour, w.size]); }),
+         "Empty.");
+    fill("profile-notes", (p.notes || []).map(function (n) { return line([n.text, n.by, clock(n.at)]); }), "No notes.");
+  }
+  $("note-form").addEventListener("submit", async function (e) {
+    e.preventDefault();
+    const id = $("profile").dataset.member, text = $("note").value.trim();
+    if (!id || !text) return;
+    try {
+      await api("POST", "/staff/api/members/" + encodeURIComponent(id) + "/notes", { text: text });
+      $("note").value = "";
+      $("member-msg").textContent = "Note added";
+    } catch (err) { $("member-msg").textContent = err.message; }
+  });
+  $("forget").addEventListener("click", async function () {
+    const id = $("profile").dataset.member;
+    if (!id || !window.confirm("Delete everything the store keeps about " + ($("profile-name").textContent) +
+                               "? Her orders stay for the books, without her name.")) return;
+    try {
+      await api("POST", "/staff/api/members/" + encodeURIComponent(id) + "/forget");
+      $("member-msg").textContent = "Forgotten";
+    } catch (err) { $("member-msg").textContent = err.message; }
+  });
+
+  function renderReservations(s) {
+    const ul = $("reservations");
+    clear(ul);
+    const rows = s.reservations || [];
+    rows.forEach(function (r) {
+      const held = r.state === "held";
+      const li = el("li", "reservation" + (held ? "" : " closed"));
+      li.dataset.id = r.id;
+      li.appendChild(el("span", "what", line([r.name, r.colour, r.size, r.for ? "for " + r.for : "",
+        { mirror: "from the mirror", staff: "by staff", webstore: "from the web store" }[r.source] || "",
+        held ? "until " + clock(r.expires_at) : r.state])));
+      if (held) {
+        [["collect", "Collected"], ["release", "Release"]].forEach(function (b) {
+          const btn = el("button", "", b[1]);
+          btn.type = "button";
+          btn.dataset.how = b[0];
+          btn.addEventListener("click", async function () {
+            try { await api("POST", "/staff/api/reservations/" + r.id + "/" + b[0]); }
+            catch (err) { $("reserve-msg").textContent = err.message; }
+          });
+          li.appendChild(btn);
+        });
+      }
+      ul.appendChild(li);
+    });
+    $("no-reservations").hidden = rows.length > 0;
+    const news = s.news || [];
+    const newest = news.length ? news[0].at : 0;
+    if (lastNewsAt !== null && newest > lastNewsAt) alertStaff(news[0].text, [700, 940]);
+    lastNewsAt = newest;
+    fill("news", news.map(function (n) { return clock(n.at) + " " + n.text; }), "");
+    if (!news.length) clear($("news"));
+    $("news-title").hidden = !news.length;
+    $("reserve-current").disabled = !(s.present && s.product && s.size && s.colour);
+  }
+  $("reserve-current").addEventListener("click", async function () {
+    if (!state || !state.product) return;
+    try {
+      await api("POST", "/staff/api/reservations", { sku: state.product.sku, colour: state.colour, size: state.size });
+      $("reserve-msg").textContent = "Put aside: " + line([state.product.name, state.colour, state.size]);
+    } catch (err) { $("reserve-msg").textContent = err.message; }
+  });
 
   // --- catalogue and pushing -------------------------------------------------------------------
   function productTile(p) {
