@@ -271,7 +271,9 @@ class Kiosk:
                                 else "", tls_key=str(self.cfg.resolve(c.tls_key)) if c.tls_key else "",
                                 routers=routes["public"], ws_max_size=PUBLIC_WS_MAX_BYTES))
         if st.enabled:
-            out.append(Listener("staff", st.host, st.port, routers=routes.get("staff", [])))
+            out.append(Listener("staff", st.host, st.port, tls_cert=str(self.cfg.resolve(st.tls_cert)) if st.tls_cert
+                                else "", tls_key=str(self.cfg.resolve(st.tls_key)) if st.tls_key else "",
+                                routers=routes.get("staff", [])))
         return out
 
     def _start_web(self) -> None:

@@ -140,6 +140,17 @@ class GesturesConfig(_Section):
                                       description="horizontal travel for a swipe, as a fraction of frame width")
     swipe_max_s: float = Field(0.6, ge=0.1, le=3.0, description="a swipe must complete within this time")
     dwell_s: float = Field(1.2, ge=0.2, le=10.0, description="hold a hand still over a control this long to press it")
+    hold_s: float = Field(0.5, ge=0.0, le=5.0,
+                          description="a gesture must also be held this long, in seconds, before it fires")
+    engage: bool = Field(True, description="act only on a shopper facing the mirror with her hand raised into the "
+                                           "interaction zone (gestures, circles; buttons need a raised hand)")
+    zone_width: float = Field(2.0, ge=1.0, le=5.0,
+                              description="interaction zone width, as a multiple of her shoulder width")
+    zone_top: float = Field(1.0, ge=0.0, le=3.0,
+                            description="interaction zone top, in shoulder widths above her nose")
+    zone_bottom: float = Field(0.8, ge=0.2, le=1.5,
+                               description="interaction zone bottom, as a fraction of shoulders-to-hips below "
+                                           "her shoulders (1 = the hip line)")
     hue_mode: Literal["wheel", "catalog"] = Field(
         "wheel", description="circle turns the hue smoothly (wheel) or steps catalogue colours (catalog)")
 
@@ -336,6 +347,10 @@ class StaffConfig(_Section):
                                                  "comma-separated (e.g. http://mirror3.store.lan:8080); the "
                                                  "listener's own http(s)://host:port is always allowed; needed "
                                                  "when staff.host is 0.0.0.0")
+    tls_cert: str = Field("", description="PEM certificate for https on the staff listener (the cookie is then "
+                                          "Secure); needed when staff.host is not a loopback address, so that "
+                                          "PINs and cookies never cross the store's network in clear")
+    tls_key: str = Field("", description="PEM private key for staff.tls_cert")
     escalate_s: float = Field(90.0, ge=10.0, le=3600.0, description="a shopper's request nobody answers alerts "
                                                                    "every console again after this many seconds")
     webstore_token: str = Field("", description="bearer token the web store sends to POST /api/reservations and "
@@ -343,7 +358,19 @@ class StaffConfig(_Section):
                                                 "off (404); at least 24 characters (MIRROR_STAFF_WEBSTORE_TOKEN)")
 
     @model_validator(mode="after")
-    def _rules(self) -> StaffConfig:
+    def _rules(self, info: ValidationInfo) -> StaffConfig:
+        problems = []
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("staff.tls_key: set both staff.tls_cert and staff.tls_key, or neither")
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(self, key)
+            if path and not (_context_dir(info) / Path(path).expanduser()).is_file():
+                problems.append(f"staff.{key}: file {path!r} not found, expected a PEM file")
+        if self.enabled and not self.tls_cert and not _is_loopback(self.host):
+            problems.append(f"staff.tls_cert: empty while staff.host is {self.host!r}; staff PINs and cookies would "
+                            "cross the store's network in clear, so set staff.tls_cert and staff.tls_key (or keep "
+                            "staff.host on 127.0.0.1 behind a TLS proxy)")
+        _check(problems)
         origins = [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
         bad = [o for o in origins
                if not o.startswith(("http://", "https://")) or "/" in o.split("://", 1)[1].rstrip("/")]
