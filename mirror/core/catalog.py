@@ -31,7 +31,7 @@ class Product:
     price: str
     colours: tuple[Colour, ...]
     sizes: tuple[str, ...]
-    part: str = "upper"           # what the mirror recolours: upper, lower, dress, full or none (shoes, make-up)
+    part: str = "full"            # what the mirror recolours: upper, lower, dress, full (all her clothing) or none
     category: str = "top"
 
 
@@ -108,7 +108,7 @@ def load_catalog(path: str | Path) -> Catalog:
             colours = tuple(Colour(str(c["name"]), str(c["hex"])) for c in raw_colours)
             for c in colours:
                 hex_to_bgr(c.hex)
-            part = raw.get("part", "upper")
+            part = raw.get("part", "full")
             if part not in PARTS:
                 raise CatalogError(f"{where}.part: got {part!r}, expected one of {', '.join(PARTS)}")
             products.append(Product(str(raw["sku"]), str(raw["name"]), str(raw.get("price", "")),
