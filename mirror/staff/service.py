@@ -492,8 +492,8 @@ class StaffFeature(Feature):
         elif ev.name == "look.saved":
             with self.lock:
                 member = self.card.profile["member_id"] if self.card.profile else None
+                item = dict(self.card.item)
             if member:
-                item = self.card.item
                 self.db.submit(lambda db: db.members.add_look(member, d["sku"], str(item.get("name", "")),
                                                               d["colour"]),
                                done=lambda _: self._share_profile(member, ""))
