@@ -21,10 +21,15 @@ from render.compositor import Compositor
 MESSAGE_S = 2.5
 
 
+CURSOR_ENGAGED = (90, 220, 140)     # RGB
+CURSOR_IDLE = (170, 170, 170)
+
+
 @dataclass
 class ShopperView:
     cursor: tuple[float, float] | None = None      # normalised display coords
     cursor_progress: float = 0.0                    # dwell/hold progress 0..1
+    cursor_engaged: bool = True                     # the hand is in her interaction zone: the mirror listens
     ring_active: bool = False
     ring_hue: float = 0.0
     color_bgr: tuple[int, int, int] = (40, 40, 200)
@@ -80,8 +85,13 @@ class ShopperOverlay:
             c.text(v.color_name, c.font, (cx, cy + rect.height // 2 + round(40 * u)), center=True, shadow=True)
         if v.cursor is not None:
             x, y = round(v.cursor[0] * ow), round(v.cursor[1] * oh)
-            pygame.draw.circle(scr, (255, 255, 255), (x, y), round(26 * u), max(1, round(5 * u)))
-            pygame.draw.circle(scr, (255, 255, 255), (x, y), round(7 * u))
+            if v.cursor_engaged:
+                # listening: a bold green ring she learns to raise her hand for
+                pygame.draw.circle(scr, CURSOR_ENGAGED, (x, y), round(30 * u), max(2, round(7 * u)))
+                pygame.draw.circle(scr, (255, 255, 255), (x, y), round(9 * u))
+            else:
+                # seen but not listening: a thin grey ring, no centre
+                pygame.draw.circle(scr, CURSOR_IDLE, (x, y), round(22 * u), max(1, round(2 * u)))
             if v.cursor_progress > 0:
                 rect = pygame.Rect(0, 0, round(70 * u), round(70 * u))
                 rect.center = (x, y)

@@ -227,3 +227,20 @@ def test_a_failing_garment_refresh_is_logged_and_vision_goes_on(monkeypatch, cap
         assert pipe.refreshes == 1
     finally:
         pipe.close()
+
+
+def test_the_product_she_tries_on_picks_the_part_of_her_clothing_recoloured(tmp_path):
+    cfg = _small_cfg().replace("checkout", db_path=str(tmp_path / "orders.db"))
+    k = Kiosk(cfg, source_factory=DeadCamera, headless=True, features=[], serve=False)
+    try:
+        assert k.session.product.sku == "TOP-0412"       # the catalogue in the database, seeded from the CSV
+        for name, data in k.session.announce():
+            k.bus.publish(name, **data)
+        k.bus.dispatch()
+        assert k.camera.pipeline.part == "upper"
+        for sku, part in (("DRESS-0930", "dress"), ("BOT-1105", "lower"), ("SHOE-0301", "none")):
+            k.bus.publish("product.select", sku=sku)
+            k.bus.dispatch()
+            assert (k.session.product.sku, k.camera.pipeline.part) == (sku, part)
+    finally:
+        k.camera.pipeline.close()

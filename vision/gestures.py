@@ -16,6 +16,7 @@ import numpy as np
 VOCABULARY = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
 
 WRIST = 0
+VICTORY_MAX_THUMB = 0.84   # thumb extension at which a V with the thumb out reads as three fingers
 THUMB = (1, 2, 3, 4)
 FINGERS = {"index": (5, 6, 7, 8), "middle": (9, 10, 11, 12), "ring": (13, 14, 15, 16), "pinky": (17, 18, 19, 20)}
 
@@ -44,6 +45,7 @@ class HandShape:
     index_up: float        # same for the index finger
     pinch: float           # 1 when thumb and index tips touch
     palm: float            # palm size in the landmark units
+    middle_up: float = 0.0  # as index_up, for the middle finger
 
 
 def finger_extension(p: np.ndarray, idx: tuple[int, int, int, int]) -> float:
@@ -74,11 +76,13 @@ def measure(points: np.ndarray) -> HandShape:
     ext = {name: finger_extension(p, idx) for name, idx in FINGERS.items()}
     t_dir = p[4][:2] - p[2][:2]
     i_dir = p[8][:2] - p[5][:2]
+    m_dir = p[12][:2] - p[9][:2]
     thumb_up = float(-t_dir[1] / (np.linalg.norm(t_dir) + 1e-6))
     index_up = float(-i_dir[1] / (np.linalg.norm(i_dir) + 1e-6))
     gap = np.linalg.norm(p[4][:2] - p[8][:2]) / palm
+    middle_up = float(-m_dir[1] / (np.linalg.norm(m_dir) + 1e-6))
     return HandShape(ext["index"], ext["middle"], ext["ring"], ext["pinky"],
-                     thumb_extension(p, palm), thumb_up, index_up, _clamp01((0.45 - gap) / 0.25), palm)
+                     thumb_extension(p, palm), thumb_up, index_up, _clamp01((0.45 - gap) / 0.25), palm, middle_up)
 
 
 def _ext(e: float) -> float:
@@ -107,7 +111,11 @@ def scores(s: HandShape) -> dict[str, float]:
                            _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch),
         "thumbs_up": min(fist_behind_thumb, thumb_out, up),
         "thumbs_down": min(fist_behind_thumb, thumb_out, down),
-        "victory": min(_ext(s.index), _ext(s.middle), _cur(s.ring), _cur(s.pinky), 1.0 - s.pinch),
+        # Two fingers up, not down (an inverted V), and the thumb folded: with
+        # it out the hand shows three fingers.
+        "victory": min(_ext(s.index), _ext(s.middle), _cur(s.ring), _cur(s.pinky), 1.0 - s.pinch,
+                       _clamp01((s.index_up - 0.2) / 0.3), _clamp01((s.middle_up - 0.2) / 0.3),
+                       _clamp01((VICTORY_MAX_THUMB - s.thumb) / 0.06)),
         # Thumb and index tips touch while the index is not folded into the
         # palm, and the other fingers are clearly open or clearly closed: a
         # relaxed hand hanging at her side often has its thumb on the index.
@@ -143,14 +151,17 @@ def best_of(classifications: list[Classification]) -> Classification:
 
 
 class GestureFilter:
-    """Temporal hysteresis: a gesture fires after holding `hold_frames` frames;
-    then nothing fires for `cooldown_s`, and the same gesture fires again only
-    after the hand has let go of it."""
+    """Temporal hysteresis: a gesture fires after holding `hold_frames` frames
+    and `hold_s` seconds (a deliberate hold, whatever the frame rate); then
+    nothing fires for `cooldown_s`, and the same gesture fires again only after
+    the hand has let go of it."""
 
-    def __init__(self, hold_frames: int = 4, cooldown_s: float = 1.0, min_score: float = 0.6):
-        self.hold_frames, self.cooldown_s, self.min_score = hold_frames, cooldown_s, min_score
+    def __init__(self, hold_frames: int = 4, cooldown_s: float = 1.0, min_score: float = 0.6, hold_s: float = 0.0):
+        self.hold_frames, self.cooldown_s, self.min_score, self.hold_s = hold_frames, cooldown_s, min_score, hold_s
         self._current = "none"
         self._count = 0
+        self._since = 0.0
+        self._t = 0.0
         self._cooldown_until = -1e9
         self._last_fired: str | None = None
         self._released = 0
@@ -160,13 +171,14 @@ class GestureFilter:
         Nothing fires then and the hold starts over, but a gesture carried
         through the movement is not a release: it will not fire again."""
         name = c.gesture if c.score >= self.min_score else "none"
+        self._t = t
         if moving:
             self._current, self._count = name, 0
             if name == self._last_fired:
                 self._released = 0
             return None
-        if name != self._current:
-            self._current, self._count = name, 0
+        if name != self._current or self._count == 0:
+            self._current, self._count, self._since = name, 0, t
         self._count += 1
         # Re-arm only after the hand has clearly let go, not on a one-frame dropout.
         self._released = self._released + 1 if name != self._last_fired else 0
@@ -174,7 +186,7 @@ class GestureFilter:
             self._last_fired = None
         if name == "none" or name == self._last_fired or t < self._cooldown_until:
             return None
-        if self._count >= self.hold_frames:
+        if self._count >= self.hold_frames and t - self._since >= self.hold_s - 1e-9:
             self._last_fired = name
             self._cooldown_until = t + self.cooldown_s
             return name
@@ -185,4 +197,5 @@ class GestureFilter:
         """The gesture being held and its progress toward firing, 0..1."""
         if self._current == "none" or self._current == self._last_fired:
             return "none", 0.0
-        return self._current, min(1.0, self._count / self.hold_frames)
+        by_time = (self._t - self._since) / self.hold_s if self.hold_s > 0 else 1.0
+        return self._current, min(1.0, self._count / self.hold_frames, by_time)

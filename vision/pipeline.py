@@ -23,13 +23,16 @@ import numpy as np
 
 from vision.capture import Frame
 from vision.depth import cut_behind
+from vision.engagement import Body, body_from_pose
 from vision.hands import Hand, HandTracker
 from vision.recolor import recolor
-from vision.segmentation import WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, refine_to
+from vision.segmentation import (WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, check_part,
+                                 refine_to)
 
 log = logging.getLogger(__name__)
 
 SEG_WIDTH = 256
+BODY_MAX_AGE = 2.5      # refresh intervals after which the body from the last pose is too old to engage with
 REFRESH_NICE = 10
 
 
@@ -41,6 +44,8 @@ class VisionResult:
     matte: np.ndarray             # float32 [0,1] garment matte at work size
     presence: float               # share of the view the person fills
     timings: dict[str, float] = field(default_factory=dict)
+    body: Body | None = None      # her torso from the latest pose (vision/engagement.py), if recent
+    part: str = "full"            # which part of her clothing `matte` covers (VisionPipeline.set_part)
 
 
 class VisionPipeline:
@@ -66,10 +71,26 @@ class VisionPipeline:
         # slow garment model is then rebuilt less often
         self.refresh_scale = 1.0
         self.model: GarmentModel | None = None
+        self.body: Body | None = None
         self._matte_prev: np.ndarray | None = None
+        self._matte_part = "full"
         self.refreshes = 0
         self.refresh_ms: list[float] = []
         self._lock = threading.Lock()
+        self._part = "full"
+
+    def set_part(self, part: str) -> None:
+        """Which part of her clothing the matte covers from the next frame on:
+        upper, lower, dress, full or none (vision.segmentation.PARTS).
+        Safe from any thread; raises PartError for anything else."""
+        check_part(part)
+        with self._lock:
+            self._part = part
+
+    @property
+    def part(self) -> str:
+        with self._lock:
+            return self._part
 
     def _background(self) -> None:
         """The garment refresh (pose + GrabCut, about 85 ms a second) runs at a
@@ -84,10 +105,14 @@ class VisionPipeline:
         self.pose = PoseEstimator(static=False)
         self.faces = FaceFinder()
 
-    def _refresh(self, img: np.ndarray, person: np.ndarray, depth) -> None:
+    def _refresh(self, img: np.ndarray, person: np.ndarray, depth, ts: float = 0.0) -> None:
         t0 = time.perf_counter()
         try:
             pose = self.pose.process(img)
+            # the engagement zone rides on the pose this refresh needs anyway
+            body = body_from_pose(pose, (img.shape[1], img.shape[0]), ts)
+            with self._lock:
+                self.body = body
             face = self.faces.process(img)
             model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth, face_box=face)
         except Exception:
@@ -114,24 +139,27 @@ class VisionPipeline:
         depth_use = frame.depth is not None and (self.dcfg is None or self.dcfg.enabled)
         if depth_use:
             person = cut_behind(person, frame.depth, self.dcfg.cut_beyond_m if self.dcfg else 0.6)
-        now = time.monotonic()
+        now = frame.ts       # the frame's clock: a replayed clip refreshes in clip time
         if now - self._last_refresh >= self.cfg.garment_refresh_s * self.refresh_scale and (
                 self._refresh_future is None or self._refresh_future.done()):
             self._last_refresh = now
-            args = (img.copy(), person.copy(), frame.depth if depth_use else None)
+            args = (img.copy(), person.copy(), frame.depth if depth_use else None, frame.ts)
             self._refresh_future = self._refresher.submit(self._refresh, *args)
             if not self.background_refresh or self.refreshes == 0:
                 # the very first model, or a caller that wants it now; later
                 # attempts (nobody there yet) must not hold hand tracking up
                 self._refresh_future.result()
         with self._lock:
-            model = self.model
-        if model is not None:
-            m = model.matte(small, person)
+            model, body, part = self.model, self.body, self._part
+        if body is not None and frame.ts - body.t > BODY_MAX_AGE * self.cfg.garment_refresh_s * self.refresh_scale:
+            body = None
+        if model is not None and part != "none":
+            m = model.matte(small, person, part)
             k = self.cfg.mask_smoothing
-            if self._matte_prev is not None and self._matte_prev.shape == m.shape and k > 0:
+            if (self._matte_prev is not None and self._matte_prev.shape == m.shape and k > 0
+                    and self._matte_part == part):   # never blend in another part's matte
                 m = cv2.addWeighted(self._matte_prev, k, m, 1.0 - k, 0.0)
-            self._matte_prev = m
+            self._matte_prev, self._matte_part = m, part
         else:
             m = np.zeros(small.shape[:2], np.float32)
         t["segment"] = (time.perf_counter() - t0) * 1000
@@ -143,7 +171,7 @@ class VisionPipeline:
             m = m * (1.0 - hand_mask(hands, m.shape))
         t["vision"] = (time.perf_counter() - t0) * 1000
         presence = float((person > 0.5).mean())
-        return VisionResult(frame, hands, person, m, presence, t)
+        return VisionResult(frame, hands, person, m, presence, t, body, part)
 
     def _timed_hands(self, img):
         t0 = time.perf_counter()
@@ -177,11 +205,15 @@ def hand_mask(hands: list[Hand], shape: tuple[int, int]) -> np.ndarray:
 
 
 def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength: float = 1.0,
-                 columns: tuple[int, int] | None = None) -> np.ndarray:
+                 columns: tuple[int, int] | None = None, part: str | None = None) -> np.ndarray:
     """The frame with its garment recoloured, working only where the matte is
-    and (with `columns`) only on the part of the frame the screen shows."""
+    and (with `columns`) only on the part of the frame the screen shows.
+    `part` "none" leaves the frame as it is (a product that is not clothing);
+    which part the matte covers is chosen before, by `VisionPipeline.set_part`."""
     img = result.frame.image
     small = result.matte
+    if part is not None and check_part(part) == "none":
+        return img
     if strength <= 0 or not small.any():
         return img
     h, w = img.shape[:2]

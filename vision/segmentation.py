@@ -12,6 +12,11 @@ Two speeds, one model:
 
 `segment_image()` is the photo path used by `mirror segment`: the slow step,
 with its GrabCut result refined to soft edges at full resolution.
+
+Parts (`PARTS`): the slow step also splits the garment into upper and lower
+(`split_parts`: pose for the waist and sleeves, Lab colour on chest and thighs
+for the hem, a second small GrabCut between them), so the per-frame matte can be
+limited to the part the product is.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ WORK_WIDTH = 320
 # Lab histogram bins: coarse lightness, finer chroma.
 HIST_BINS = [8, 24, 24]
 HIST_RANGES = [0, 256, 0, 256, 0, 256]
+GRABCUT_SEED = 12345
 
 
 class PersonSegmenter:
@@ -247,6 +253,30 @@ class GarmentModel:
         self.seg = seg                # the GrabCut result, uint8 {0,1} at work size
         ratio = hist_g / (hist_g + hist_rest + 1e-3)
         self._lut = np.clip(ratio * 255.0, 0, 255).astype(np.float32)
+        self.parts: Parts | None = None
+        self._part_priors: dict[str, np.ndarray] = {}
+
+    def part_mask(self, part: str) -> np.ndarray:
+        """uint8 {0,1} at work size: the GrabCut garment, or one part of it."""
+        check_part(part)
+        if part == "none":
+            return np.zeros_like(self.seg)
+        if part == "full" or self.parts is None:
+            return self.seg
+        return self.parts.masks[part]
+
+    def part_prior(self, part: str) -> np.ndarray:
+        """The spatial prior restricted to `part` (cached: parts are fixed per model)."""
+        if part == "full":
+            return self.prior
+        got = self._part_priors.get(part)
+        if got is None:
+            m = self.part_mask(part).astype(np.float32)
+            k = max(3, int(0.02 * m.shape[1]) | 1)
+            # blurred but not dilated: a grown upper would leak over the waistband
+            got = self.prior * np.clip(cv2.GaussianBlur(m, (k, k), 0) * 1.4, 0.0, 1.0)
+            self._part_priors[part] = got
+        return got
 
     @classmethod
     def build(cls, bgr: np.ndarray, person: np.ndarray, pose_px: np.ndarray | None,
@@ -342,11 +372,16 @@ class GarmentModel:
                 gc[(far > med + 600) & (gc != cv2.GC_FGD)] = cv2.GC_BGD
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
+            cv2.setRNGSeed(GRABCUT_SEED)  # GrabCut's k-means start: same photo, same mask
             cv2.grabCut(img, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:
             return None
         seg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
         seg &= inside.astype(np.uint8)
+        if layout is not None:
+            # GrabCut keeps bare arms and legs when the garment's colours
+            # reach toward skin; skin off the torso is never garment.
+            seg[skin & (_limb_ends(pose, w, h) > 0) & ~seeds] = 0
         seg = _keep_big_parts(seg, seeds)
         rest = inside & (seg == 0)
         hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
@@ -363,20 +398,215 @@ class GarmentModel:
             _ellipse(head, layout.head_center, layout.head_axes, 1)
             prior[head > 0] = 0
         prior = cv2.GaussianBlur(prior, (k, k), 0)
-        return cls(hist_g, hist_r, prior, layout, seg)
+        model = cls(hist_g, hist_r, prior, layout, seg)
+        model.parts = split_parts(img, lab, seg, pose, layout)
+        return model
 
-    def matte(self, bgr_small: np.ndarray, person_small: np.ndarray) -> np.ndarray:
-        """Per-frame soft garment matte at the work size of `bgr_small`."""
+    def matte(self, bgr_small: np.ndarray, person_small: np.ndarray, part: str = "full") -> np.ndarray:
+        """Per-frame soft matte of the garment (or one `part` of it) at the work size of `bgr_small`."""
         h, w = bgr_small.shape[:2]
+        if part == "none":
+            return np.zeros((h, w), np.float32)
         lab = cv2.cvtColor(bgr_small, cv2.COLOR_BGR2Lab)
         prob = self._lut.ravel()[_bin_index(lab)] / 255.0
         prob = cv2.GaussianBlur(prob, (5, 5), 0)
-        prior = self.prior if self.prior.shape == (h, w) else cv2.resize(self.prior, (w, h))
+        prior = self.part_prior(part)
+        prior = prior if prior.shape == (h, w) else cv2.resize(prior, (w, h))
         person = person_small if person_small.shape == (h, w) else cv2.resize(person_small, (w, h))
         # The spatial prior carries the shape; colour vetoes what has moved in
         # front (a hand) or out of it.
         m = prior * person * (0.3 + 0.7 * np.clip((prob - 0.2) * 2.5, 0.0, 1.0))
         return np.clip((m - 0.25) * 2.0, 0.0, 1.0)
+
+
+# Which part of her clothing to recolour (the catalogue says it per product):
+# upper = the top, or a dress as a whole; lower = trousers or a skirt;
+# dress = the top together with whatever continues it in its colour below the
+# waist; full = all her clothing; none = nothing (shoes, make-up).
+PARTS = ("upper", "lower", "dress", "full", "none")
+
+# Tuned on tests/data/unseen/garments/tune (see its PROVENANCE.md).
+WAIST_FRAC = 0.12        # waistband above the hip joints, as a share of shoulder-to-hip length
+SAME_COLOUR_DE = 12.0    # Lab distance under which top and bottom count as one colour
+DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
+
+
+class PartError(ValueError):
+    pass
+
+
+def check_part(part: str) -> str:
+    if part not in PARTS:
+        raise PartError(f"unknown garment part {part!r}; use one of {', '.join(PARTS)}")
+    return part
+
+
+@dataclass
+class Parts:
+    masks: dict[str, np.ndarray]     # upper, lower, dress: uint8 {0,1} at work size
+    kind: str                        # separates | dress | one_colour | top_only | no_pose
+
+
+def _lab_ref(px: np.ndarray) -> np.ndarray:
+    """Median of 8-bit OpenCV Lab pixels in CIE units (L 0..100, a/b signed)."""
+    m = np.median(px.astype(np.float32), axis=0)
+    return np.array([m[0] * 100 / 255, m[1] - 128, m[2] - 128], np.float32)
+
+
+def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndarray | None,
+                layout: Layout | None) -> Parts:
+    """Split the garment (`seg`, work size) into upper and lower by pose and colour.
+
+    The waistband lies a little above the hip joints; sleeves follow the arms.
+    When the top and the bottom differ in colour (sampled on the chest and the
+    thighs), GrabCut restricted to the garment finds the hem between them; when
+    they do not, it is a dress if the garment fills the gap between the knees,
+    otherwise a one-colour outfit split at the waist line."""
+    h, w = seg.shape
+    seg = seg.astype(np.uint8)
+    empty = np.zeros_like(seg)
+    if pose is None or layout is None:
+        return Parts({"upper": seg, "lower": empty, "dress": seg}, "no_pose")
+    ls, rs = pose[11, :2], pose[12, :2]
+    sw = float(np.linalg.norm(ls - rs))
+    mid_s = (ls + rs) / 2
+    hips_seen = _vis(pose, 23, 0.3) and _vis(pose, 24, 0.3) and max(pose[23, 1], pose[24, 1]) < h * 1.02
+    if not hips_seen:
+        # only her top half in view: all of it is the top
+        return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
+    lh, rh = pose[23, :2], pose[24, :2]
+    mid_h = (lh + rh) / 2
+    axis = mid_h - mid_s
+    torso_len = float(np.linalg.norm(axis))
+    if torso_len < 4:
+        return Parts({"upper": seg, "lower": empty, "dress": seg}, "no_pose")
+    if mid_h[1] > h - 0.25 * torso_len or abs(axis[0]) > 0.5 * axis[1]:
+        # hips at the bottom edge (a waist-up photo), or a torso leaning over
+        # 27 degrees (pose guessing hips it cannot see): no trousers to find
+        return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
+    axis = axis / torso_len
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    waist = mid_h - axis * WAIST_FRAC * torso_len
+    # signed distance below the waist line, in torso lengths
+    below = ((xs - waist[0]) * axis[0] + (ys - waist[1]) * axis[1]) / torso_len
+
+    arms = np.zeros((h, w), np.uint8)
+    thick = max(2, round(0.22 * sw))
+    for s_i, e_i, w_i in ((11, 13, 15), (12, 14, 16)):
+        if _vis(pose, e_i, 0.3):
+            pts = [pose[s_i, :2], pose[e_i, :2]]
+            if _vis(pose, w_i, 0.3):
+                pts.append(pose[e_i, :2] + 0.7 * (pose[w_i, :2] - pose[e_i, :2]))
+            cv2.polylines(arms, [np.round(np.array(pts)).astype(np.int32)], False, 1, thick)
+    chest = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(chest, np.round(layout.torso).astype(np.int32), 1)
+    chest = (chest > 0) & (below < -0.15)
+    thighs = np.zeros((h, w), np.uint8)
+    knees = []
+    for hip, knee in ((23, 25), (24, 26)):
+        if _vis(pose, knee, 0.3):
+            a = pose[hip, :2] + 0.3 * (pose[knee, :2] - pose[hip, :2])
+            b = pose[hip, :2] + 0.85 * (pose[knee, :2] - pose[hip, :2])
+            cv2.line(thighs, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 1,
+                     max(2, round(0.12 * sw)))
+            knees.append(pose[knee, :2])
+    g = seg > 0
+    up_seed = (chest | ((arms > 0) & (below < 0.4))) & g
+    lo_seed = (thighs > 0) & g & (below > 0.25)
+
+    geometric_upper = g & ((below < 0) | (arms > 0))
+    kind = "separates"
+    if up_seed.sum() < 15:
+        upper = geometric_upper
+        kind = "one_colour"
+    elif lo_seed.sum() < 15:
+        # bare legs (shorts, a short skirt) or legs out of view: the hem is
+        # where the top's colour stops, if anything of her is well below the waist
+        low = g & (below > 0.6) & ~up_seed
+        if low.sum() < 15:
+            return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
+        upper = _grabcut_split(img, g, up_seed, low, below)
+    else:
+        de = float(np.linalg.norm(_lab_ref(lab[up_seed]) - _lab_ref(lab[lo_seed])))
+        if de >= SAME_COLOUR_DE:
+            upper = _grabcut_split(img, g, up_seed, lo_seed, below)
+        elif len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL:
+            upper, kind = g, "dress"
+        else:
+            upper, kind = geometric_upper, "one_colour"
+    upper = upper & g
+    lower = g & ~upper
+    if kind == "dress":
+        lower = g & (below > 0)          # the skirt of it, for a "lower" product
+        dress = g
+    elif kind == "one_colour":
+        dress = g if len(knees) < 2 else upper
+    else:
+        dress = upper | (lower & _like(lab, upper, lower))
+    return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
+                  "dress": dress.astype(np.uint8)}, kind)
+
+
+def _limb_ends(pose: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Forearms and shins (elbow to past the wrist, knee to ankle): where bare skin is common."""
+    m = np.zeros((h, w), np.uint8)
+    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
+    for a, b in ((13, 15), (14, 16), (25, 27), (26, 28)):
+        if _vis(pose, a, 0.3) and _vis(pose, b, 0.3):
+            p, q = pose[a, :2], pose[b, :2]
+            cv2.line(m, tuple(np.round(p).astype(int)), tuple(np.round(q + 0.2 * (q - p)).astype(int)), 1,
+                     max(2, round(0.3 * sw)))
+    return m
+
+
+def _gap_fill(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> float:
+    """Garment share of a strip down the middle, from below the crotch to between
+    the knees: a skirt fills it, trouser legs leave it open (the knee points sit
+    mid-leg, so only the middle third of the span between them is looked at)."""
+    k1, k2 = knees
+    kmid = (k1 + k2) / 2
+    top = mid_h + 0.35 * (kmid - mid_h)
+    half = max(1.0, 0.15 * float(np.linalg.norm(k1 - k2)))
+    across = (k2 - k1) / max(1e-3, float(np.linalg.norm(k2 - k1))) * half
+    strip = np.zeros(g.shape, np.uint8)
+    pts = np.array([top - across, top + across, kmid + across, kmid - across])
+    cv2.fillConvexPoly(strip, np.round(pts).astype(np.int32), 1)
+    n = int(strip.sum())
+    return float((g & (strip > 0)).sum() / n) if n >= 10 else 0.0
+
+
+def _grabcut_split(img: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray,
+                   below: np.ndarray) -> np.ndarray:
+    """GrabCut inside the garment's box: upper (foreground) against lower."""
+    ys, xs = np.nonzero(g)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    pad = 4
+    y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+    y1, x1 = min(g.shape[0], y1 + pad), min(g.shape[1], x1 + pad)
+    gg, bb = g[y0:y1, x0:x1], below[y0:y1, x0:x1]
+    gc = np.full(gg.shape, cv2.GC_BGD, np.uint8)
+    gc[gg & (bb < 0)] = cv2.GC_PR_FGD
+    gc[gg & (bb >= 0)] = cv2.GC_PR_BGD
+    gc[lo_seed[y0:y1, x0:x1]] = cv2.GC_BGD
+    gc[up_seed[y0:y1, x0:x1]] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.setRNGSeed(GRABCUT_SEED)
+        cv2.grabCut(np.ascontiguousarray(img[y0:y1, x0:x1]), gc, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return g & (below < 0)
+    out = np.zeros_like(g)
+    out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    # keep the pieces joined to the top (a speck on the trousers that shares its colour is not it)
+    return _keep_big_parts(out.astype(np.uint8), up_seed) > 0
+
+
+def _like(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels coloured more like region `a` than region `b`."""
+    ha = cv2.calcHist([lab], [0, 1, 2], a.astype(np.uint8), HIST_BINS, HIST_RANGES) / max(1, int(a.sum()))
+    hb = cv2.calcHist([lab], [0, 1, 2], b.astype(np.uint8), HIST_BINS, HIST_RANGES) / max(1, int(b.sum()))
+    idx = _bin_index(lab)
+    return ha.ravel()[idx] > 1.5 * hb.ravel()[idx]
 
 
 def _bin_index(lab: np.ndarray) -> np.ndarray:
@@ -452,23 +682,28 @@ class PhotoSegmenter:
         self.person = PersonSegmenter(width=256)
         self.pose = PoseEstimator(static=True)
         self.faces = FaceFinder()
+        self.last_model: GarmentModel | None = None
 
-    def garment(self, bgr: np.ndarray, feather_px: int = 3) -> np.ndarray:
-        """Soft garment matte, float32 [0,1], same size as `bgr` (zeros if no person).
+    def garment(self, bgr: np.ndarray, feather_px: int = 3, part: str = "full") -> np.ndarray:
+        """Soft garment matte, float32 [0,1], same size as `bgr` (zeros if no person);
+        `part` picks one part of her clothing (see PARTS).
 
         A person who fills only part of the photo (further from the camera)
         would get few pixels in the models and in GrabCut, so the careful path
         runs on a crop around her and the matte is pasted back."""
+        check_part(part)
         h, w = bgr.shape[:2]
+        if part == "none":
+            return np.zeros((h, w), np.float32)
         person = self.person.process(bgr)
         box = self._person_box(bgr, person)
         if box is not None:
             x0, y0, x1, y1 = box
             if (x1 - x0) * (y1 - y0) < 0.6 * w * h:
                 out = np.zeros((h, w), np.float32)
-                out[y0:y1, x0:x1] = self._garment(bgr[y0:y1, x0:x1], feather_px)
+                out[y0:y1, x0:x1] = self._garment(bgr[y0:y1, x0:x1], feather_px, part=part)
                 return out
-        return self._garment(bgr, feather_px, person)
+        return self._garment(bgr, feather_px, person, part=part)
 
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
         """The biggest person's box with a margin, in pixels of `bgr`, or None."""
@@ -490,7 +725,8 @@ class PhotoSegmenter:
         m = 0.15 * max(bw, bh)
         return (max(0, int(x - m)), max(0, int(y - m)), min(w, int(x + bw + m)), min(h, int(y + bh + m)))
 
-    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray | None = None) -> np.ndarray:
+    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray | None = None,
+                 part: str = "full") -> np.ndarray:
         """The careful path on `bgr`; `person`: its person mask if already made."""
         h, w = bgr.shape[:2]
         if person is None:
@@ -498,10 +734,11 @@ class PhotoSegmenter:
         pose = self.pose.process(bgr)
         face = self.faces.process(bgr)
         model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
+        self.last_model = model
         if model is None:
             return np.zeros((h, w), np.float32)
         person_full = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
-        matte = refine_to(model.seg, bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
+        matte = refine_to(model.part_mask(part), bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
         if face is not None:
             # The edge refinement can spill a few pixels into the eyes next
             # to a sleeve; the face is never garment.

@@ -114,7 +114,7 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
         while (item := results.get()) is not None:
             t_in, res = item
             t1 = time.perf_counter()
-            hand_input.update(res.hands, time.monotonic())
+            hand_input.update(res.hands, res.frame.ts, res.body)
             t2 = time.perf_counter()
             out = render_frame(res, COLOR, cfg.vision.feather_px, columns=columns)
             t3 = time.perf_counter()

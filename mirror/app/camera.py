@@ -22,7 +22,7 @@ import numpy as np
 from mirror.core.bus import Event, EventBus
 from mirror.core.config import Config
 from render.compositor import crop_box, view_transform
-from vision.capture import FrameSource, SupervisedSource, source_from_config
+from vision.capture import Frame, FrameSource, SupervisedSource, source_from_config
 from vision.depth import PresenceTracker, presence_from_depth
 from vision.interaction import HandInput
 from vision.pipeline import VisionPipeline, VisionResult, render_frame
@@ -51,6 +51,7 @@ class CameraVision:
         self.hand_input: HandInput | None = None
         self.presence = PresenceTracker()
         self.vision_frames = 0
+        self._frame_size: tuple[int, int] | None = None
         self._latest: VisionResult | None = None
         self._recoloured: tuple = (None, None, None)        # (result, colour, picture)
         self._lock = threading.Lock()
@@ -84,7 +85,6 @@ class CameraVision:
     # --- vision thread --------------------------------------------------
     def _vision_loop(self) -> None:
         seq = 0
-        frame_size: tuple[int, int] | None = None
         lost_since: float | None = None
         while not self._stop.is_set():
             frame, new_seq = self.source.wait_newer(seq, timeout=0.25)
@@ -96,33 +96,41 @@ class CameraVision:
             lost_since = None
             seq = new_seq
             try:
-                res = self.pipeline.process(frame)
+                self.step(frame)
             except Exception:  # a bad frame must not end vision
                 log.exception("vision failed on frame %d", frame.index)
                 continue
-            now = time.monotonic()
-            h, w = frame.image.shape[:2]
-            if (w, h) != frame_size:          # the first frame, or a camera back at another resolution
-                frame_size = (w, h)
-                tf = view_transform((w, h), self.screen_size, self.cfg.display.mirror)
-                if self.hand_input is None:
-                    self.hand_input = HandInput(self.cfg.gestures, to_display=tf, control_at=self.control_at)
-                else:
-                    self.hand_input.to_display = tf
-                    log.info("camera frames are now %dx%d; hand-to-screen mapping rebuilt", w, h)
-            for ev in self.hand_input.update(res.hands, now):
-                self.bus.publish(ev.name, **ev.data)
-            if frame.depth is not None and self.cfg.depth.enabled:
-                seen = presence_from_depth(frame.depth, self.cfg.depth.presence_max_m,
-                                           self.cfg.depth.presence_min_fraction).present
+
+    def step(self, frame: Frame) -> VisionResult:
+        """One frame through vision, hand input and presence, onto the bus.
+        Timing runs on the frame's own clock (`frame.ts`): capture time live,
+        clip time in `mirror replay`, so holds and dwells do not depend on
+        how fast the machine is."""
+        res = self.pipeline.process(frame)
+        now = frame.ts
+        h, w = frame.image.shape[:2]
+        if (w, h) != self._frame_size:        # the first frame, or a camera back at another resolution
+            self._frame_size = (w, h)
+            tf = view_transform((w, h), self.screen_size, self.cfg.display.mirror)
+            if self.hand_input is None:
+                self.hand_input = HandInput(self.cfg.gestures, to_display=tf, control_at=self.control_at)
             else:
-                seen = res.presence >= PRESENCE_MIN_FRACTION or bool(res.hands)
-            change = self.presence.update(seen, now)
-            if change:
-                self.bus.publish("presence.changed", present=change == "arrived")
-            with self._lock:
-                self._latest = res
-                self.vision_frames += 1
+                self.hand_input.to_display = tf
+                log.info("camera frames are now %dx%d; hand-to-screen mapping rebuilt", w, h)
+        for ev in self.hand_input.update(res.hands, now, res.body):
+            self.bus.publish(ev.name, **ev.data)
+        if frame.depth is not None and self.cfg.depth.enabled:
+            seen = presence_from_depth(frame.depth, self.cfg.depth.presence_max_m,
+                                       self.cfg.depth.presence_min_fraction).present
+        else:
+            seen = res.presence >= PRESENCE_MIN_FRACTION or bool(res.hands)
+        change = self.presence.update(seen, now)
+        if change:
+            self.bus.publish("presence.changed", present=change == "arrived")
+        with self._lock:
+            self._latest = res
+            self.vision_frames += 1
+        return res
 
     def _camera_lost(self, since: float | None) -> float | None:
         """With no frames, nobody can be seen leaving: a camera lost for longer

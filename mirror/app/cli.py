@@ -84,11 +84,22 @@ def cmd_gesture(args) -> int:
     return status
 
 
-def _photo_matte(path: str):
+CLI_PARTS = ("upper", "lower", "full")
+PART_HELP = ("which clothing: upper = the top (or a dress as a whole), lower = trousers or a skirt, "
+             "full = all the clothing she wears (default). Bare skin is left out.")
+
+
+def _check_part(part: str) -> str:
+    if part not in CLI_PARTS:
+        raise UsageError(f"--part {part!r} is not a garment part; use upper, lower or full")
+    return part
+
+
+def _photo_matte(path: str, part: str = "full"):
     from vision.capture import read_image
     from vision.segmentation import PhotoSegmenter
     img = read_image(path)
-    return img, PhotoSegmenter().garment(img)
+    return img, PhotoSegmenter().garment(img, part=part)
 
 
 def _write_image(path: str, img) -> None:
@@ -106,7 +117,7 @@ def _write_image(path: str, img) -> None:
 
 def cmd_segment(args) -> int:
     import numpy as np
-    img, matte = _photo_matte(args.image)
+    img, matte = _photo_matte(args.image, _check_part(args.part))
     _write_image(args.out, np.clip(matte * 255.0 + 0.5, 0, 255).astype(np.uint8))
     print(f"{args.out}: garment covers {float(matte.mean()) * 100:.1f}% of the image")
     return 0
@@ -117,6 +128,7 @@ def cmd_recolor(args) -> int:
     from mirror.core.catalog import CatalogError
     from mirror.core.colors import ColorError, parse_color
     from vision.recolor import recolor
+    part = _check_part(args.part)
     try:
         table = kiosk_catalog(_load_config(args.config), seed=False).colour_table()
     except CatalogError:
@@ -125,7 +137,7 @@ def cmd_recolor(args) -> int:
         color = parse_color(args.color, table)
     except ColorError as e:
         raise UsageError(str(e))
-    img, matte = _photo_matte(args.image)
+    img, matte = _photo_matte(args.image, part)
     _write_image(args.out, recolor(img, matte, color))
     print(f"{args.out}: recoloured {float(matte.mean()) * 100:.1f}% of the image")
     return 0
@@ -138,6 +150,16 @@ def cmd_bench(args) -> int:
         raise UsageError("--frames must be at least 1")
     bench(cfg, Path(args.video), args.frames, naive=args.naive, as_json=args.json,
           progress=sys.stderr.isatty() or not args.json)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from mirror.app.replay import ReplayError, check_seconds, replay
+    try:
+        check_seconds(args.seconds)          # before the models load
+        replay(Path(args.video), args.seconds, cfg=_load_config(args.config), as_json=args.json)
+    except ReplayError as e:
+        raise UsageError(str(e))
     return 0
 
 
@@ -483,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Writes a single-channel 8-bit mask, the size of IMAGE: 255 = garment.")
     s.add_argument("image", metavar="IMAGE")
     s.add_argument("--out", required=True, metavar="MASK.png")
+    s.add_argument("--part", default="full", metavar="upper|lower|full", help=PART_HELP)
     s.set_defaults(func=cmd_segment)
 
     s = sub.add_parser("recolor", help="recolour the garment in a photo",
@@ -491,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("image", metavar="IMAGE")
     s.add_argument("--color", required=True)
     s.add_argument("--out", required=True, metavar="OUT.png")
+    s.add_argument("--part", default="full", metavar="upper|lower|full", help=PART_HELP)
     s.add_argument("--config", help="config whose catalogue supplies colour names")
     s.set_defaults(func=cmd_recolor)
 
@@ -504,6 +528,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--naive", action="store_true", help="also run the naive pipeline and print the ratio")
     s.add_argument("--config", help="config file (vision and display settings)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("replay", help="run the kiosk headless on a clip and list the actions it fires",
+                       description="Runs the real kiosk (vision, engagement, gestures, session), headless and "
+                                   "with no camera, network or reader, on VIDEO at its own frame rate in clip "
+                                   "time (faster or slower than real time, with the same results). Prints each "
+                                   "action as it fires: clip time, action and source (gesture:NAME, "
+                                   "motion:swipe_left|swipe_right|circle, button:CONTROL). Use it to check a "
+                                   "store's lighting and camera placement, or to count false triggers on clips "
+                                   "of people who are not using the mirror. Progress goes to stderr.")
+    s.add_argument("video", metavar="VIDEO")
+    s.add_argument("--seconds", type=float, metavar="S",
+                   help="seconds of clip time to run, looping the clip (default: the clip once)")
+    s.add_argument("--json", action="store_true",
+                   help='end with one JSON line: {"seconds", "frames", "actions": [{"t", "action", "source"}], '
+                        '"actions_per_min"}')
+    s.add_argument("--config", help="config file (gesture, engagement and vision settings)")
+    s.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("call", help="the friend call: make a join link",
                        description="Talks to the running kiosk over its control socket (control.socket).")

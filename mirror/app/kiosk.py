@@ -132,8 +132,16 @@ class Kiosk:
         self.bus.subscribe("action.done", self._on_action)
         self.bus.subscribe("camera.lost", self._on_camera_lost)
         self.bus.subscribe("load.changed", self._on_load)
+        self.bus.subscribe("cart.changed", self._on_cart)
 
     # --- bus --------------------------------------------------------------
+    def _on_cart(self, ev: Event) -> None:
+        # the garment she tries on says which part of her clothing is recoloured (the catalogue's part)
+        part = self.session.product.part
+        if part != self.camera.pipeline.part:
+            self.camera.pipeline.set_part(part)
+            log.info("recolouring her %s garment (%s)", part, self.session.product.sku)
+
     def _on_action(self, ev: Event) -> None:
         self.actions.append(ev.data["action"])
         log.info("action %s (from %s)", ev.data["action"], ev.data.get("source"))

@@ -20,7 +20,9 @@ def shopper_view(s: Session, now: float, hand_input=None) -> ShopperView:
                          "Thumbs-up or Yes to share it · anything else keeps it private")
     hi = hand_input
     if hi is not None and hi.cursor is not None:
-        view.cursor, view.cursor_progress = hi.cursor, hi.cursor_progress
+        view.cursor, view.cursor_engaged = hi.cursor, hi.engaged
+        # the arc fills for a button's dwell, or for a gesture being held toward firing
+        view.cursor_progress = hi.cursor_progress or hi.hold_progress
     # a button lights up only under a hand that can press it (not a thumbs-up)
     aimed = hi.target if hi is not None and hi.cursor is not None else None
     view.controls = [(c.label, c.rect, c.id == aimed, view.cursor_progress if c.id == aimed else 0.0)

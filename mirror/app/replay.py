@@ -1,0 +1,161 @@
+"""`mirror replay VIDEO`: the real kiosk, headless, on a clip, in clip time.
+
+Each frame goes through the kiosk's own camera step (`CameraVision.step`:
+hands, person, the pose-based body, engagement, gestures, presence) and the
+one frame loop (`FrameLoop.tick`: bus, session, overlays, composition), as in
+`mirror run`. Frames are fed at the clip's frame rate in clip time, not wall
+time, so holds, cooldowns and dwells, and the garment refresh, happen at the
+same clip times on a fast or a slow machine; the run itself may be faster or
+slower than real time. No camera, no network listener, no reader: the call,
+checkout and staff features are not built.
+
+Each action prints as it fires, with its clip time and its source:
+`gesture:<name>`, `motion:swipe_left|swipe_right|circle` or `button:<control>`.
+A circling finger turns the colour continuously; each circling counts as one
+`color_wheel` action. A store checks its lighting and placement with it, and
+it measures the false-trigger rate on clips of people not addressing the mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+
+from mirror.app.bench import Progress
+from mirror.core import config
+from mirror.core.bus import Event
+from vision.capture import EndOfStream, Frame, SourceError, VideoFileSource
+
+MAX_SECONDS = 24 * 3600
+CIRCLE_GAP_S = 0.8        # motion.circle events further apart than this are two circlings
+DEFAULT_FPS = 25.0        # when the file does not say its rate
+SCREEN = (540, 960)       # the demo's portrait view: composition costs as in the demo
+
+
+class ReplayError(ValueError):
+    """Bad input (one line for the command line)."""
+
+
+def clip_info(video: Path) -> tuple[float, int]:
+    """(frames per second, frame count as the container states it). SourceError
+    when the file is missing or no frame decodes."""
+    src = VideoFileSource(video, loop=False)
+    src.open()                      # raises SourceError with one clear line
+    src.close()
+    cap = cv2.VideoCapture(str(video))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+    if not math.isfinite(fps) or not 1.0 <= fps <= 240.0:
+        fps = DEFAULT_FPS
+    return fps, count
+
+
+def check_seconds(seconds: float | None) -> None:
+    if seconds is not None and not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise ReplayError(f"--seconds must be a number of seconds above 0 and at most {MAX_SECONDS}, got {seconds}")
+
+
+def source_name(source: str) -> str:
+    """The session's `source` of an action, as replay reports it."""
+    if source.startswith("control:"):
+        return "button:" + source.split(":", 1)[1]
+    if source.startswith("swipe_"):
+        return "motion:" + source
+    if source in config.GESTURES:
+        return "gesture:" + source
+    return source
+
+
+@dataclass
+class ActionLog:
+    """The actions of one replay, in clip time."""
+    out: TextIO | None = None
+    actions: list[dict] = field(default_factory=list)
+    t: float = 0.0
+    _last_circle: float = -1e9
+
+    def on_action(self, ev: Event) -> None:
+        self.add(ev.data["action"], source_name(str(ev.data.get("source", ""))))
+
+    def on_circle(self, ev: Event) -> None:
+        if self.t - self._last_circle > CIRCLE_GAP_S:
+            self.add("color_wheel", "motion:circle")
+        self._last_circle = self.t
+
+    def add(self, action: str, source: str) -> None:
+        row = {"t": round(self.t, 3), "action": action, "source": source}
+        self.actions.append(row)
+        if self.out is not None:
+            print(f"{row['t']:8.2f} s  {action:<12} from {source}", file=self.out, flush=True)
+
+
+def replay_config(cfg: config.Config) -> config.Config:
+    """The kiosk's config for a replay: a small headless window and a catalogue
+    read from a file (a replay must not write the store's database)."""
+    cfg = cfg.replace("display", fullscreen=False, width=SCREEN[0], height=SCREEN[1])
+    if not cfg.catalog.path:
+        from mirror.app.catalog_source import SEED_CSV
+        cfg = cfg.replace("catalog", path=str(SEED_CSV))
+    return cfg
+
+
+def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | None = None,
+           out: TextIO | None = sys.stdout, err: TextIO | None = sys.stderr, as_json: bool = False) -> dict:
+    """Run the kiosk on `video` for `seconds` of clip time (looping it), or the
+    clip once. Returns {"seconds", "frames", "actions", "actions_per_min"}."""
+    from mirror.app.kiosk import Kiosk
+    check_seconds(seconds)
+    video = Path(video)
+    fps, count = clip_info(video)
+    cfg = replay_config(cfg or config.load(None))
+    total = round(seconds * fps) if seconds is not None else None
+    log = ActionLog(out)
+    kiosk = Kiosk(cfg, features=[], headless=True, serve=False)
+    # the garment model (and with it the body that engagement uses) is rebuilt
+    # synchronously every garment_refresh_s of clip time, as often on any machine
+    kiosk.camera.pipeline.background_refresh = False
+    kiosk.bus.subscribe("action.done", log.on_action)
+    kiosk.bus.subscribe("motion.circle", log.on_circle)
+    src = VideoFileSource(video, loop=seconds is not None)
+    progress = Progress(f"replay {video.name}", total or count, err is not None and (sys.stderr.isatty() or as_json))
+    t0 = time.perf_counter()
+    frames = 0
+    try:
+        src.open()
+        while total is None or frames < total:
+            try:
+                image = src.read().image
+            except EndOfStream:
+                break
+            log.t = frames / fps
+            kiosk.camera.step(Frame(image, log.t, frames))
+            kiosk.loop.tick(log.t)
+            frames += 1
+            progress.tick(frames)
+    finally:
+        src.close()
+        kiosk.camera.pipeline.close()
+        kiosk.comp.close()
+    if frames == 0:
+        raise SourceError(f"{video}: no frames could be decoded")
+    clip_s = frames / fps
+    result = {"seconds": round(clip_s, 3), "frames": frames, "actions": log.actions,
+              "actions_per_min": round(len(log.actions) / (clip_s / 60.0), 2)}
+    if err is not None:
+        wall = time.perf_counter() - t0
+        print(f"mirror replay: {video.name}: {frames} frames, {clip_s:.1f} s of clip at {fps:g} fps in {wall:.1f} s "
+              f"({frames / max(wall, 1e-6):.1f} fps); {len(log.actions)} actions, "
+              f"{result['actions_per_min']:.2f} a minute", file=err, flush=True)
+    if out is not None and as_json:
+        print(json.dumps(result), file=out, flush=True)
+    return result

@@ -1,0 +1,175 @@
+"""Garment parts (issue 13): upper, lower, dress, full, none.
+
+The split's rules on drawn scenes with known answers, the photo path and the
+kiosk pipeline on the shared photos with the real models, and `--part` on both
+CLI commands. The IoU on unseen full-body photos is measured by
+`python -m tests.garment_parts` (those photos are not committed)."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.test_garment_iou import TRUTH, iou_of, truth_mask
+from vision.segmentation import PARTS, PartError, body_layout, split_parts
+
+# --- the split's rules, on a drawn figure --------------------------------------------------
+
+W, H = 200, 400
+
+
+def _figure(top_bgr, bottom_bgr, skirt: bool):
+    """A standing figure: shoulders at y 80, hips at 200, knees at 290, hem of the top at 185."""
+    img = np.full((H, W, 3), 235, np.uint8)
+    seg = np.zeros((H, W), np.uint8)
+    cv2.rectangle(img, (60, 70), (140, 185), top_bgr, -1)
+    cv2.rectangle(seg, (60, 70), (140, 185), 1, -1)
+    if skirt:
+        pts = np.array([[60, 185], [140, 185], [160, 320], [40, 320]], np.int32)
+        cv2.fillConvexPoly(img, pts, bottom_bgr)
+        cv2.fillConvexPoly(seg, pts, 1)
+    else:
+        for x0 in (62, 104):   # two trouser legs with a gap between them
+            cv2.rectangle(img, (x0, 185), (x0 + 34, 380), bottom_bgr, -1)
+            cv2.rectangle(seg, (x0, 185), (x0 + 34, 380), 1, -1)
+        cv2.rectangle(img, (62, 185), (138, 215), bottom_bgr, -1)
+        cv2.rectangle(seg, (62, 185), (138, 215), 1, -1)
+    pose = np.zeros((33, 3), np.float32)
+    pose[:, 2] = 0.0
+    marks = {0: (100, 40), 2: (94, 34), 5: (106, 34), 7: (88, 38), 8: (112, 38), 9: (96, 50), 10: (104, 50),
+             11: (135, 80), 12: (65, 80), 23: (122, 200), 24: (78, 200), 25: (122, 290), 26: (78, 290),
+             27: (122, 370), 28: (78, 370)}
+    for i, (x, y) in marks.items():
+        pose[i] = (x, y, 0.99)
+    lab = cv2.cvtColor(img, cv2.COLOR_BGR2Lab)
+    return img, lab, seg, pose
+
+
+def _split(top, bottom, skirt):
+    img, lab, seg, pose = _figure(top, bottom, skirt)
+    return split_parts(img, lab, seg, pose, body_layout(pose, (W, H))), seg
+
+
+def test_a_top_and_trousers_of_different_colours_split_at_the_hem():
+    parts, seg = _split((40, 40, 200), (120, 60, 20), skirt=False)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "separates"
+    assert not (up & lo).any() and ((up | lo) == (seg > 0)).all()
+    assert up[70:180].sum() > 0.95 * seg[70:180].sum()       # the top
+    assert not up[195:].any()                                   # nothing of the trousers
+    assert lo[195:].sum() == seg[195:].sum() and not lo[:180].any()
+    assert (parts.masks["dress"] > 0).sum() == up.sum()          # no dress continues the top
+
+
+def test_one_colour_with_a_skirt_is_a_dress_and_upper_takes_all_of_it():
+    parts, seg = _split((40, 40, 200), (40, 40, 200), skirt=True)
+    assert parts.kind == "dress"
+    assert ((parts.masks["upper"] > 0) == (seg > 0)).all()
+    assert ((parts.masks["dress"] > 0) == (seg > 0)).all()
+
+
+def test_one_colour_trousers_split_at_the_waist():
+    parts, seg = _split((30, 30, 30), (30, 30, 30), skirt=False)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "one_colour"
+    assert up[80:170].sum() == seg[80:170].sum() and not up[200:].any()
+    assert lo[200:].sum() == seg[200:].sum() and not lo[:170].any()
+
+
+def test_without_hips_in_view_all_of_it_is_the_top():
+    img, lab, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    pose[23:, 2] = 0.0
+    parts = split_parts(img, lab, seg, pose, body_layout(pose, (W, H)))
+    assert parts.kind == "top_only"
+    assert ((parts.masks["upper"] > 0) == (seg > 0)).all() and not parts.masks["lower"].any()
+
+
+# --- real models on the shared photos --------------------------------------------------------
+
+CASES = sorted(p.stem for p in TRUTH.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_on_a_blouse_only_photo_upper_is_the_whole_garment_and_lower_is_nothing(name, media, photo_segmenter):
+    """The shared photos show her from the waist up: the top is all there is."""
+    spec = json.loads((TRUTH / f"{name}.json").read_text())
+    img = cv2.imread(str(media / spec["image"]))
+    want = truth_mask(media, spec, img.shape[:2])
+    upper = photo_segmenter.garment(img, part="upper") >= 0.5
+    assert iou_of(upper, want) >= 0.85, f"{name}: upper IoU {iou_of(upper, want):.3f}"
+    lower = photo_segmenter.garment(img, part="lower") >= 0.5
+    assert lower.mean() < 0.02, f"{name}: lower covers {lower.mean():.1%} of a waist-up photo"
+    assert not (photo_segmenter.garment(img, part="none") > 0).any()
+
+
+def test_an_unknown_part_is_refused(photo_segmenter, media):
+    img = cv2.imread(str(media / "images" / "pointing_up.jpg"))
+    with pytest.raises(PartError, match="shoes"):
+        photo_segmenter.garment(img, part="shoes")
+
+
+def test_the_pipeline_recolours_the_part_it_is_told(media):
+    from mirror.core import config
+    from vision.capture import Frame
+    from vision.pipeline import VisionPipeline, render_frame
+    img = cv2.imread(str(media / "images" / "pointing_up.jpg"))
+    cfg = config.load(None, env={})
+    pipe = VisionPipeline(cfg.vision, cfg.depth, parallel=False, background_refresh=False)
+    try:
+        full = pipe.process(Frame(img, 0.0, 0))
+        assert full.part == "full" and full.matte.max() > 0.5
+        pipe.set_part("upper")
+        upper = pipe.process(Frame(img, 0.1, 1))
+        assert upper.part == "upper"
+        # a waist-up photo: the top is all of her clothing
+        assert iou_of(upper.matte > 0.5, full.matte > 0.5) > 0.9
+        pipe.set_part("none")
+        none = pipe.process(Frame(img, 0.2, 2))
+        assert none.part == "none" and not none.matte.any()
+        assert render_frame(none, (0, 0, 255)) is img
+        assert render_frame(full, (0, 0, 255), part="none") is img
+        with pytest.raises(PartError):
+            pipe.set_part("hat")
+        assert pipe.part == "none"
+    finally:
+        pipe.close()
+    assert set(PARTS) == {"upper", "lower", "dress", "full", "none"}
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def _mirror(*args):
+    return subprocess.run([sys.executable, "-m", "mirror", *args], capture_output=True, text=True)
+
+
+def test_segment_and_recolor_take_a_part(media, tmp_path):
+    image = media / "images" / "pointing_up.jpg"
+    img = cv2.imread(str(image))
+    r = _mirror("segment", str(image), "--out", str(tmp_path / "upper.png"), "--part", "upper")
+    assert r.returncode == 0, r.stderr
+    upper = cv2.imread(str(tmp_path / "upper.png"), cv2.IMREAD_UNCHANGED)
+    assert upper.shape == img.shape[:2] and upper.dtype == np.uint8 and (upper >= 128).mean() > 0.1
+    r = _mirror("recolor", str(image), "--color", "#c02020", "--out", str(tmp_path / "lower.png"), "--part", "lower")
+    assert r.returncode == 0, r.stderr
+    out = cv2.imread(str(tmp_path / "lower.png"))
+    # a waist-up photo has no lower garment: recolouring it changes (almost) nothing
+    changed = np.abs(out.astype(int) - img.astype(int)).max(2) > 20
+    assert changed.mean() < 0.01
+
+
+@pytest.mark.parametrize("command", [["segment"], ["recolor", "--color", "#ff0000"]])
+def test_a_bad_part_exits_2_with_one_line(command, tmp_path):
+    r = _mirror(*command, "photo.jpg", "--out", str(tmp_path / "x.png"), "--part", "shoes")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--part" in lines[0] and "upper, lower or full" in lines[0], r.stderr
+
+
+def test_help_explains_the_parts():
+    for command in ("segment", "recolor"):
+        r = _mirror(command, "--help")
+        text = " ".join(r.stdout.split())
+        assert r.returncode == 0 and "trousers or a skirt" in text and "a dress as a whole" in text
