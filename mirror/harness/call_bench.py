@@ -103,9 +103,13 @@ class Stage:
         import cv2
         import numpy as np
         suit = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
-        thumb = cv2.imread(str(media / "images" / "thumb_up_closeup.jpg"))
-        if suit is None or thumb is None:
-            raise BenchError(f"the stage needs {media / 'images'} (portrait_suit.jpg, thumb_up_closeup.jpg)")
+        # her thumbs-up as the mirror must see it to act on it: facing it, hand raised in front of her
+        clip = cv2.VideoCapture(str(media / "clips" / "thumbs_up_720p.mp4"))
+        clip.set(cv2.CAP_PROP_POS_MSEC, 5000)
+        ok, thumb = clip.read()
+        clip.release()
+        if suit is None or not ok:
+            raise BenchError(f"the stage needs {media} (images/portrait_suit.jpg, clips/thumbs_up_720p.mp4)")
 
         def framed(img):                           # centred on a 1280x720 camera frame
             h, w = img.shape[:2]
