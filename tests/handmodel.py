@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 BASES = {"index": (-0.35, -1.0), "middle": (-0.1, -1.05), "ring": (0.15, -1.0), "pinky": (0.38, -0.9)}
+FAN = 0.5   # fingers fan out from the palm as a real hand's do: a V's tips are further apart than its knuckles
 LENGTHS = {"index": (0.45, 0.28, 0.22), "middle": (0.5, 0.32, 0.24), "ring": (0.47, 0.3, 0.22),
            "pinky": (0.36, 0.22, 0.2)}
 
@@ -34,7 +35,7 @@ def hand(fingers: dict[str, float], thumb: str = "tucked", rotate: float = 0.0, 
     for name, idx in (("index", 5), ("middle", 9), ("ring", 13), ("pinky", 17)):
         c = fingers.get(name, 1.0)
         bx, by = BASES[name]
-        chain = _chain((bx, by, 0.0), (bx * 0.15, -1.0, 0.0), LENGTHS[name], (c * 80, c * 100, c * 70))
+        chain = _chain((bx, by, 0.0), (bx * FAN, -1.0, 0.0), LENGTHS[name], (c * 80, c * 100, c * 70))
         for k in range(4):
             p[idx + k] = chain[k]
     p[1] = (-0.45, -0.25, 0)

@@ -16,7 +16,6 @@ import numpy as np
 VOCABULARY = ("open_palm", "fist", "pointing_up", "thumbs_up", "thumbs_down", "victory", "pinch")
 
 WRIST = 0
-VICTORY_MAX_THUMB = 0.84   # thumb extension at which a V with the thumb out reads as three fingers
 THUMB = (1, 2, 3, 4)
 FINGERS = {"index": (5, 6, 7, 8), "middle": (9, 10, 11, 12), "ring": (13, 14, 15, 16), "pinky": (17, 18, 19, 20)}
 
@@ -46,6 +45,10 @@ class HandShape:
     pinch: float           # 1 when thumb and index tips touch
     palm: float            # palm size in the landmark units
     middle_up: float = 0.0  # as index_up, for the middle finger
+    thumb_aside: float = 1.0  # 1 when the thumb tip is out beside the index, 0 when folded over the palm
+    v_gap: float = 2.0     # index-to-middle fingertip gap over their knuckles' gap: about 1 when together
+    palm_up: float = 1.0   # +1 when the palm (wrist to middle knuckle) points straight up, -1 down
+    tip_gap: float = 1.0   # thumb tip to index tip, in palm lengths
 
 
 def finger_extension(p: np.ndarray, idx: tuple[int, int, int, int]) -> float:
@@ -81,8 +84,17 @@ def measure(points: np.ndarray) -> HandShape:
     index_up = float(-i_dir[1] / (np.linalg.norm(i_dir) + 1e-6))
     gap = np.linalg.norm(p[4][:2] - p[8][:2]) / palm
     middle_up = float(-m_dir[1] / (np.linalg.norm(m_dir) + 1e-6))
+    # Where the thumb tip lies along the knuckle line, from the index knuckle
+    # (0) to the pinky's (1): an outstretched thumb is beyond the index (below
+    # -0.5 on the tune photos), a folded one over the palm (above 0).
+    knuckles = p[17][:2] - p[5][:2]
+    along = float(np.dot(p[4][:2] - p[5][:2], knuckles) / max(1e-6, float(np.dot(knuckles, knuckles))))
+    v_gap = np.linalg.norm(p[8][:2] - p[12][:2]) / max(1e-6, float(np.linalg.norm(p[5][:2] - p[9][:2])))
+    palm_dir = p[9][:2] - p[WRIST][:2]
+    palm_up = float(-palm_dir[1] / (np.linalg.norm(palm_dir) + 1e-6))
     return HandShape(ext["index"], ext["middle"], ext["ring"], ext["pinky"],
-                     thumb_extension(p, palm), thumb_up, index_up, _clamp01((0.45 - gap) / 0.25), palm, middle_up)
+                     thumb_extension(p, palm), thumb_up, index_up, _clamp01((0.3 - gap) / 0.15), palm, middle_up,
+                     _clamp01((-along - 0.15) / 0.3), float(v_gap), palm_up, float(gap))
 
 
 def _ext(e: float) -> float:
@@ -93,8 +105,8 @@ def _cur(e: float) -> float:
     return _clamp01((0.5 - e) / 0.3)
 
 
-def scores(s: HandShape) -> dict[str, float]:
-    """The membership of each vocabulary gesture, in [0, 1]."""
+def scores(s: HandShape, strict: bool = False) -> dict[str, float]:
+    """The membership of each vocabulary gesture, in [0, 1]. `strict`: see `classify`."""
     fingers = (s.index, s.middle, s.ring, s.pinky)
     four_curled = min(_cur(f) for f in fingers)
     # A thumbs-up held toward the camera foreshortens the fist: one finger may
@@ -104,23 +116,30 @@ def scores(s: HandShape) -> dict[str, float]:
     thumb_out = _clamp01((s.thumb - 0.3) / 0.3)
     up = _clamp01((s.thumb_up - 0.5) / 0.3)
     down = _clamp01((-s.thumb_up - 0.5) / 0.3)
+    thumb_in = 1.0 - s.thumb_aside
     return {
-        "open_palm": min(_ext(s.index), _ext(s.middle), _ext(s.ring), _ext(s.pinky), _clamp01(s.thumb / 0.5)),
+        # All five out. Strict: the thumb out beside the palm (folded over it,
+        # the hand shows four) and the fingers up, not hanging at her side.
+        "open_palm": min(_ext(s.index), _ext(s.middle), _ext(s.ring), _ext(s.pinky), _clamp01(s.thumb / 0.5),
+                         *((s.thumb_aside, _clamp01((s.palm_up - 0.12) / 0.3)) if strict else ())),
         "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else 1.0),
+        # The thumb out beside a raised index is an L, not pointing.
         "pointing_up": min(_ext(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky),
-                           _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch),
-        "thumbs_up": min(fist_behind_thumb, thumb_out, up),
-        "thumbs_down": min(fist_behind_thumb, thumb_out, down),
-        # Two fingers up, not down (an inverted V), and the thumb folded: with
-        # it out the hand shows three fingers.
+                           _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch, thumb_in),
+        # The thumb's tip clear of the index's: on it, the hand is a flat O
+        # (a thumbs-up seen end-on comes down to a quarter of a palm).
+        "thumbs_up": min(fist_behind_thumb, thumb_out, up, _clamp01((s.tip_gap - 0.1) / 0.12)),
+        "thumbs_down": min(fist_behind_thumb, thumb_out, down, _clamp01((s.tip_gap - 0.1) / 0.12)),
+        # Two fingers up, not down (an inverted V), spread apart (tune photos:
+        # a V's tips are 1.8+ knuckle gaps apart, "two up" and crossed fingers
+        # 1.0 or less), and the thumb folded: with it out the hand shows three.
         "victory": min(_ext(s.index), _ext(s.middle), _cur(s.ring), _cur(s.pinky), 1.0 - s.pinch,
                        _clamp01((s.index_up - 0.2) / 0.3), _clamp01((s.middle_up - 0.2) / 0.3),
-                       _clamp01((VICTORY_MAX_THUMB - s.thumb) / 0.06)),
+                       _clamp01((s.v_gap - 1.2) / 0.3), thumb_in),
         # Thumb and index tips touch while the index is not folded into the
-        # palm, and the other fingers are clearly open or clearly closed: a
-        # relaxed hand hanging at her side often has its thumb on the index.
-        "pinch": min(s.pinch, _clamp01((s.index - 0.15) / 0.25),
-                     *(max(_ext(f), _cur(f)) for f in (s.middle, s.ring, s.pinky))),
+        # palm, and the other fingers are clearly closed: with them up it is
+        # an OK sign, half open it is a relaxed hand with the thumb on the index.
+        "pinch": min(s.pinch, _clamp01((s.index - 0.15) / 0.25), _cur(s.middle), _cur(s.ring), _cur(s.pinky)),
     }
 
 
@@ -130,8 +149,12 @@ class Classification:
     score: float
 
 
-def classify(points: np.ndarray, min_score: float = 0.6) -> Classification:
-    sc = scores(measure(points))
+def classify(points: np.ndarray, min_score: float = 0.6, strict: bool = False) -> Classification:
+    """`strict=True` for a still photo, where the shape alone must tell: an
+    open palm is then raised, with its thumb out. The kiosk judges a hand at
+    rest from her pose and the hold (vision/engagement.py), and keeps the
+    lenient palm, which also takes one offered with the thumb along the index."""
+    sc = scores(measure(points), strict)
     name = max(sc, key=sc.get)
     best = sc[name]
     runner_up = max(v for k, v in sc.items() if k != name)
