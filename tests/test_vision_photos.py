@@ -223,3 +223,22 @@ def test_gesture_cli_on_tiny_and_odd_images(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["gesture"] for row in rows] == ["none"] * 4 and all(row["hands"] == 0 for row in rows)
+
+
+def test_a_hand_cropped_to_fill_the_photo_is_still_found(media, tmp_path):
+    """A close crop (hand to the edges, 100 px) gives the palm detector no
+    context: `mirror gesture` looks again with a border around it."""
+    from vision.hands import find_hands_in_photo
+    tracker = HandTracker(static=True, model="full", max_hands=2, min_conf=0.3, width=None)
+    img = cv2.imread(str(media / "images" / "thumb_up_closeup.jpg"))
+    p = tracker.process(img)[0].points
+    x0, y0, x1, y1 = int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()), int(p[:, 1].max())
+    crop = cv2.resize(img[y0:y1, x0:x1], (100, 100))
+    assert tracker.process(crop) == []                                  # the detector alone misses it
+    [hand] = find_hands_in_photo(tracker, crop)
+    assert hand.frame_size == (100, 100) and 0 <= hand.points[:, 0].min() and hand.points[:, 0].max() <= 110
+    path = tmp_path / "crop.png"
+    cv2.imwrite(str(path), crop)
+    r = subprocess.run([sys.executable, "-m", "mirror", "gesture", str(path)], capture_output=True, text=True,
+                       timeout=120)
+    assert json.loads(r.stdout)["gesture"] == "thumbs_up", r.stdout + r.stderr

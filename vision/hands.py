@@ -75,8 +75,23 @@ def find_hands_in_photo(tracker: HandTracker, bgr: np.ndarray, max_hands: int = 
     3 x 3, and map what is found back to the photo."""
     hands = tracker.process(bgr)
     h, w = bgr.shape[:2]
-    if hands or min(h, w) < MIN_TILED_SIDE:
+    if hands:
         return hands
+    # A hand that fills the photo (a close crop) gives the palm detector no
+    # context at its edges: look again with a border around it.
+    pad = max(h, w) // 3
+    framed = cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    found = tracker.process(framed)
+    if found:
+        out = []
+        for hand in found:
+            pts = hand.points.copy()
+            pts[:, 0] -= pad
+            pts[:, 1] -= pad
+            out.append(Hand(pts, hand.handedness, hand.score, (w, h)))
+        return out
+    if min(h, w) < MIN_TILED_SIDE:
+        return []
     for n in (2, 3):
         found: list[Hand] = []
         for x, y, tw, th in _tiles(w, h, n):
