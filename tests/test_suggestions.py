@@ -49,8 +49,26 @@ def session(present: bool = True) -> Session:
     return s
 
 
-def push(s: Session, cards: list[dict], push_id: str = "p1", t: float = 1.0) -> list:
-    return s.handle(ev("suggestions.pushed", t, items=cards, by="Anna", push_id=push_id, t_sent=0.5))
+def push(s: Session, cards: list[dict], push_id: str = "p1", t: float = 1.0, shown: bool = True) -> list:
+    """A staff push, and (unless shown=False) the first frame that showed it, as the kiosk's probe says."""
+    out = s.handle(ev("suggestions.pushed", t, items=cards, by="Anna", push_id=push_id, t_sent=0.5))
+    if shown:
+        out += s.handle(ev("suggestions.shown", t + 0.03, push_id=push_id, sku=str((cards[0] if cards and isinstance(cards[0], dict) else {}).get("sku", "")),
+                           t_sent=0.5, shown_at=t + 0.03))
+    return out
+
+
+def test_her_answer_waits_for_a_card_she_could_see():
+    """A push landing in the same instant as her thumbs-up (meant for the card before) takes nothing."""
+    s = session()
+    push(s, items(2), push_id="p1")
+    push(s, items(3), push_id="p2", t=2.0, shown=False)
+    assert s.handle(ev("gesture.fired", 2.01, gesture="thumbs_up")) == [] and len(s.suggestions) == 3
+    assert s.handle(ev("gesture.fired", 2.02, gesture="open_palm")) == [] and len(s.suggestions) == 3
+    s.handle(ev("suggestions.shown", 2.05, push_id="p1", sku="SUG-0", t_sent=0.5, shown_at=2.05))   # an old push
+    assert s.suggestions_seen is False
+    s.handle(ev("suggestions.shown", 2.05, push_id="p2", sku="SUG-0", t_sent=0.5, shown_at=2.05))
+    assert "suggestion.taken" in names(s.handle(ev("gesture.fired", 3.5, gesture="thumbs_up")))
 
 
 def names(out: list) -> list[str]:

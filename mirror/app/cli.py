@@ -78,7 +78,7 @@ def cmd_gesture(args) -> int:
             status = EXIT_BAD_INPUT
             continue
         hands = find_hands_in_photo(tracker, img)
-        best = G.best_of([G.classify(h.points) for h in hands])
+        best = G.best_of([G.classify(h.points, strict=True) for h in hands])
         print(json.dumps({"image": path, "gesture": best.gesture, "score": best.score, "hands": len(hands)}),
               flush=True)
     return status
@@ -296,6 +296,18 @@ def cmd_bench_call(args) -> int:
     return 0
 
 
+def cmd_bench_staff(args) -> int:
+    from mirror.harness.staff_bench import BenchError, bench_staff
+    if args.pushes < 1:
+        raise UsageError(f"--pushes must be at least 1, got {args.pushes}")
+    try:
+        result = bench_staff(pushes=args.pushes, video=args.video, progress=True)
+    except BenchError as e:
+        raise UsageError(str(e))
+    print(json.dumps(result) if args.json else "\n".join(f"{k:24} {v}" for k, v in result.items()))
+    return 0
+
+
 def cmd_soak(args) -> int:
     import math
     from mirror.harness.soak import SoakError, soak
@@ -397,6 +409,16 @@ def cmd_staff_list_users(args) -> int:
     return _store(staff_list_users, args, args.json)
 
 
+def cmd_staff_push(args) -> int:
+    from mirror.app.control import socket_path
+    from mirror.app.staff_commands import CommandError, staff_push
+    sock = socket_path(_load_config(args.config).control.socket, client=True)
+    try:
+        return staff_push(sock, args.skus, args.json)
+    except CommandError as e:
+        raise UsageError(str(e))
+
+
 def cmd_staff_audit(args) -> int:
     from mirror.app.staff_commands import staff_audit
     return _store(staff_audit, args, args.json, args.limit)
@@ -464,6 +486,16 @@ def _add_catalog_and_staff_parsers(sub) -> None:
     c.add_argument("--limit", type=int, default=50, metavar="N", help="the newest N entries (default: 50)")
     db_options(c)
     c.set_defaults(func=cmd_staff_audit)
+    c = staff_sub.add_parser("push", help="push suggestions to the running kiosk's mirror (for scripts)",
+                             description="The console's push, through the running kiosk's control socket: the "
+                                         "SKUs appear on the mirror as a carousel of cards for the shopper there "
+                                         "now. Audited as control:<unix user>. Exits 2 with one line when no "
+                                         "kiosk runs, a SKU is unknown or nobody is at the mirror. With --json: "
+                                         '{"push_id", "items", "session_id", "by"}.')
+    c.add_argument("skus", nargs="+", metavar="SKU")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--config", help="the config the kiosk runs with (for its control socket)")
+    c.set_defaults(func=cmd_staff_push)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -584,6 +616,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON line")
     s.add_argument("--video", help="clip the kiosk plays (default: the bundled demo clip)")
     s.set_defaults(func=cmd_bench_call)
+
+    s = sub.add_parser("bench-staff", help="benchmark a staff push, from the console's request to the mirror",
+                       description="Starts the kiosk headless on a clip (a shopper present), logs in to the staff "
+                                   "console, opens /staff/ws and pushes suggestions N times through POST "
+                                   "/staff/api/suggestions. Measures from the moment each request is sent to the "
+                                   "first composed frame that shows its card, and samples the mirror's fps "
+                                   "throughout (progress on stderr). The last line with --json is "
+                                   '{"pushes", "push_to_frame_p50_ms", "push_to_frame_p95_ms", "mirror_fps", ...}.')
+    s.add_argument("--pushes", type=int, default=40, help="how many pushes (default: 40)")
+    s.add_argument("--json", action="store_true", help="print one JSON line")
+    s.add_argument("--video", help="clip the kiosk plays (default: the bundled demo clip)")
+    s.set_defaults(func=cmd_bench_staff)
 
     s = sub.add_parser("soak", help="run the whole kiosk for M minutes under load and watch for leaks",
                        description="Runs `mirror run --headless` on the bundled clip, looping, with a friend call "

@@ -9,6 +9,9 @@ write to (a planted /tmp/smart-mirror-UID) is refused by the kiosk and by
 `request`; anything but a socket at the path is never deleted. One JSON
 object per line in (at most MAX_LINE bytes), one JSON object per line out:
 {"cmd": NAME, ...} -> {"ok": true, ...} or {"ok": false, "error": TEXT}.
+Each request reaches its handler with "peer" set by the server to the
+connecting Unix user's name (SO_PEERCRED; whatever the client sent there is
+overwritten), so a command can say who did it in an audit.
 """
 
 from __future__ import annotations
@@ -252,6 +255,8 @@ class ControlServer:
         return req, None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = _peer_user(writer.get_extra_info("socket"))
+
         async def reply(obj: dict) -> None:
             writer.write((json.dumps(obj) + "\n").encode())
             await writer.drain()
@@ -273,6 +278,7 @@ class ControlServer:
                 if error is not None:
                     await reply({"ok": False, "error": error})
                     continue
+                req["peer"] = peer                        # the kernel's word, never the client's
                 cmd = req.get("cmd")
                 handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
                 if handler is None:
@@ -288,6 +294,20 @@ class ControlServer:
             pass
         finally:
             writer.close()
+
+
+def _peer_user(sock) -> str:
+    """The connecting process's Unix user name (uid N when it has none), from SO_PEERCRED."""
+    import struct
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                              struct.calcsize("3i")))
+    except (OSError, AttributeError):
+        return "unknown"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 class _ConstantError(ValueError):

@@ -238,3 +238,29 @@ def staff_audit(db_path: Path, as_json: bool = False, limit: int = 50, out: Text
             detail = json.dumps(r["detail"], ensure_ascii=False, sort_keys=True) if r["detail"] else ""
             print(f"{local_time(r['at'])}  {r['who']:24}  {r['action']:20}  {detail}", file=out)
     return 0
+
+
+# --- suggestions, through the running kiosk --------------------------------------------------
+def staff_push(sock: Path, skus: list[str], as_json: bool = False, out: TextIO | None = None) -> int:
+    """`mirror staff push SKU...`: the console's push, sent over the control socket (audited as
+    control:<unix user>); the kiosk's refusal (unknown SKU, nobody there) is one line, exit 2."""
+    out = sys.stdout if out is None else out
+    from mirror.app.control import ControlError, request
+    bad = [s for s in skus if not s.strip() or len(s) > 40]
+    if bad:
+        raise CommandError(f"{bad[0]!r} is not a SKU; give 1 to 12 SKUs of 1 to 40 characters")
+    if len(skus) > 12:
+        raise CommandError(f"{len(skus)} SKUs: the mirror shows at most 12 suggestions at a time")
+    try:
+        reply = request(sock, "staff.push", skus=skus)
+    except ControlError as e:
+        if str(e).startswith("unknown command"):
+            raise CommandError("the running kiosk has the staff console turned off (staff.enabled); "
+                               "nothing was pushed")
+        raise CommandError(f"nothing pushed: {e}")
+    if as_json:
+        print(json.dumps({k: reply[k] for k in ("push_id", "items", "session_id", "by")}), file=out)
+    else:
+        print(f"pushed {len(reply['items'])} suggestion(s) to the mirror: {', '.join(reply['items'])} "
+              f"(push {reply['push_id']}, as {reply['by']})", file=out)
+    return 0

@@ -52,6 +52,7 @@ class Session:
     suggestions: list[dict] = field(default_factory=list)
     suggestion_index: int = 0
     suggestions_push_id: str = ""
+    suggestions_seen: bool = False           # a frame has shown this push's card: she can answer it
     picking_size: bool = False               # the size picker replaces the buttons
     # The member-profile question: {"member_id", "first_name", "until"} while it is asked.
     consent: dict | None = None
@@ -110,6 +111,7 @@ class Session:
         self.suggestions = []
         self.suggestion_index = 0
         self.suggestions_push_id = ""
+        self.suggestions_seen = False
         self.picking_size = False
         self.consent = None
         self.consent_asked = set()
@@ -215,8 +217,10 @@ class Session:
         elif ev.name == "gesture.fired":
             if ev.data["gesture"] == "open_palm" and self.carousel_up:
                 # the carousel claims the open palm itself, whatever [actions] maps it to
-                # (help by default); the Help button still asks for help
-                out += self.dismiss_suggestions(t)
+                # (help by default); the Help button still asks for help. Not before
+                # she could see the cards: that palm was meant for something else.
+                if self.suggestions_seen:
+                    out += self.dismiss_suggestions(t)
             else:
                 action = self.actions.get(ev.data["gesture"], "none")
                 out += self.do(action, t, source=ev.data["gesture"])
@@ -257,6 +261,9 @@ class Session:
             self.accept(ev.data, t)
         elif ev.name == "suggestions.pushed":
             self.push_suggestions(ev.data["items"], ev.data["push_id"])
+        elif ev.name == "suggestions.shown":
+            if ev.data["push_id"] == self.suggestions_push_id:
+                self.suggestions_seen = True
         elif ev.name == "staff.replied":
             self.say(ev.data["text"], t)                  # a staff member's answer from the console
         elif ev.name == "reserve.requested":
@@ -349,6 +356,7 @@ class Session:
                 break
         self.suggestions, self.suggestion_index = cards, 0
         self.suggestions_push_id = str(push_id) if cards else ""
+        self.suggestions_seen = False
 
     def swipe_suggestions(self, direction: str, t: float) -> None:
         """Step through the cards the way the swipe steps through colours
@@ -426,7 +434,10 @@ class Session:
             out.append(("call.requested", {"session": self.id}))
             self.say("Scan the code to invite a friend", t)
         elif action == "confirm" and self.carousel_up:
-            # a thumbs-up on the carousel takes its card instead of saving the look
+            # a thumbs-up on the carousel takes its card instead of saving the look, but
+            # only a card a frame has shown: a push landing with her thumbs-up takes nothing
+            if not self.suggestions_seen:
+                return []
             out += self.take_suggestion(t, "shopper" if by_shopper else source)
             return out
         elif action == "confirm":

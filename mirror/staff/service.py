@@ -239,14 +239,15 @@ class MirrorCard:
 
     # --- for the console ------------------------------------------------------------
     def snapshot(self, now: float) -> dict:
-        it = self.item
+        # with nobody there the mirror's cart is only its default garment: show nothing
+        it = self.item if self.present else {}
         product = {"sku": str(it.get("sku", "")), "name": str(it.get("name", "")),
                    "price": str(it.get("price", ""))} if it else None
         return {
             "present": self.present, "ended": self.ended, "session_id": self.session_id,
             "started_at": self.started_at, "ended_at": self.ended_at,
             "product": product, "colour": str(it.get("colour", "")), "size": str(it.get("size", "")),
-            "cart": _plain(self.cart), "call": dict(self.call) if self.call else None,
+            "cart": _plain(self.cart) if self.present else {"items": [], "reserve": False}, "call": dict(self.call) if self.call else None,
             "checkout": dict(self.checkout) if self.checkout else None,
             "requests": [{**r, "product": dict(r["product"]), "age_s": round(max(0.0, now - r["at"]), 1),
                           "open": r["answered_by"] is None} for r in self.requests],
@@ -417,6 +418,8 @@ class StaffFeature(Feature):
         from mirror.staff.routes import StaffRoutes
         self.web = StaffRoutes(self)
         self.router = self.web.router()
+        from mirror.staff.commands import StaffCommands
+        self.control = StaffCommands(self)         # control-socket commands: staff.push, staff.shown
         for name in _EVENTS + ("call.*", "checkout.*", "web.unavailable"):
             bus.subscribe(name, self._on_event)
 
@@ -469,6 +472,9 @@ class StaffFeature(Feature):
 
     def routes(self) -> dict:
         return {"staff": self.router}
+
+    def commands(self) -> dict:
+        return self.control.commands()
 
     def status(self) -> dict:
         return {"staff_clients": len(self.clients)}
