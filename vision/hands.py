@@ -37,8 +37,11 @@ class HandTracker:
     def process(self, bgr: np.ndarray) -> list[Hand]:
         h, w = bgr.shape[:2]
         img = bgr
-        if self.width and w > self.width:
-            img = cv2.resize(bgr, (self.width, round(h * self.width / w)), interpolation=cv2.INTER_AREA)
+        # a pixel budget, not a width: a portrait camera costs what a landscape one does
+        budget = self.width * self.width * 9 / 16 if self.width else 0
+        if budget and w * h > budget:
+            k = (budget / (w * h)) ** 0.5
+            img = cv2.resize(bgr, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         with self._lock:
             res = self._hands.process(rgb)

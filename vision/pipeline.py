@@ -32,6 +32,7 @@ from vision.segmentation import (WORK_WIDTH, FaceFinder, GarmentModel, PersonSeg
 log = logging.getLogger(__name__)
 
 SEG_WIDTH = 256
+REFINE_BUDGET_PX = 640 * 360
 BODY_MAX_AGE = 2.5      # refresh intervals after which the body from the last pose is too old to engage with
 REFRESH_NICE = 10
 
@@ -235,7 +236,10 @@ def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength:
     sx0, sx1 = int(x0 / fx), int(np.ceil(x1 / fx))
     sy0, sy1 = int(y0 / fy), int(np.ceil(y1 / fy))
     roi = img[y0:y1, x0:x1]
-    alpha = refine_to(small[sy0:sy1, sx0:sx1], roi, max(0, round(feather_px * w / 1280.0)), scale=fx / 2)
+    # the edge-following filter runs at half the frame's size, within a pixel budget so a
+    # portrait camera (whose matte is finer for the same work width) costs what a landscape one does
+    scale = max(fx / 2, (w * h / REFINE_BUDGET_PX) ** 0.5)
+    alpha = refine_to(small[sy0:sy1, sx0:sx1], roi, max(0, round(feather_px * w / 1280.0)), scale=scale)
     out = img.copy()
     recolor(roi, alpha, color_bgr, strength, out=out[y0:y1, x0:x1])
     return out

@@ -48,14 +48,25 @@ def recolor(bgr: np.ndarray, alpha: np.ndarray, color_bgr: tuple[int, int, int],
     y0, y1, x0, x1 = box
     roi = bgr[y0:y1, x0:x1]
     a = alpha[y0:y1, x0:x1].astype(np.float32) * float(strength)
-    lab = cv2.cvtColor(roi, cv2.COLOR_BGR2Lab).astype(np.float32)
-    L = lab[..., 0]
+    L = cv2.cvtColor(roi, cv2.COLOR_BGR2Lab)[..., 0]
     w = a > 0.5
     if w.sum() < 10:
         w = a > 0.05
     mean_l = float(L[w].mean()) if w.any() else float(L.mean())
     std_l = float(L[w].std()) if w.any() else 1.0
-    tl, ta, tb = target_lab(color_bgr)
+    # The new colour depends on the old lightness alone, so it is a 256-entry table, built in
+    # Lab and turned to BGR once: the frame pays for one lookup per pixel, not a Lab round trip.
+    lut = _lut(mean_l, std_l, target_lab(color_bgr))
+    rec = lut[L]
+    a = np.clip(a, 0.0, 1.0)
+    out[y0:y1, x0:x1] = cv2.blendLinear(rec, roi, a, 1.0 - a)
+    return out
+
+
+def _lut(mean_l: float, std_l: float, target: np.ndarray) -> np.ndarray:
+    """BGR (256, 3) uint8: what a garment pixel of each 8-bit Lab lightness becomes."""
+    tl, ta, tb = (float(v) for v in target)
+    L = np.arange(256, dtype=np.float32)
     new_mean = mean_l + (tl - mean_l) * LIGHTNESS_PULL
     # Very flat (dark or white) fabric: stretch its shading a little so folds stay visible.
     gain = 1.0 if std_l >= 12 else min(1.8, 12.0 / max(std_l, 4.0))
@@ -63,8 +74,5 @@ def recolor(bgr: np.ndarray, alpha: np.ndarray, color_bgr: tuple[int, int, int],
     shade = np.clip(0.55 + 0.45 * new_l / max(new_mean, 1.0), 0.4, 1.25)
     new_a = 128.0 + (ta - 128.0) * shade
     new_b = 128.0 + (tb - 128.0) * shade
-    rec = np.dstack([np.clip(new_l, 0, 255), np.clip(new_a, 0, 255), np.clip(new_b, 0, 255)]).astype(np.uint8)
-    rec = cv2.cvtColor(rec, cv2.COLOR_Lab2BGR)
-    a3 = a[..., None]
-    out[y0:y1, x0:x1] = (rec.astype(np.float32) * a3 + roi.astype(np.float32) * (1.0 - a3)).astype(np.uint8)
-    return out
+    lab = np.stack([np.clip(new_l, 0, 255), np.clip(new_a, 0, 255), np.clip(new_b, 0, 255)], -1).astype(np.uint8)
+    return cv2.cvtColor(lab[None], cv2.COLOR_Lab2BGR)[0]

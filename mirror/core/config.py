@@ -119,7 +119,8 @@ class VisionConfig(_Section):
     hands_model: Literal["lite", "full"] = Field("lite", description="MediaPipe hand landmark model for the live loop")
     max_hands: int = Field(1, ge=1, le=4, description="hands tracked at once in the live loop; while fewer are up "
                            "than this, MediaPipe searches every frame for another (about 9 ms a frame here)")
-    hands_width: int = Field(640, ge=160, le=3840, description="frames are scaled to this width for hand tracking")
+    hands_width: int = Field(640, ge=160, le=3840, description="frames are scaled for hand tracking to the pixel count of a 16:9 frame this wide "
+                                 "(1280x720 and 720x1280 both become 640x360 worth of pixels)")
     min_hand_confidence: float = Field(0.5, ge=0.05, le=0.99, description="minimum hand detection confidence")
     garment_refresh_s: float = Field(1.0, ge=0.1, le=60.0,
                                      description="how often the slow garment model (pose + colour) is rebuilt")
