@@ -73,7 +73,11 @@ def test_the_profile_question_a_thumbs_up_is_yes_anything_else_or_nothing_is_no(
     s.handle(Event("member.tapped", {"member_id": "M1", "first_name": "Jenny"}, 1.0))
     assert s.consent is not None and [c.id for c in s.controls()] == ["consent_no", "consent_yes"]
     # a store tool or a script cannot answer for her
-    assert s.handle(Event("action.requested", {"action": "confirm"}, 2.0)) == [] and s.consent is not None
+    out = s.handle(Event("action.requested", {"action": "confirm"}, 2.0))
+    assert "member.consent" not in [n for n, _ in out] and s.consent is not None
+    # ... while its other actions go on (a till cancelling her order)
+    assert ("action.done", {"action": "cancel", "source": "script"}) in s.handle(
+        Event("action.requested", {"action": "cancel"}, 2.5)) and s.consent is not None
     out = s.handle(Event("gesture.fired", {"gesture": "thumbs_up"}, 3.0))
     assert ("member.consent", {"member_id": "M1", "first_name": "Jenny", "granted": True}) in out
     assert s.member_name == "Jenny" and "Jenny" in s.message and "look.saved" not in [n for n, _ in out]

@@ -394,9 +394,8 @@ class Session:
             return []
         if self.knocking and action in ("confirm", "cancel") and not by_shopper:
             return []        # who sees her is her choice alone: her gesture or her button, never a command
-        if self.consent is not None and not self.knocking:
-            if not by_shopper:
-                return []    # the same for her profile: only she answers
+        if self.consent is not None and not self.knocking and by_shopper:
+            # only she answers the profile question (a store tool's action goes on as usual)
             self.last_activity_t = t
             self.log.append(action)
             # thumbs-up (or the Yes button) is a yes; anything else she does is a no
