@@ -110,8 +110,9 @@ def in_zone(body: Body, points: np.ndarray, size: tuple[int, int], zone: Zone) -
 
 def orientation_ok(gesture: str, points: np.ndarray) -> bool:
     """Shapes that mean something only one way up (victory's and pointing's
-    are in the classifier): an open palm is a raised hand, not one hanging."""
-    if gesture != "open_palm":
+    are in the classifier): an open palm is a raised hand, not one hanging,
+    and a fist is held up, not lying sideways (hands clasped while she talks)."""
+    if gesture not in ("open_palm", "fist"):
         return True
     p = np.asarray(points, np.float32)
     d = p[9, :2] - p[0, :2]

@@ -122,7 +122,8 @@ def scores(s: HandShape, strict: bool = False) -> dict[str, float]:
         # the hand shows four) and the fingers up, not hanging at her side.
         "open_palm": min(_ext(s.index), _ext(s.middle), _ext(s.ring), _ext(s.pinky), _clamp01(s.thumb / 0.5),
                          *((s.thumb_aside, _clamp01((s.palm_up - 0.12) / 0.3)) if strict else ())),
-        "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else 1.0),
+        # A thumb sticking out sideways from curled fingers is no fist (hands clasped while talking).
+        "fist": min(four_curled, _cur(s.thumb) if abs(s.thumb_up) > 0.5 else _clamp01((0.8 - s.thumb) / 0.2)),
         # The thumb out beside a raised index is an L, not pointing.
         "pointing_up": min(_ext(s.index), _cur(s.middle), _cur(s.ring), _cur(s.pinky),
                            _clamp01((s.index_up - 0.5) / 0.3), 1.0 - s.pinch, thumb_in),

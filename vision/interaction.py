@@ -79,8 +79,8 @@ class HandInput:
             hands = [h for h in hands if E.in_zone(body, h.points, h.frame_size, zone)] or hands
         # The biggest hand (nearest the mirror) drives everything.
         main = max(hands, key=lambda h: float(np.linalg.norm(h.points[9, :2] - h.points[0, :2])))
-        if gate:                               # only the engaged hand speaks
-            self.classification = G.classify(main.points, self.cfg.min_score)
+        if gate:                               # only the engaged hand speaks, judged as strictly as a photo
+            self.classification = G.classify(main.points, self.cfg.min_score, strict=True)
         else:
             self.classification = G.best_of([G.classify(h.points, self.cfg.min_score) for h in hands])
         if gate:
