@@ -71,3 +71,12 @@ def test_a_thumb_on_the_index_tip_is_a_flat_o_not_a_thumbs_up():
     flat_o = up.copy()
     flat_o[8] = flat_o[4] + np.array([5.0, 8.0, 0.0], np.float32)   # the index tip brought onto the thumb's
     assert G.measure(flat_o).tip_gap < 0.1 and name(flat_o) != "thumbs_up"
+
+
+@pytest.mark.parametrize("rotate", [0.0, 90.0])
+def test_curled_fingers_with_the_thumb_out_sideways_are_not_a_fist(rotate):
+    """Hands clasped while she talks: one reads as curled fingers with the thumb
+    sticking out. A fist has its thumb against the fingers."""
+    fist = hand(CURLED, thumb="tucked", rotate=rotate)
+    assert G.classify(fist).gesture == "fist"
+    assert G.classify(hand(CURLED, thumb="out", rotate=rotate)).gesture != "fist"
