@@ -16,8 +16,9 @@ socket there too), and while it runs:
 * a card tap every `TAP_EVERY_S` through a fresh private pcscd and vpcd
   (mirror.harness.pcscd, mirror.harness.vpcd), a new loyalty member each time,
   so each tap writes an order. Skipped, with a note, without pcscd/vpcd;
-* staff console websocket clients: skipped, with a note, until the staff
-  console exists (the kiosk's status says `staff_clients`: 0);
+* two logged-in staff consoles (mirror.harness.staff_clients, in the kiosk's
+  namespace): /staff/ws open all the time, a reconnect a minute, a suggestion
+  pushed now and then while someone is at the mirror;
 * every `SAMPLE_EVERY_S` it samples the kiosk process's RSS, open file
   descriptors and threads from /proc/PID, and its fps from the control
   socket's `status`, with a progress line on stderr.
@@ -38,11 +39,13 @@ The result: {"minutes", "rss_start_mb", "rss_end_mb", "rss_slope_mb_per_h",
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -184,10 +187,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def soak_config(folder: Path, *, clip: Path, call_port: int, with_reader: bool) -> Path:
+def soak_config(folder: Path, *, clip: Path, call_port: int, with_reader: bool, staff_port: int) -> Path:
     cfg = folder / "kiosk.toml"
     reader = (f'[nfc]\nreader = "Virtual PCD"\npoll_s = 0.2\n[checkout]\ndb_path = "{folder / "orders.db"}"\n'
-              "confirm_s = 5\n") if with_reader else "[nfc]\nenabled = false\n[checkout]\nenabled = false\n"
+              "confirm_s = 5\n") if with_reader else (f'[nfc]\nenabled = false\n[checkout]\nenabled = false\n'
+                                                       f'db_path = "{folder / "orders.db"}"\n')
     cfg.write_text(f"""
 [camera]
 source = "video"
@@ -203,7 +207,7 @@ journal = false
 host = "127.0.0.1"
 port = {call_port}
 [staff]
-port = {_free_port()}
+port = {staff_port}
 {reader}""")
     return cfg
 
@@ -314,6 +318,30 @@ class Calls(_Load):
                 pass
 
 
+class StaffTablets(_Load):
+    """Two logged-in staff consoles for the whole run (mirror.harness.staff_clients, in the
+    kiosk's namespace): /staff/ws open, a reconnect a minute, a push now and then."""
+
+    def __init__(self, kiosk, ns, port: int, *a):
+        super().__init__("staff tablet", *a)
+        self.kiosk, self.ns, self.port = kiosk, ns, port
+
+    def run(self) -> None:
+        seconds = max(10.0, self.duration_s - 20.0)
+        cmd = self.ns.wrap(sys.executable, "-m", "mirror.harness.staff_clients", "--port", str(self.port),
+                           "--seconds", f"{seconds:.0f}")
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+            out = json.loads(r.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, OSError, ValueError, IndexError) as e:
+            self.fail(f"the staff tablets did not run: {type(e).__name__}: {str(e)[:160]}")
+            return
+        self.act.done = out["connects"]
+        self.act.detail = {"pushes": out["pushes"]}
+        for e in out["errors"]:
+            self.fail(e)
+
+
 def _member_tag(n: int):
     import ndef
     from mirror.harness.vpcd import Type4Tag
@@ -407,14 +435,17 @@ def soak(minutes: float, *, progress: bool = True) -> dict:
                     why_no_calls = str(e)
             if why_no_calls:
                 notes.append(f"friend calls skipped: {why_no_calls}")
+            staff_port = 8080 if ns else _free_port()
             cfg = soak_config(folder, clip=DEMO_CLIP.resolve(), call_port=8443 if ns else _free_port(),
-                              with_reader=pcscd is not None)
+                              with_reader=pcscd is not None, staff_port=staff_port)
+            from mirror.harness.staff_bench import _add_user
+            _add_user(folder / "orders.db")         # the tablets' login
             say(f"starting the kiosk headless on {DEMO_CLIP.name} (1080x1920)"
                 + (f" in network namespace {ns.name}" if ns else "")
                 + f"; log in {folder / 'kiosk.log'} (kept after the run only when there were errors)")
             os.environ.update(APPLIANCE_ENV)        # KioskProcess builds the kiosk's env from ours
             kiosk = KioskProcess(ns or _NoNamespace(), cfg, folder / "kiosk.log")
-            return _run(kiosk, ns, pcscd, folder, duration_s, notes, say)
+            return _run(kiosk, ns, pcscd, folder, duration_s, notes, say, staff_port)
         finally:
             if ns is not None:
                 ns.__exit__(None, None, None)
@@ -422,7 +453,7 @@ def soak(minutes: float, *, progress: bool = True) -> dict:
                 pcscd.close()
 
 
-def _run(kiosk, ns, pcscd, folder: Path, duration_s: float, notes: list[str], say) -> dict:
+def _run(kiosk, ns, pcscd, folder: Path, duration_s: float, notes: list[str], say, staff_port: int) -> dict:
     from mirror.harness.call_bench import BenchError
     samples: list[Sample] = []
     loads: list[_Load] = []
@@ -430,18 +461,17 @@ def _run(kiosk, ns, pcscd, folder: Path, duration_s: float, notes: list[str], sa
     log_text = ""
     try:
         try:
-            first = kiosk.wait_ready(timeout=180)
+            kiosk.wait_ready(timeout=180)
         except BenchError as e:
             raise SoakError(str(e))
         pid = str(kiosk.proc.pid)
-        notes.append(f"staff websocket clients skipped: no staff console yet (status staff_clients = "
-                     f"{first.get('staff_clients', 'absent')})")
         say(f"kiosk ready (pid {pid}); sampling every {SAMPLE_EVERY_S:.0f} s for {duration_s / 60:.1f} min")
         t0 = time.monotonic()
         if ns is not None:
             loads.append(Calls(kiosk, ns, folder, t0, duration_s, say))
         if pcscd is not None:
             loads.append(Taps(kiosk, pcscd, t0, duration_s, say))
+        loads.append(StaffTablets(kiosk, ns or _NoNamespace(), staff_port, t0, duration_s, say))
         for load in loads:
             load.start()
         k = 0
