@@ -173,3 +173,12 @@ def test_a_member_profile_and_forgetting_her(tmp_path):
         with pytest.raises(UnknownMember):
             m.forget("M7")
     journal.close()
+
+
+def test_a_broken_database_still_shows_the_bundled_garments(tmp_path, caplog):
+    db = tmp_path / "orders.db"
+    db.write_bytes(b"this is not a database" * 100)
+    cfg = config.load(None, env={"MIRROR_CHECKOUT_DB_PATH": str(db)})
+    cat = kiosk_catalog(cfg)
+    assert [p.sku for p in cat.products][:2] == ["TOP-0412", "SHIRT-2207"]
+    assert any("cannot read the catalogue" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
