@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import PlainTextResponse, Response
-from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from call import protocol as P
 from call.rtc import OfferError, Peer
 from call.tokens import RATE_LIMITED, JoinTokens, RateLimiter
+from mirror.web.host import send_if_open
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +186,13 @@ class CallServer:
             return
         for eff in effects:
             if isinstance(eff, P.Send):
-                await _ws_send(f.ws, {"type": "websocket.send", "text": json.dumps(eff.msg)})
+                await send_if_open(f.ws, {"type": "websocket.send", "text": json.dumps(eff.msg)}, "call")
             elif isinstance(eff, P.Close):
                 code = _ERROR_CODES.get(eff.reason)
                 if code is not None:
                     self.refused += 1
-                await _ws_send(f.ws, {"type": "websocket.close", "code": 4000 + code if code is not None else 1000,
-                                      "reason": eff.reason[:100]})
+                await send_if_open(f.ws, {"type": "websocket.close", "code": 4000 + code if code is not None else 1000,
+                                          "reason": eff.reason[:100]}, "call")
             elif isinstance(eff, P.Notify):
                 log.info("call: %s %s", eff.name, {k: v for k, v in eff.data.items() if k != "conn"})
                 self.publish(eff.name, **eff.data)
@@ -234,18 +234,6 @@ def _page(name: str, ctype: str):
 
 async def _no_content() -> Response:
     return Response(status_code=204)
-
-
-async def _ws_send(ws: WebSocket, message: dict) -> None:
-    """Send on a friend's websocket unless it is already gone: the friend may
-    have closed it, or uvicorn may just have closed it itself (too big a
-    message, no pong) a moment before the handler hears of it."""
-    if ws.application_state is not WebSocketState.CONNECTED or ws.client_state is not WebSocketState.CONNECTED:
-        return
-    try:
-        await ws.send(message)
-    except (WebSocketDisconnect, OSError, RuntimeError) as e:
-        log.debug("call: websocket already closed (%s)", type(e).__name__)
 
 
 def allowed_origins(public_base: str, extra: str) -> list[str]:

@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
-from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from mirror.staff import auth
+from mirror.web.host import send_if_open
 
 if TYPE_CHECKING:
     from mirror.staff.service import StaffFeature
@@ -89,6 +89,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+WHO = "staff console"                      # websocket sends name this in the log
 
 
 # --- request bodies ------------------------------------------------------------------
@@ -493,8 +494,8 @@ class StaffRoutes:
             await asyncio.gather(reader, sender, return_exceptions=True)
             self.f.clients.pop(cid, None)
             if client.closing is not None:
-                await _ws_send(websocket, {"type": "websocket.close", "code": client.closing[0],
-                                           "reason": client.closing[1]})
+                await send_if_open(websocket, {"type": "websocket.close", "code": client.closing[0],
+                                               "reason": client.closing[1]}, WHO)
             log.info("staff console: %s disconnected", s.who)
 
     async def _read(self, c: Client) -> None:
@@ -514,8 +515,8 @@ class StaffRoutes:
                 pass
             c.wake.clear()
             if self.f.sessions.get(c.token, time.time()) is None:
-                await _ws_send(c.ws, {"type": "websocket.send", "text": json.dumps(
-                    {"type": "logged_out", "reason": "your session has ended; log in again"})})
+                await send_if_open(c.ws, {"type": "websocket.send", "text": json.dumps(
+                    {"type": "logged_out", "reason": "your session has ended; log in again"})}, WHO)
                 c.closing = (4001, "logged out")
                 return
             if c.closing is not None:
@@ -525,12 +526,12 @@ class StaffRoutes:
                 if reply == "state":
                     sent = -1
                 else:
-                    await _ws_send(c.ws, {"type": "websocket.send", "text": json.dumps(reply)})
+                    await send_if_open(c.ws, {"type": "websocket.send", "text": json.dumps(reply)}, WHO)
             version = self.f.version
             if version != sent:
                 state = self.f.state()
-                await _ws_send(c.ws, {"type": "websocket.send",
-                                      "text": json.dumps({"type": "state", "user": c.who, "state": state})})
+                await send_if_open(c.ws, {"type": "websocket.send",
+                                          "text": json.dumps({"type": "state", "user": c.who, "state": state})}, WHO)
                 sent = version
 
     def wake_all(self) -> None:
@@ -569,13 +570,3 @@ def _answer(text: str | None, data: bytes | None) -> dict | str:
     if msg["type"] == "state":
         return "state"
     return {"type": "error", "reason": f"unknown message type {msg['type'][:40]!r} (ping, state)"}
-
-
-async def _ws_send(ws: WebSocket, message: dict) -> None:
-    """Send unless the socket is already gone (the console closed it, or uvicorn did)."""
-    if ws.application_state is not WebSocketState.CONNECTED or ws.client_state is not WebSocketState.CONNECTED:
-        return
-    try:
-        await ws.send(message)
-    except (WebSocketDisconnect, OSError, RuntimeError) as e:
-        log.debug("staff console: websocket already closed (%s)", type(e).__name__)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger("mirror.web")
@@ -318,3 +319,15 @@ class _AccessLog:
             await send(message)
 
         await self.app(scope, receive, logged_send)
+
+
+async def send_if_open(ws: WebSocket, message: dict, who: str) -> None:
+    """Send an ASGI message on a websocket unless it is already gone: the peer may
+    have closed it, or uvicorn may just have closed it itself (too big a message,
+    no pong) a moment before the handler hears of it. `who` names it in the log."""
+    if ws.application_state is not WebSocketState.CONNECTED or ws.client_state is not WebSocketState.CONNECTED:
+        return
+    try:
+        await ws.send(message)
+    except (WebSocketDisconnect, OSError, RuntimeError) as e:
+        log.debug("%s: websocket already closed (%s)", who, type(e).__name__)
