@@ -156,10 +156,18 @@ enabled = false
     return cfg
 
 
-class KioskProcess:
-    """`mirror run --headless` in a namespace, driven over its control socket."""
+class NoNamespace:
+    """Runs a command where we are: for a kiosk that needs no network namespace."""
+    name = "-"
 
-    def __init__(self, ns: NetNamespace, config: Path, log_path: Path):
+    def wrap(self, *cmd: str) -> list[str]:
+        return list(cmd)
+
+
+class KioskProcess:
+    """`mirror run --headless` in a namespace (or NoNamespace), driven over its control socket."""
+
+    def __init__(self, ns: NetNamespace | NoNamespace, config: Path, log_path: Path):
         self.sock = config.parent / "control.sock"
         self.log_path = log_path
         self._log = open(log_path, "wb")

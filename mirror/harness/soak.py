@@ -213,14 +213,6 @@ port = {staff_port}
 
 
 # --- the load ------------------------------------------------------------------------------
-class _NoNamespace:
-    """Runs the kiosk where we are (no calls without a namespace)."""
-    name = "-"
-
-    def wrap(self, *cmd: str) -> list[str]:
-        return list(cmd)
-
-
 @dataclass
 class Activity:
     name: str
@@ -398,7 +390,7 @@ class Taps(_Load):
 # --- the run ------------------------------------------------------------------------------------
 def soak(minutes: float, *, progress: bool = True) -> dict:
     """Runs the soak; returns {"result": the 8 figures, "targets": [(key, line, met)], "notes": [...]}."""
-    from mirror.harness.call_bench import CHROMIUM, BenchError, KioskProcess, NetNamespace
+    from mirror.harness.call_bench import CHROMIUM, BenchError, KioskProcess, NetNamespace, NoNamespace
     from mirror.harness.pcscd import PcscdError, PrivatePcscd
     duration_s = minutes * 60.0
     notes: list[str] = [warmup_s(duration_s)[1]]
@@ -444,7 +436,7 @@ def soak(minutes: float, *, progress: bool = True) -> dict:
                 + (f" in network namespace {ns.name}" if ns else "")
                 + f"; log in {folder / 'kiosk.log'} (kept after the run only when there were errors)")
             os.environ.update(APPLIANCE_ENV)        # KioskProcess builds the kiosk's env from ours
-            kiosk = KioskProcess(ns or _NoNamespace(), cfg, folder / "kiosk.log")
+            kiosk = KioskProcess(ns or NoNamespace(), cfg, folder / "kiosk.log")
             return _run(kiosk, ns, pcscd, folder, duration_s, notes, say, staff_port)
         finally:
             if ns is not None:
@@ -454,7 +446,7 @@ def soak(minutes: float, *, progress: bool = True) -> dict:
 
 
 def _run(kiosk, ns, pcscd, folder: Path, duration_s: float, notes: list[str], say, staff_port: int) -> dict:
-    from mirror.harness.call_bench import BenchError
+    from mirror.harness.call_bench import BenchError, NoNamespace
     samples: list[Sample] = []
     loads: list[_Load] = []
     problems: list[str] = []
@@ -471,7 +463,7 @@ def _run(kiosk, ns, pcscd, folder: Path, duration_s: float, notes: list[str], sa
             loads.append(Calls(kiosk, ns, folder, t0, duration_s, say))
         if pcscd is not None:
             loads.append(Taps(kiosk, pcscd, t0, duration_s, say))
-        loads.append(StaffTablets(kiosk, ns or _NoNamespace(), staff_port, t0, duration_s, say))
+        loads.append(StaffTablets(kiosk, ns or NoNamespace(), staff_port, t0, duration_s, say))
         for load in loads:
             load.start()
         k = 0

@@ -26,36 +26,24 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from mirror.app.control import ControlError, request
+from mirror.app.control import ControlError
 from mirror.core.config import DEMO_CLIP
+from mirror.harness.call_bench import BenchError, KioskProcess, NoNamespace
+from mirror.harness.checkout_bench import percentile
 
 PIN = "73519"
 USER = "bench"
 # rotated so that every push shows another card than the one before (config/catalog.csv)
 SKU_SETS = (["SHOE-0301"], ["MAKE-0101", "ACC-0210"], ["SHOE-0315"], ["ACC-0250", "MAKE-0120"], ["ACC-0233"])
 SHOWN_TIMEOUT_S = 3.0
-
-
-class BenchError(Exception):
-    pass
-
-
-def percentile(values: list[float], q: float) -> float:
-    v = sorted(values)
-    k = (len(v) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def _free_port() -> int:
@@ -88,45 +76,6 @@ host = "127.0.0.1"
 port = {port}
 """)
     return cfg
-
-
-class _Kiosk:
-    def __init__(self, config: Path, log_path: Path):
-        self.sock = config.parent / "control.sock"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(config)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    def control(self, cmd: str, **args) -> dict:
-        return request(self.sock, cmd, timeout=5, **args)
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"the kiosk exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if self.control("status")["present"]:
-                    return
-                last = "no shopper seen in the clip yet"
-            except ControlError as e:
-                last = str(e)
-            time.sleep(0.3)
-        raise BenchError(f"the kiosk was not ready within {timeout:.0f} s ({last}); see {self.log_path}")
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
 
 
 class _Console:
@@ -240,24 +189,24 @@ def bench_staff(pushes: int = 40, video: str | None = None, progress: bool = Tru
         cfg = _config(folder, clip.resolve(), port, width, height)
         _add_user(folder / "mirror.db")
         say(f"starting the kiosk headless on {clip.name} ({width}x{height}), staff console on port {port}")
-        kiosk = _Kiosk(cfg, folder / "kiosk.log")
+        kiosk = KioskProcess(NoNamespace(), cfg, folder / "kiosk.log")
         console = _Console(port)
         stop_sampling = threading.Event()
 
         def sample() -> None:
             while not stop_sampling.wait(1.0):
                 try:
-                    fps_samples.append(float(kiosk.control("status")["fps"]))
+                    fps_samples.append(float(kiosk.control("status", timeout=5)["fps"]))
                 except (ControlError, KeyError, ValueError):
                     pass
         sampler = threading.Thread(target=sample, name="bench-staff-fps", daemon=True)
         try:
-            kiosk.wait_ready()
+            kiosk.wait_ready(timeout=90)
             console.login()
             console.open_ws()
             say(f"logged in as {USER!r}, /staff/ws open; warming up {warmup:.0f} s")
             time.sleep(warmup)
-            k0 = kiosk.control("status")
+            k0 = kiosk.control("status", timeout=5)
             t_start = time.monotonic()
             sampler.start()
             done = 0
@@ -288,7 +237,7 @@ def bench_staff(pushes: int = 40, video: str | None = None, progress: bool = Tru
                         break
                     time.sleep(0.005)
                 for _ in range(20):                      # the websocket may be a frame ahead of nothing: poll
-                    rec = kiosk.control("staff.shown", push_id=push_id)
+                    rec = kiosk.control("staff.shown", timeout=5, push_id=push_id)
                     if rec.get("shown_at") is not None or time.monotonic() > deadline:
                         break
                     time.sleep(0.02)
@@ -321,7 +270,7 @@ def bench_staff(pushes: int = 40, video: str | None = None, progress: bool = Tru
                         f"{max(recent) if recent else float('nan'):.0f} ms  mirror "
                         f"{fps_samples[-1] if fps_samples else float('nan'):.1f} fps")
             elapsed = time.monotonic() - t_start
-            k1 = kiosk.control("status")
+            k1 = kiosk.control("status", timeout=5)
         except (ControlError, OSError, http.client.HTTPException) as e:
             raise BenchError(f"talking to the kiosk failed: {e}; see {kiosk.log_path}") from None
         finally:
