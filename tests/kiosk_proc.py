@@ -37,10 +37,38 @@ socket = "{folder / 'control.sock'}"
     return cfg
 
 
+def staff_only(folder: Path, port: int) -> str:
+    """kiosk_config's sections for a kiosk with the staff console alone (its database in `folder`)."""
+    return f"""
+[call]
+enabled = false
+[nfc]
+enabled = false
+[checkout]
+enabled = false
+db_path = "{folder / 'orders.db'}"
+[staff]
+port = {port}
+"""
+
+
 def start_kiosk(cfg: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
                             env=dict(os.environ, SDL_VIDEODRIVER="dummy", **env), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+
+
+def stop_kiosk(proc: subprocess.Popen) -> None:
+    """SIGTERM (SIGKILL after 30 s), then: it left cleanly, with no traceback on stderr."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    err = proc.stderr.read()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
 
 
 def control_line(sock: Path, msg: dict) -> dict:

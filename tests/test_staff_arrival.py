@@ -3,8 +3,8 @@ stepping up, then nobody again (issue 10: "login, and the alert when she arrives
 "the session wipe when she leaves"), in a real headless Chromium; and `mirror
 staff push`, the scripts' way to push suggestions, against the same kiosk.
 
-The camera is an image folder holding one frame that the test swaps atomically
-(as call_bench's Stage): an empty grey scene, or the shared photo of a woman.
+The camera is call_bench's Stage, an image folder holding one frame that the test
+swaps atomically: an empty grey scene, or the shared photo of a woman.
 The kiosk re-reads it every frame, so arriving and leaving go through the real
 models, the presence debounce and the session, not through a command.
 """
@@ -12,7 +12,6 @@ models, the presence debounce and the session, not through a command.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,8 +25,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from mirror.harness.call_bench import CHROMIUM_FLAGS
-from tests.kiosk_proc import ROOT, control_line, free_port, kiosk_config, start_kiosk
+from mirror.harness.call_bench import CHROMIUM_FLAGS, Stage
+from tests.kiosk_proc import ROOT, control_line, free_port, kiosk_config, staff_only, start_kiosk, stop_kiosk
 
 PIN = "61842"
 H, W = 480, 270                                     # kiosk_config's screen
@@ -41,29 +40,6 @@ TONE_SPY = """
   OscillatorNode.prototype.start = function (...a) { window.__tones.push(this.frequency.value); return start.apply(this, a); };
 })();
 """
-
-
-class Stage:
-    """One camera frame in a folder, swapped atomically: `show("empty")` or `show("person")`."""
-
-    def __init__(self, folder: Path, media: Path):
-        self.folder = folder
-        folder.mkdir()
-        person = cv2.imread(str(media / "images" / "pointing_up.jpg"))
-        assert person is not None
-        h, w = person.shape[:2]
-        k = min(1280 / w, 720 / h)
-        person = cv2.resize(person, (round(w * k), round(h * k)))
-        frame = np.full((720, 1280, 3), 90, np.uint8)
-        y, x = (720 - person.shape[0]) // 2, (1280 - person.shape[1]) // 2
-        frame[y:y + person.shape[0], x:x + person.shape[1]] = person
-        self.frames = {"empty": np.full((720, 1280, 3), 90, np.uint8), "person": frame}
-        self.show("empty")
-
-    def show(self, name: str) -> None:
-        tmp = self.folder / ".next.png"
-        cv2.imwrite(str(tmp), self.frames[name])
-        os.replace(tmp, self.folder / "frame.png")
 
 
 @dataclass
@@ -119,19 +95,13 @@ def card_pixels(img: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def rig(media, tmp_path_factory):
     folder = tmp_path_factory.mktemp("arrival")
-    stage = Stage(folder / "camera", media)
+    stage = Stage(folder, media)
+    person = cv2.imread(str(media / "images" / "pointing_up.jpg"))
+    assert person is not None
+    stage.frames["person"] = Stage.framed(person)
+    stage.show("empty")
     port = free_port()
-    cfg = kiosk_config(folder, stage.folder, f"""
-[call]
-enabled = false
-[nfc]
-enabled = false
-[checkout]
-enabled = false
-db_path = "{folder / 'orders.db'}"
-[staff]
-port = {port}
-""")
+    cfg = kiosk_config(folder, stage.folder, staff_only(folder, port))
     r = Rig(folder, cfg, port, stage)
     r.cli("staff", "add-user", "Carla", "--pin-stdin", stdin=PIN + "\n")
     r.proc = start_kiosk(cfg)
@@ -143,15 +113,7 @@ port = {port}
         yield r
         assert r.proc.poll() is None, "the kiosk stopped during the tests"
     finally:
-        r.proc.terminate()
-        try:
-            r.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            r.proc.kill()
-            r.proc.wait(10)
-    err = r.proc.stderr.read()
-    assert r.proc.returncode == 0, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
+        stop_kiosk(r.proc)
 
 
 def one_line_error(r: subprocess.CompletedProcess) -> str:

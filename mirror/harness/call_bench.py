@@ -111,17 +111,23 @@ class Stage:
         if suit is None or not ok:
             raise BenchError(f"the stage needs {media} (images/portrait_suit.jpg, clips/thumbs_up_720p.mp4)")
 
-        def framed(img):                           # centred on a 1280x720 camera frame
-            h, w = img.shape[:2]
-            k = min(1280 / w, 720 / h)
-            img = cv2.resize(img, (round(w * k), round(h * k)))
-            out = np.full((720, 1280, 3), 90, np.uint8)
-            y, x = (720 - img.shape[0]) // 2, (1280 - img.shape[1]) // 2
-            out[y:y + img.shape[0], x:x + img.shape[1]] = img
-            return out
-        # head and shoulders only: a person at the mirror with no hand in view
-        self.frames = {"there": framed(suit[: int(suit.shape[0] * 0.6)]), "thumbs_up": framed(thumb)}
+        # head and shoulders only: a person at the mirror with no hand in view; and nobody at all
+        self.frames = {"there": self.framed(suit[: int(suit.shape[0] * 0.6)]), "thumbs_up": self.framed(thumb),
+                       "empty": np.full((720, 1280, 3), 90, np.uint8)}
         self.show("there")
+
+    @staticmethod
+    def framed(img):
+        """`img` centred on a 1280x720 camera frame (a scene to `show`: add it to `frames`)."""
+        import cv2
+        import numpy as np
+        h, w = img.shape[:2]
+        k = min(1280 / w, 720 / h)
+        img = cv2.resize(img, (round(w * k), round(h * k)))
+        out = np.full((720, 1280, 3), 90, np.uint8)
+        y, x = (720 - img.shape[0]) // 2, (1280 - img.shape[1]) // 2
+        out[y:y + img.shape[0], x:x + img.shape[1]] = img
+        return out
 
     def show(self, name: str) -> None:
         import cv2
