@@ -65,6 +65,18 @@ def _check(problems: list[str]) -> None:
         raise PydanticCustomError(_RULES, "{text}", {"text": "; ".join(problems), "problems": problems})
 
 
+def _tls_problems(model: BaseModel, section: str, info: ValidationInfo) -> list[str]:
+    """A listener's tls_cert and tls_key: both or neither, and each an existing file."""
+    problems = []
+    if bool(model.tls_cert) != bool(model.tls_key):
+        problems.append(f"{section}.tls_key: set both {section}.tls_cert and {section}.tls_key, or neither")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(model, key)
+        if path and not (_context_dir(info) / Path(path).expanduser()).is_file():
+            problems.append(f"{section}.{key}: file {path!r} not found, expected a PEM file")
+    return problems
+
+
 def _not_above(model: BaseModel, section: str, low: str, high: str) -> list[str]:
     """A first retry delay must not exceed the longest one."""
     if getattr(model, low) > getattr(model, high):
@@ -254,13 +266,7 @@ class CallConfig(_Section):
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> CallConfig:
-        problems = []
-        if bool(self.tls_cert) != bool(self.tls_key):
-            problems.append("call.tls_key: set both call.tls_cert and call.tls_key, or neither")
-        for key in ("tls_cert", "tls_key"):
-            path = getattr(self, key)
-            if path and not (_context_dir(info) / Path(path).expanduser()).is_file():
-                problems.append(f"call.{key}: file {path!r} not found, expected a PEM file")
+        problems = _tls_problems(self, "call", info)
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             problems.append(f"call.public_url: got {self.public_url!r}, expected an http:// or https:// URL")
         if self.enabled and not self.tls_cert and not _is_loopback(self.host):
@@ -360,13 +366,7 @@ class StaffConfig(_Section):
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> StaffConfig:
-        problems = []
-        if bool(self.tls_cert) != bool(self.tls_key):
-            problems.append("staff.tls_key: set both staff.tls_cert and staff.tls_key, or neither")
-        for key in ("tls_cert", "tls_key"):
-            path = getattr(self, key)
-            if path and not (_context_dir(info) / Path(path).expanduser()).is_file():
-                problems.append(f"staff.{key}: file {path!r} not found, expected a PEM file")
+        problems = _tls_problems(self, "staff", info)
         if self.enabled and not self.tls_cert and not _is_loopback(self.host):
             problems.append(f"staff.tls_cert: empty while staff.host is {self.host!r}; staff PINs and cookies would "
                             "cross the store's network in clear, so set staff.tls_cert and staff.tls_key (or keep "
