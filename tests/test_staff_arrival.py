@@ -27,10 +27,9 @@ from playwright.sync_api import expect, sync_playwright
 
 from mirror.harness.call_bench import CHROMIUM_FLAGS, Stage
 from tests.kiosk_proc import ROOT, control_line, free_port, kiosk_config, staff_only, start_kiosk, stop_kiosk
+from tests.test_staff_console import picture_pixels, wait
 
 PIN = "61842"
-H, W = 480, 270                                     # kiosk_config's screen
-CAROUSEL = (0.545, 0.655)                           # render/overlays.py SUGGESTIONS_BAND
 
 # every oscillator the page starts, by frequency: the console's beeps (console.js beep())
 TONE_SPY = """
@@ -69,27 +68,6 @@ class Rig:
         out = self.folder / f"{name}.png"
         self.cli("snapshot", "--out", str(out))
         return cv2.imread(str(out))
-
-
-def wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            got = pred()
-            if got:
-                return got
-        except (OSError, AssertionError, ValueError, KeyError) as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} within {timeout} s (last problem: {last!r})")
-
-
-def card_pixels(img: np.ndarray) -> int:
-    """Pixels of a catalogue picture's light background in the carousel card's picture area
-    (as tests/test_staff_console.py): many while a suggestion card is on the mirror, none otherwise."""
-    band = img[round(H * CAROUSEL[0]):round(H * CAROUSEL[1]), :round(W * 0.2)].astype(int)
-    return int((np.abs(band - (239, 243, 245)).sum(2) < 12).sum())
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +157,7 @@ def test_the_console_alerts_when_she_steps_up_and_wipes_her_card_when_she_leaves
             expect(page.locator("#pushed-items li")).to_have_count(2, timeout=10_000)
             expect(page.locator("#push-status")).to_contain_text("On the mirror now", timeout=10_000)
             expect(page.locator("#push-status")).to_contain_text(pushed["by"])
-            wait(lambda: card_pixels(rig.snapshot("carousel")) > 300, 10, "the suggestion card on the mirror")
+            wait(lambda: picture_pixels(rig.snapshot("carousel")) > 300, 10, "the suggestion card on the mirror")
             # when it reached the glass (what mirror bench-staff reads), on the kiosk's monotonic clock
             shown = control_line(rig.folder / "control.sock", {"cmd": "staff.shown", "push_id": pushed["push_id"]})
             assert shown["ok"] and shown["sku"] == "SHOE-0301" and 0 <= shown["shown_at"] - shown["t_sent"] < 5
@@ -211,7 +189,7 @@ def test_the_console_alerts_when_she_steps_up_and_wipes_her_card_when_she_leaves
             # nothing of hers: no product, no cart (the mirror's default garment is nobody's)
             assert state["cart"] == {"items": [], "reserve": False} and state["product"] is None, state
             assert state["colour"] == "" and state["size"] == ""
-            assert card_pixels(rig.snapshot("left")) == 0                    # the carousel is gone from the mirror
+            assert picture_pixels(rig.snapshot("left")) == 0                    # the carousel is gone from the mirror
             assert rig.status()["present"] is False
             # the next shopper's arrival alerts again
             page.evaluate("window.__tones = []")

@@ -322,7 +322,7 @@ def _changed(a: np.ndarray, b: np.ndarray, band: tuple[float, float]) -> float:
     return float((np.abs(_band(a, band) - _band(b, band)).sum(2) > 30).mean())
 
 
-def _picture_pixels(img: np.ndarray) -> int:
+def picture_pixels(img: np.ndarray) -> int:
     """Pixels of a catalogue picture's light background (BGR 239, 243, 245) in the left part of the
     carousel's band, where the card shows the product's picture (as tests/test_suggestions.py)."""
     band = _band(img, CAROUSEL)[:, :round(W * 0.2)]
@@ -378,8 +378,8 @@ def test_the_console_in_chromium_pushes_suggestions_and_answers_a_request(mirror
             assert [s["sku"] for s in state["suggestions"]] == ["SHOE-0315", "SHOE-0301"]
             assert state["push"]["by"] == "Anna" and state["suggestion_status"] in ("pushed", "shown")
             expect(page.locator("#push-status")).to_contain_text("On the mirror now", timeout=10_000)
-            assert _picture_pixels(before) == 0
-            after = wait(lambda: (lambda img: img if _picture_pixels(img) > 300 else None)(
+            assert picture_pixels(before) == 0
+            after = wait(lambda: (lambda img: img if picture_pixels(img) > 300 else None)(
                 mirror.snapshot("after-push")), 10, "the carousel's card with its picture on the mirror")
             assert _changed(before, after, CAROUSEL) > 0.1                       # the card's panel, text, dots
             assert _changed(before, after, (0.0, 0.5)) < 0.02                    # and nothing above its band

@@ -43,7 +43,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -181,12 +180,6 @@ def log_errors(text: str) -> list[str]:
 
 
 # --- the kiosk's config ---------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def soak_config(folder: Path, *, clip: Path, call_port: int, with_reader: bool, staff_port: int) -> Path:
     cfg = folder / "kiosk.toml"
     reader = (f'[nfc]\nreader = "Virtual PCD"\npoll_s = 0.2\n[checkout]\ndb_path = "{folder / "orders.db"}"\n'
@@ -390,7 +383,7 @@ class Taps(_Load):
 # --- the run ------------------------------------------------------------------------------------
 def soak(minutes: float, *, progress: bool = True) -> dict:
     """Runs the soak; returns {"result": the 8 figures, "targets": [(key, line, met)], "notes": [...]}."""
-    from mirror.harness.call_bench import CHROMIUM, BenchError, KioskProcess, NetNamespace, NoNamespace
+    from mirror.harness.call_bench import CHROMIUM, BenchError, KioskProcess, NetNamespace, NoNamespace, free_port
     from mirror.harness.pcscd import PcscdError, PrivatePcscd
     duration_s = minutes * 60.0
     notes: list[str] = [warmup_s(duration_s)[1]]
@@ -427,8 +420,8 @@ def soak(minutes: float, *, progress: bool = True) -> dict:
                     why_no_calls = str(e)
             if why_no_calls:
                 notes.append(f"friend calls skipped: {why_no_calls}")
-            staff_port = 8080 if ns else _free_port()
-            cfg = soak_config(folder, clip=DEMO_CLIP.resolve(), call_port=8443 if ns else _free_port(),
+            staff_port = 8080 if ns else free_port()
+            cfg = soak_config(folder, clip=DEMO_CLIP.resolve(), call_port=8443 if ns else free_port(),
                               with_reader=pcscd is not None, staff_port=staff_port)
             from mirror.harness.staff_bench import _add_user
             _add_user(folder / "orders.db")         # the tablets' login

@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from mirror.app.control import ControlError
 from mirror.core.config import DEMO_CLIP
-from mirror.harness.call_bench import BenchError, KioskProcess, NoNamespace
+from mirror.harness.call_bench import BenchError, KioskProcess, NoNamespace, free_port
 from mirror.harness.checkout_bench import percentile
 
 PIN = "73519"
@@ -44,12 +43,6 @@ USER = "bench"
 # rotated so that every push shows another card than the one before (config/catalog.csv)
 SKU_SETS = (["SHOE-0301"], ["MAKE-0101", "ACC-0210"], ["SHOE-0315"], ["ACC-0250", "MAKE-0120"], ["ACC-0233"])
 SHOWN_TIMEOUT_S = 3.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(folder: Path, clip: Path, port: int, width: int, height: int) -> Path:
@@ -185,7 +178,7 @@ def bench_staff(pushes: int = 40, video: str | None = None, progress: bool = Tru
     gone_before_shown = 0               # taken or dismissed by the clip's gestures before any frame showed it
     with tempfile.TemporaryDirectory(prefix="mirror-bench-staff-") as tmp:
         folder = Path(tmp)
-        port = _free_port()
+        port = free_port()
         cfg = _config(folder, clip.resolve(), port, width, height)
         _add_user(folder / "mirror.db")
         say(f"starting the kiosk headless on {clip.name} ({width}x{height}), staff console on port {port}")
