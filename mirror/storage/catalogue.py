@@ -589,14 +589,17 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-class Catalogue:
-    """The catalogue, stock and stock holds; one connection (use one per thread)."""
+class Store:
+    """One part of the kiosk's database on one connection (use one per thread): opened,
+    its tables brought to `STEPS` (as `PART` in `meta`), closed by `close()` or `with`."""
+    PART = ""
+    STEPS: tuple[tuple[int, str], ...] = ()
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.db = open_database(self.path)
         try:
-            migrate(self.db, "catalogue", SCHEMA_STEPS, str(self.path))
+            migrate(self.db, self.PART, self.STEPS, str(self.path))
         except DatabaseError:
             self.db.close()
             raise
@@ -604,11 +607,16 @@ class Catalogue:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Catalogue":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Catalogue(Store):
+    """The catalogue, stock and stock holds."""
+    PART, STEPS = "catalogue", SCHEMA_STEPS
 
     # --- import / export ---------------------------------------------------------
     def import_csv(self, data: bytes | str, source: str = "catalog.csv",

@@ -22,13 +22,11 @@ records stay, for the store's books, without her).
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import time
-from pathlib import Path
 
-from mirror.storage.catalogue import DatabaseError, migrate, open_database, transaction
+from mirror.storage.catalogue import Store, transaction
 
 MEMBER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 NAME_MAX = 40
@@ -91,26 +89,9 @@ def clean_name(name) -> str:
     return name if name.isprintable() else ""
 
 
-class Members:
-    """Members, their notes, looks and wishlist; one connection (use one per thread)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.db = open_database(self.path)
-        try:
-            migrate(self.db, "members", SCHEMA_STEPS, str(self.path))
-        except DatabaseError:
-            self.db.close()
-            raise
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "Members":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+class Members(Store):
+    """Members, their notes, looks and wishlist."""
+    PART, STEPS = "members", SCHEMA_STEPS
 
     # --- writing -----------------------------------------------------------------
     def seen(self, member_id: str, first_name: str = "", now: float | None = None) -> dict:

@@ -24,12 +24,11 @@ import os
 import re
 import secrets
 import time
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from mirror.storage.catalogue import DatabaseError, migrate, open_database, transaction
+from mirror.storage.catalogue import Store, transaction
 
 # argon2id, 19 MiB, 2 passes, 1 lane (OWASP's minimum): ~25 ms on one core, so a login does not
 # take both cores from the vision loop. Change them and the stored hashes follow at the next login.
@@ -98,28 +97,14 @@ def _key(name: str) -> str:
     return name.casefold()
 
 
-class StaffUsers:
-    """Staff users and the audit table; one connection (use one per thread)."""
+class StaffUsers(Store):
+    """Staff users and the audit table."""
+    PART, STEPS = "staff", SCHEMA_STEPS
 
     def __init__(self, path: str | os.PathLike, *, hasher: PasswordHasher | None = None):
-        self.path = Path(path)
         self.ph = hasher or default_hasher()
         self._dummy: str | None = None
-        self.db = open_database(self.path)
-        try:
-            migrate(self.db, "staff", SCHEMA_STEPS, str(self.path))
-        except DatabaseError:
-            self.db.close()
-            raise
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "StaffUsers":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(path)
 
     # --- users ----------------------------------------------------------------
     def _pin_taken(self, pin: str, except_key: str | None = None) -> bool:
