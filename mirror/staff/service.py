@@ -433,7 +433,8 @@ class StaffFeature(Feature):
         self._upkeep()
 
     def before_frame(self, now: float) -> None:
-        """Once a second: requests nobody answered alert again; twice a minute: holds whose time is up."""
+        """Each frame (a look at at most 50 requests): those nobody answered for escalate_s alert again;
+        twice a minute: holds whose time is up."""
         t = time.time()
         with self.lock:
             due = self.card.escalate(t, self.cfg.escalate_s)
