@@ -33,8 +33,22 @@ class HandTracker:
         self._hands = models.hands(static, 0 if model == "lite" else 1, max_hands, min_conf)
         self.width = width
         self._lock = threading.Lock()
+        # While no hand is up, the palm detector runs on every frame looking for
+        # one: the costliest frames. `search_every` > 1 looks on every n-th frame
+        # only (a hand is then found a frame or two later); once one is found,
+        # every frame is tracked.
+        self.search_every = 1
+        self._misses = 0
 
     def process(self, bgr: np.ndarray) -> list[Hand]:
+        if self._misses and self._misses % self.search_every:
+            self._misses += 1
+            return []
+        hands = self._process(bgr)
+        self._misses = 0 if hands else self._misses + 1
+        return hands
+
+    def _process(self, bgr: np.ndarray) -> list[Hand]:
         h, w = bgr.shape[:2]
         img = bgr
         # a pixel budget, not a width: a portrait camera costs what a landscape one does

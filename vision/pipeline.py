@@ -27,7 +27,7 @@ from vision.engagement import Body, body_from_pose
 from vision.hands import Hand, HandTracker
 from vision.recolor import recolor
 from vision.segmentation import (WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, check_part,
-                                 refine_to)
+                                 refine_to, shrink)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class VisionPipeline:
         self.dcfg = dcfg
         self.hands = HandTracker(static=False, model=vcfg.hands_model, max_hands=vcfg.max_hands,
                                  min_conf=vcfg.min_hand_confidence, width=vcfg.hands_width)
+        self.hands.search_every = vcfg.hand_search_every
         self.person = PersonSegmenter(width=SEG_WIDTH)
         # made on the refresher thread, see _background
         self.pose: PoseEstimator | None = None
@@ -133,8 +134,7 @@ class VisionPipeline:
         t: dict[str, float] = {}
         t0 = time.perf_counter()
         fut = self._pool.submit(self._timed_hands, img) if self._pool else None
-        small = cv2.resize(img, (WORK_WIDTH, round(img.shape[0] * WORK_WIDTH / img.shape[1])),
-                           interpolation=cv2.INTER_AREA)
+        small = shrink(img, (WORK_WIDTH, round(img.shape[0] * WORK_WIDTH / img.shape[1])))
         person_raw = self.person.process(img)
         person = cv2.resize(person_raw, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR)
         depth_use = frame.depth is not None and (self.dcfg is None or self.dcfg.enabled)

@@ -53,7 +53,7 @@ class PersonSegmenter:
         # So letterbox: longer side = width, edges replicated.
         s = self.width / max(h, w)
         sw, sh = max(1, round(w * s)), max(1, round(h * s))
-        small = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+        small = shrink(bgr, (sw, sh))
         y0, x0 = (self.width - sh) // 2, (self.width - sw) // 2
         square = cv2.copyMakeBorder(small, y0, self.width - sh - y0, x0, self.width - sw - x0,
                                     cv2.BORDER_REPLICATE)
@@ -123,9 +123,24 @@ def face_ellipse(box: tuple[int, int, int, int], scale: float = 1.0) -> tuple[tu
     return (x + w / 2, y + h * 0.45), (w * 0.42 * scale, h * 0.45 * scale)
 
 
-def _resize_to(img: np.ndarray, width: int, interp=cv2.INTER_AREA) -> np.ndarray:
+def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`img` scaled down to `size` (w, h), averaging pixels as INTER_AREA does.
+
+    OpenCV's INTER_AREA is fast for whole-number ratios and about 20x slower
+    otherwise (2.5 ms for a 720x1280 frame to 320 wide): halve exactly while the
+    ratio is 2 or more, then finish with a linear step of less than 2x."""
+    w, h = size
+    while img.shape[1] >= 2 * w and img.shape[0] >= 2 * h:
+        ih, iw = img.shape[:2]
+        img = cv2.resize(img[:ih - ih % 2, :iw - iw % 2], (iw // 2, ih // 2), interpolation=cv2.INTER_AREA)
+    if (img.shape[1], img.shape[0]) == (w, h):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _resize_to(img: np.ndarray, width: int) -> np.ndarray:
     h, w = img.shape[:2]
-    return cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=interp)
+    return shrink(img, (width, max(1, round(h * width / w))))
 
 
 def _vis(p: np.ndarray, i: int, t: float = 0.5) -> bool:
@@ -664,7 +679,7 @@ def refine_to(mask: np.ndarray, bgr: np.ndarray, feather_px: int = 4, scale: flo
         scale = max(1.0, w / mask.shape[1] / 2)
     gw, gh = max(2, round(w / scale)), max(2, round(h / scale))
     src = cv2.resize(mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_LINEAR)
-    guide = cv2.cvtColor(cv2.resize(bgr, (gw, gh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    guide = cv2.cvtColor(shrink(bgr, (gw, gh)), cv2.COLOR_BGR2GRAY)
     try:
         src = cv2.ximgproc.guidedFilter(guide.astype(np.float32) / 255.0, src, 3, 1e-3)
     except AttributeError:  # opencv without contrib

@@ -134,6 +134,8 @@ class VisionConfig(_Section):
     hands_width: int = Field(640, ge=160, le=3840, description="frames are scaled for hand tracking to the pixel count of a 16:9 frame this wide "
                                  "(1280x720 and 720x1280 both become 640x360 worth of pixels)")
     min_hand_confidence: float = Field(0.5, ge=0.05, le=0.99, description="minimum hand detection confidence")
+    hand_search_every: int = Field(2, ge=1, le=10, description="while no hand is up, look for one on every n-th frame "
+                                   "only (the palm search is the costliest frame); a tracked hand is followed every frame")
     garment_refresh_s: float = Field(1.0, ge=0.1, le=60.0,
                                      description="how often the slow garment model (pose + colour) is rebuilt")
     mask_smoothing: float = Field(0.5, ge=0.0, le=0.95,
