@@ -49,15 +49,18 @@ def recolor(bgr: np.ndarray, alpha: np.ndarray, color_bgr: tuple[int, int, int],
     roi = bgr[y0:y1, x0:x1]
     a = alpha[y0:y1, x0:x1].astype(np.float32) * float(strength)
     L = cv2.cvtColor(roi, cv2.COLOR_BGR2Lab)[..., 0]
-    w = a > 0.5
-    if w.sum() < 10:
-        w = a > 0.05
-    mean_l = float(L[w].mean()) if w.any() else float(L.mean())
-    std_l = float(L[w].std()) if w.any() else 1.0
+    w = (a > 0.5).view(np.uint8)
+    if cv2.countNonZero(w) < 10:
+        w = (a > 0.05).view(np.uint8)
+    if cv2.countNonZero(w):
+        mean, std = cv2.meanStdDev(L, mask=w)
+        mean_l, std_l = float(mean[0, 0]), float(std[0, 0])
+    else:
+        mean_l, std_l = float(L.mean()), 1.0
     # The new colour depends on the old lightness alone, so it is a 256-entry table, built in
     # Lab and turned to BGR once: the frame pays for one lookup per pixel, not a Lab round trip.
     lut = _lut(mean_l, std_l, target_lab(color_bgr))
-    rec = lut[L]
+    rec = cv2.LUT(cv2.merge([L, L, L]), lut[:, None, :])
     a = np.clip(a, 0.0, 1.0)
     out[y0:y1, x0:x1] = cv2.blendLinear(rec, roi, a, 1.0 - a)
     return out
