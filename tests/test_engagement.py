@@ -206,3 +206,31 @@ def test_replay_bad_input_is_one_line_exit_2(media, tmp_path, args, says):
     r = subprocess.run([sys.executable, "-m", "mirror", "replay", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and says in r.stderr and "Traceback" not in r.stderr
+
+
+def _hand_with_tip(shape: dict, tip: tuple[float, float], seed: int = 0) -> Hand:
+    """The hand moved so its index fingertip is at `tip`."""
+    h = _hand(shape, (0.0, 0.0), seed=seed)
+    pts = h.points.copy()
+    pts[:, 0] += tip[0] * W - pts[8, 0]
+    pts[:, 1] += tip[1] * W - pts[8, 1]
+    return Hand(pts, "Right", 0.95, (W, H))
+
+
+def test_a_finger_at_her_lips_is_not_pointing_at_the_mirror():
+    """"Shh": an index finger held to her mouth is neither a gesture nor a press."""
+    pointing = dict(fingers={**CURLED, "index": 0.0}, thumb="tucked")
+    body = E.Body(**{**BODY.__dict__, "mouth": (0.52, 0.225)})
+    lips = (0.52, 0.23)
+    assert E.on_lips(body, _hand_with_tip(pointing, lips).points, (W, H))
+    hi = HandInput(_gcfg(hold_s=0.5), control_at=lambda x, y: "next_color")
+    events = _run(hi, lambda i: _hand_with_tip(pointing, lips, seed=i), body, 2.0)
+    assert _fired(events) == [] and not [e for e in events if e[1] == "cursor.dwell"]
+    # the same finger raised in front of her chest, or beside her head, still points
+    for tip in ((0.45, 0.3), (0.52 + 0.06, 0.15)):
+        assert not E.on_lips(body, _hand_with_tip(pointing, tip).points, (W, H)), tip
+    fired = _fired(_run(HandInput(_gcfg(hold_s=0.5)), lambda i: _hand_with_tip(pointing, (0.45, 0.3), seed=i),
+                        body, 2.0))
+    assert [g for _, g in fired] == ["pointing_up"]
+    # without her mouth in the pose there is no such rule
+    assert not E.on_lips(BODY, _hand_with_tip(pointing, lips).points, (W, H))

@@ -12,7 +12,9 @@ the mirror with her hand raised into an interaction zone in front of her body:
   shoulders to her hips (1.0 = the hip line): a hand hanging at her side, or one
   below her waist, is outside it;
 * facing: nose, eyes and both shoulders seen, the nose between the shoulders;
-* orientation: an open palm with its fingers pointing down is a hand at rest.
+* orientation: an open palm with its fingers pointing down is a hand at rest;
+* her lips: an index finger held up to her mouth ("shh") is not pointing
+  (a thumbs-up beside her chin still counts: the shared clip holds one there).
 
 Coordinates are in frame-width units (x / width, y / width), so distances are
 isotropic whatever the frame's aspect.
@@ -31,6 +33,8 @@ MIN_SHOULDER_TORSO = 0.45   # shoulder width over shoulder-to-hip height: less i
 TORSO_PER_SHOULDER = 1.3    # shoulder-to-hip height when the hips are out of the picture
 MIN_HAND_SHOULDER = 0.08    # a palm smaller than this (in shoulder widths) is someone further back
 PALM_UP_MIN = 0.3           # open palm: wrist-to-knuckles direction must point at least this much up
+LIPS_RADIUS = 0.15          # an index tip this near her mouth (in shoulder widths) is on her lips
+MOUTH_L, MOUTH_R, INDEX_TIP = 9, 10, 8
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Body:
     shoulder_w: float
     facing: bool
     t: float
+    mouth: tuple[float, float] | None = None   # mid-mouth, when pose saw it
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,11 @@ def body_from_pose(pose_px: np.ndarray | None, size: tuple[int, int], t: float) 
     facing = bool(head_seen and abs(nose[0] - cx) <= MAX_NOSE_OFFSET * shoulder_w
                   and nose[1] < sy
                   and (not hips_seen or shoulder_w >= MIN_SHOULDER_TORSO * max(1e-6, hip_y - sy)))
-    return Body(cx, float(nose[1]), sy, max(hip_y, sy + 0.3 * shoulder_w), shoulder_w, facing, t)
+    mouth = None
+    if min(vis[MOUTH_L], vis[MOUTH_R]) >= VISIBLE:
+        m = (p[MOUTH_L, :2] + p[MOUTH_R, :2]) / 2 / w
+        mouth = (float(m[0]), float(m[1]))
+    return Body(cx, float(nose[1]), sy, max(hip_y, sy + 0.3 * shoulder_w), shoulder_w, facing, t, mouth)
 
 
 def palm_centre(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -106,6 +115,14 @@ def in_zone(body: Body, points: np.ndarray, size: tuple[int, int], zone: Zone) -
     return (raised(body, points, size, zone)
             and abs(x - body.cx) <= zone.width * body.shoulder_w / 2
             and palm_size(points, size) >= MIN_HAND_SHOULDER * body.shoulder_w)
+
+
+def on_lips(body: Body, points: np.ndarray, size: tuple[int, int]) -> bool:
+    """Her index fingertip is on her mouth."""
+    if body.mouth is None:
+        return False
+    tip = np.asarray(points, np.float32)[INDEX_TIP, :2] / float(size[0])
+    return bool(np.linalg.norm(tip - np.array(body.mouth, np.float32)) <= LIPS_RADIUS * body.shoulder_w)
 
 
 def orientation_ok(gesture: str, points: np.ndarray) -> bool:

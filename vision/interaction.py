@@ -85,8 +85,12 @@ class HandInput:
             self.classification = G.best_of([G.classify(h.points, self.cfg.min_score) for h in hands])
         if gate:
             self.engaged = self.engagement.update(body, main.points, main.frame_size, t)
-            can_press = body is not None and body.facing and E.raised(body, main.points, main.frame_size, zone)
-            if not E.orientation_ok(self.classification.gesture, main.points):
+            # an index finger up at her lips is "shh"; a thumbs-up by her chin is still one
+            hush = (body is not None and G.measure(main.points).index > 0.6
+                    and E.on_lips(body, main.points, main.frame_size))
+            can_press = (body is not None and body.facing and not hush
+                         and E.raised(body, main.points, main.frame_size, zone))
+            if hush or not E.orientation_ok(self.classification.gesture, main.points):
                 self.classification = G.Classification("none", self.classification.score)
         else:
             self.engaged, can_press = True, True
