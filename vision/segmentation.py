@@ -222,6 +222,26 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
     return Layout(head_c, head_axes, chin_y, shoulder_y, torso, legs, hands, face_core, arms)
 
 
+def _mark_shoes(mask: np.ndarray, pose: np.ndarray) -> None:
+    """Her shoes, from pose's ankle, heel and toe points, are not garment:
+    the foot's outline grown by a third of its length, from just below the
+    ankle down (a trouser hem over the ankle stays)."""
+    for ankle, heel, toe in ((27, 29, 31), (28, 30, 32)):
+        if not (_vis(pose, ankle) and _vis(pose, heel) and _vis(pose, toe)):
+            continue
+        pts = pose[[ankle, heel, toe], :2]
+        length = float(np.linalg.norm(pts[1] - pts[2]))
+        if length < 3:
+            continue
+        foot = np.zeros_like(mask)
+        hull = cv2.convexHull(np.round(pts).astype(np.int32))
+        cv2.fillConvexPoly(foot, hull, 1)
+        cv2.polylines(foot, [hull], True, 1, max(1, round(0.66 * length)))
+        top = int(pts[0, 1] + 0.15 * length)
+        foot[:max(0, top), :] = 0
+        mask[foot > 0] = 1
+
+
 def _head_from_box(box: tuple[float, float, float, float]):
     """Head centre, half-axes and chin line from a face detector's box (brows to chin)."""
     x, y, w, h = box
@@ -342,6 +362,7 @@ class GarmentModel:
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
+            _mark_shoes(not_garment, pose)
         elif face_work is not None:
             # No pose but a face: the head around it, the garment below the chin.
             head_center, head_axes, chin_y = _head_from_box(face_work)
@@ -367,6 +388,9 @@ class GarmentModel:
             # keeps dark hair off a dark top, where colour cannot tell them apart.
             _ellipse(not_garment, *face_ellipse(face_work), 1)
         skin = _skin_mask(lab, ycrcb, face_px) & inside
+        bare = _bare_limbs(lab, inside, pose, seeds > 0) if pose is not None else None
+        if bare is not None:
+            skin |= bare
         hair = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (hands == 0)
         if hair is not None and (seeds & hair).sum() < 0.5 * seeds.sum():
@@ -397,6 +421,8 @@ class GarmentModel:
             # GrabCut keeps bare arms and legs when the garment's colours
             # reach toward skin; skin off the torso is never garment.
             seg[skin & (_limb_ends(pose, w, h) > 0) & ~seeds] = 0
+        if bare is not None:
+            seg[bare] = 0
         seg = _keep_big_parts(seg, seeds)
         rest = inside & (seg == 0)
         hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
@@ -572,6 +598,50 @@ def _limb_ends(pose: np.ndarray, w: int, h: int) -> np.ndarray:
             cv2.line(m, tuple(np.round(p).astype(int)), tuple(np.round(q + 0.2 * (q - p)).astype(int)), 1,
                      max(2, round(0.3 * sw)))
     return m
+
+
+BARE_DE = 22.0     # a forearm or shin this far (Lab) from the torso's garment is bare skin
+SKIN_DE = 14.0     # limb pixels this near that skin's colour are skin too
+
+
+def _bare_limbs(lab: np.ndarray, inside: np.ndarray, pose: np.ndarray, torso: np.ndarray) -> np.ndarray | None:
+    """Bare arms and legs, found by their own colour: a forearm (or shin) whose
+    colour is far from the garment on her torso is skin, whatever the light
+    (the face's colour misses arms in sunlight); then the pixels along that
+    whole limb coloured like it are skin too. None when nothing was found."""
+    if torso.sum() < 30:
+        return None
+    h, w = inside.shape
+    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
+    garment = np.median(lab[torso].astype(np.float32), axis=0)
+    out = np.zeros((h, w), bool)
+    limbs = ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28))
+    for root, mid, end in limbs:
+        if not (_vis(pose, mid) and _vis(pose, end)):
+            continue
+        a, b = pose[mid, :2], pose[end, :2]
+        sample = np.zeros((h, w), np.uint8)
+        p0, p1 = a + 0.35 * (b - a), a + 0.75 * (b - a)
+        cv2.line(sample, tuple(np.round(p0).astype(int)), tuple(np.round(p1).astype(int)), 1,
+                 max(1, round(0.08 * sw)))
+        px = lab[(sample > 0) & inside].astype(np.float32)
+        if len(px) < 15:
+            continue
+        ref = np.median(px, axis=0)
+        if float(np.linalg.norm(ref - garment)) < BARE_DE:
+            continue          # a sleeve, or trousers, of the torso's colour
+        ycc = cv2.cvtColor(cv2.cvtColor(np.round(ref).astype(np.uint8)[None, None], cv2.COLOR_Lab2BGR),
+                           cv2.COLOR_BGR2YCrCb)
+        if not _skin_rule(ycc)[0, 0]:
+            continue          # a sleeve of another colour (a two-tone jacket), gloves
+        limb = np.zeros((h, w), np.uint8)
+        pts = [pose[root, :2]] if _vis(pose, root, 0.3) else []
+        pts += [a, b + 0.2 * (b - a)]
+        cv2.polylines(limb, [np.round(np.array(pts)).astype(np.int32)], False, 1, max(2, round(0.3 * sw)))
+        d_skin = np.linalg.norm(lab.astype(np.float32) - ref, axis=-1)
+        d_garm = np.linalg.norm(lab.astype(np.float32) - garment, axis=-1)
+        out |= (limb > 0) & inside & (d_skin < SKIN_DE) & (d_skin < d_garm)
+    return out if out.any() else None
 
 
 def _gap_fill(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> float:
