@@ -123,3 +123,23 @@ def find_hands_in_photo(tracker: HandTracker, bgr: np.ndarray, max_hands: int = 
         if found:
             return sorted(found, key=lambda f: -f.score)[:max_hands]
     return []
+
+
+def hand_mask(hands: list[Hand], shape: tuple[int, int], forearm: float = 1.5) -> np.ndarray:
+    """Soft mask of the tracked hands and the start of their forearms, at `shape`.
+
+    A hand held in front of the garment must never take its colour.
+    """
+    h, w = shape
+    mask = np.zeros((h, w), np.uint8)
+    for hand in hands:
+        pts = hand.normalised() * np.array([w, h], np.float32)
+        wrist, knuckle = pts[0], pts[9]
+        arm = wrist + (wrist - knuckle) * forearm
+        hull = cv2.convexHull(np.vstack([pts, arm[None]]).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
+        # A thick outline grows this hand's hull by a margin, without growing
+        # the hands drawn before it again.
+        palm = float(np.linalg.norm(knuckle - wrist))
+        cv2.polylines(mask, [hull], True, 1, max(3, int(palm * 0.35) | 1))
+    return cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)

@@ -24,7 +24,7 @@ import numpy as np
 from vision.capture import Frame
 from vision.depth import cut_behind
 from vision.engagement import Body, body_from_pose
-from vision.hands import Hand, HandTracker
+from vision.hands import Hand, HandTracker, hand_mask
 from vision.recolor import recolor
 from vision.segmentation import (WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, check_part,
                                  refine_to, shrink)
@@ -183,26 +183,6 @@ class VisionPipeline:
         if self._pool:
             self._pool.shutdown(wait=True)
         self._refresher.shutdown(wait=True)
-
-
-def hand_mask(hands: list[Hand], shape: tuple[int, int]) -> np.ndarray:
-    """Soft mask of the tracked hands and the start of their forearms, at `shape`.
-
-    A hand held in front of the garment must never take its colour.
-    """
-    h, w = shape
-    mask = np.zeros((h, w), np.uint8)
-    for hand in hands:
-        pts = hand.normalised() * np.array([w, h], np.float32)
-        wrist, knuckle = pts[0], pts[9]
-        forearm = wrist + (wrist - knuckle) * 1.5
-        hull = cv2.convexHull(np.vstack([pts, forearm[None]]).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
-        # A thick outline grows this hand's hull by a margin, without growing
-        # the hands drawn before it again.
-        palm = float(np.linalg.norm(knuckle - wrist))
-        cv2.polylines(mask, [hull], True, 1, max(3, int(palm * 0.35) | 1))
-    return cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)
 
 
 def render_frame(result: VisionResult, color_bgr, feather_px: int = 5, strength: float = 1.0,

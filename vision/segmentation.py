@@ -29,12 +29,15 @@ import cv2
 import numpy as np
 
 from vision import models
+from vision.hands import HandTracker, hand_mask
 
 WORK_WIDTH = 320
 # Lab histogram bins: coarse lightness, finer chroma.
 HIST_BINS = [8, 24, 24]
 HIST_RANGES = [0, 256, 0, 256, 0, 256]
 GRABCUT_SEED = 12345
+PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's hand is cut out
+SKIN_MAX_SHARE = 0.5     # more of her than this "skin" means the skin model cannot tell
 
 
 class PersonSegmenter:
@@ -223,9 +226,10 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
 
 
 def _mark_shoes(mask: np.ndarray, pose: np.ndarray) -> None:
-    """Her shoes, from pose's ankle, heel and toe points, are not garment:
-    the foot's outline grown by a third of its length, from just below the
-    ankle down (a trouser hem over the ankle stays)."""
+    """Her shoes, from pose's ankle, heel and toe points, are probably not
+    garment (colour decides, as for her hands: a foot may rest against the
+    other leg): the foot's outline grown by a fifth of its length, from just
+    below the ankle down (a trouser hem over the ankle stays)."""
     for ankle, heel, toe in ((27, 29, 31), (28, 30, 32)):
         if not (_vis(pose, ankle) and _vis(pose, heel) and _vis(pose, toe)):
             continue
@@ -236,7 +240,7 @@ def _mark_shoes(mask: np.ndarray, pose: np.ndarray) -> None:
         foot = np.zeros_like(mask)
         hull = cv2.convexHull(np.round(pts).astype(np.int32))
         cv2.fillConvexPoly(foot, hull, 1)
-        cv2.polylines(foot, [hull], True, 1, max(1, round(0.66 * length)))
+        cv2.polylines(foot, [hull], True, 1, max(1, round(0.4 * length)))
         top = int(pts[0, 1] + 0.15 * length)
         foot[:max(0, top), :] = 0
         mask[foot > 0] = 1
@@ -362,7 +366,7 @@ class GarmentModel:
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
-            _mark_shoes(not_garment, pose)
+            _mark_shoes(hands, pose)
         elif face_work is not None:
             # No pose but a face: the head around it, the garment below the chin.
             head_center, head_axes, chin_y = _head_from_box(face_work)
@@ -388,6 +392,13 @@ class GarmentModel:
             # keeps dark hair off a dark top, where colour cannot tell them apart.
             _ellipse(not_garment, *face_ellipse(face_work), 1)
         skin = _skin_mask(lab, ycrcb, face_px) & inside
+        if skin.sum() > SKIN_MAX_SHARE * inside.sum():
+            # A face whose colour is everywhere (warm light, clothes of her
+            # skin's tone) tells skin from nothing: fall back to the generic
+            # rule, and to no skin at all if that says the same.
+            skin = _skin_rule(ycrcb) & inside
+            if skin.sum() > SKIN_MAX_SHARE * inside.sum():
+                skin[:] = False
         bare = _bare_limbs(lab, inside, pose, seeds > 0) if pose is not None else None
         if bare is not None:
             skin |= bare
@@ -767,6 +778,7 @@ class PhotoSegmenter:
         self.person = PersonSegmenter(width=256)
         self.pose = PoseEstimator(static=True)
         self.faces = FaceFinder()
+        self.hands = HandTracker(static=True, model="full", max_hands=2, width=None)
         self.last_model: GarmentModel | None = None
 
     def garment(self, bgr: np.ndarray, feather_px: int = 3, part: str = "full") -> np.ndarray:
@@ -830,4 +842,8 @@ class PhotoSegmenter:
             keep_out = np.zeros((h, w), np.uint8)
             _ellipse(keep_out, *face_ellipse(face), 1)
             matte[keep_out > 0] = 0.0
+        hands = self.hands.process(bgr)
+        if hands:
+            # her hands, on her hips or over her top, are never garment
+            matte *= 1.0 - hand_mask(hands, (h, w), forearm=PHOTO_FOREARM)
         return matte
