@@ -100,6 +100,47 @@ def test_a_truncated_png_that_does_not_decode_is_a_clear_error(tmp_path, media):
     refused(mirror("segment", str(cut), "--out", str(tmp_path / "mask.png")), "cut.png", "truncated")
 
 
+@pytest.mark.parametrize("shape,says", [((3, 4000), "4000x3"), ((8000, 1), "1x8000"), ((12, 12), "12x12")],
+                         ids=["3x4000-strip", "1x8000-column", "12px-speck"])
+@pytest.mark.parametrize("command", ["segment", "recolor"])
+def test_a_strip_or_a_speck_is_not_a_photo_of_a_person(tmp_path, shape, says, command):
+    """The segmenter scales the short side up to its work size: a 3x4000 strip took
+    gigabytes and ended in a cv2 traceback. Refused from the header instead."""
+    import cv2
+    import numpy as np
+    img = tmp_path / "odd.png"
+    cv2.imwrite(str(img), np.full((*shape, 3), 128, np.uint8))
+    colour = ["--color", "red"] if command == "recolor" else []
+    r, rss_kb = mirror_measured(command, str(img), *colour, "--out", str(tmp_path / "out.png"))
+    refused(r, "odd.png", f"{says} pixels", "8:1", "16 px")
+    assert rss_kb < MAX_RSS_KB, f"peak memory {rss_kb / 1024:.0f} MB"
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("command", ["segment", "recolor"])
+def test_out_may_not_be_the_input_photo(tmp_path, media, command):
+    photo = tmp_path / "me.jpg"
+    shutil.copy(media / "images" / "victory.jpg", photo)
+    (tmp_path / "link.jpg").symlink_to(photo)
+    os.link(photo, tmp_path / "hard.jpg")
+    before = photo.read_bytes()
+    colour = ["--color", "red"] if command == "recolor" else []
+    for image, out in (("me.jpg", "me.jpg"), (str(photo), "./me.jpg"), ("me.jpg", "link.jpg"),
+                       ("link.jpg", "hard.jpg"), ("me.jpg", str(tmp_path / "sub" / ".." / "me.jpg"))):
+        r = subprocess.run([sys.executable, "-m", "mirror", command, image, *colour, "--out", out], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        refused(r, f"--out {out} is the input image", "choose another name")
+    assert photo.read_bytes() == before
+
+
+def test_out_names_every_image_type_it_accepts(tmp_path, media):
+    r = mirror("segment", str(media / "images" / "victory.jpg"), "--out", str(tmp_path / "mask.gif"))
+    line = refused(r, "mask.gif")
+    for ext in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+        assert ext in line, line
+    assert not (tmp_path / "mask.gif").exists()
+
+
 # --- colours --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("colour", ["hue:" + "9" * 400, "hue:nan", "hue:inf", "#GGGGGG", "x" * 10240],
                          ids=["hue-400-nines", "hue-nan", "hue-inf", "hex-GGGGGG", "10KB-string"])

@@ -5,8 +5,11 @@ real clip through `mirror replay` at the end."""
 
 import json
 import math
+import select
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -195,17 +198,94 @@ def test_replay_json_on_the_thumbs_up_clip(media):
     assert 3.0 < result["actions"][0]["t"] < 7.8
     assert result["actions_per_min"] == 6.0
     assert any("confirm" in line and "gesture:thumbs_up" in line for line in lines[:-1])    # printed as it fired
+    assert "; 1 action, 6.00 a minute" in r.stderr and "truncated" not in r.stderr
 
 
 @pytest.mark.parametrize("args,says", [(["nope.mp4"], "not found"), (["{clip}", "--seconds", "0"], "--seconds"),
-                                       (["{clip}", "--seconds", "nan"], "--seconds"), (["{bad}"], "cannot decode")])
+                                       (["{clip}", "--seconds", "nan"], "--seconds"), (["{bad}"], "cannot decode"),
+                                       (["{folder}"], "is a directory; pass a video file"),
+                                       (["{photo}"], "is an image, not a video; replay needs a clip")])
 def test_replay_bad_input_is_one_line_exit_2(media, tmp_path, args, says):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    args = [a.format(clip=media / "clips" / "thumbs_up_720p.mp4", bad=bad) for a in args]
+    args = [a.format(clip=media / "clips" / "thumbs_up_720p.mp4", bad=bad, folder=tmp_path,
+                     photo=media / "images" / "victory.jpg") for a in args]
     r = subprocess.run([sys.executable, "-m", "mirror", "replay", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and says in r.stderr and "Traceback" not in r.stderr
+
+
+def _replay(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, dict]:
+    """`mirror replay ... --json` that succeeded, and its result."""
+    r = subprocess.run([sys.executable, "-m", "mirror", "replay", *args, "--json"], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    return r, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_replay_stops_on_sigterm_with_143_and_no_result(media):
+    """As systemd or a script stops it: promptly, one line, no result claimed (SDL's
+    own SIGTERM handler used to swallow it and the replay ran to its end)."""
+    clip = media / "clips" / "thumbs_up_720p.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "mirror", "replay", str(clip), "--seconds", "120", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the first progress line comes with the first frame, when the kiosk is built
+        ready, _, _ = select.select([p.stderr], [], [], 60)
+        assert ready, "no progress within 60 s"
+        first = p.stderr.readline()
+        p.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        out, err = p.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 143, (p.returncode, first + err)
+    assert took < 10 and "Traceback" not in err, err
+    said = [ln for ln in err.splitlines() if "SIGTERM" in ln]
+    assert len(said) == 1 and "stopped" in said[0], err
+    assert not [ln for ln in out.splitlines() if ln.startswith("{")], out        # no result line
+    assert "frames, " not in err.split(said[0])[-1]                               # nor a summary after it
+
+
+def test_replay_loops_a_one_frame_clip(media, tmp_path):
+    import cv2
+    cap = cv2.VideoCapture(str(media / "clips" / "thumbs_up_720p.mp4"))
+    ok, img = cap.read()
+    cap.release()
+    one = tmp_path / "one.mp4"
+    w = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (img.shape[1], img.shape[0]))
+    w.write(img)
+    w.release()
+    r, result = _replay(str(one))
+    assert result["frames"] == 1 and result["seconds"] == 0.04
+    assert "one.mp4: 1 frame, " in r.stderr and "0 actions" in r.stderr
+    r, result = _replay(str(one), "--seconds", "2")
+    assert result["frames"] == 50 and result["seconds"] == 2.0
+
+
+def test_replay_shorter_than_a_frame_runs_one_frame(media):
+    _, result = _replay(str(media / "clips" / "thumbs_up_720p.mp4"), "--seconds", "0.01")
+    assert result["frames"] == 1 and result["seconds"] == 0.04
+
+
+def test_replay_warns_once_about_a_truncated_clip(media, tmp_path):
+    data = (media / "clips" / "thumbs_up_720p.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    r, result = _replay(str(cut))
+    warnings = [ln for ln in r.stderr.splitlines() if "truncated" in ln]
+    assert len(warnings) == 1, r.stderr
+    assert f"only {result['frames']} of 195 frames could be decoded" in warnings[0]
+    assert 0 < result["frames"] < 150
+
+
+def test_replay_help_gives_the_bounds_of_seconds():
+    r = subprocess.run([sys.executable, "-m", "mirror", "replay", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    help_seconds = " ".join(r.stdout.split("--seconds S", 2)[2].split())
+    assert "above 0" in help_seconds and "86400" in help_seconds, help_seconds
 
 
 def _hand_with_tip(shape: dict, tip: tuple[float, float], seed: int = 0) -> Hand:

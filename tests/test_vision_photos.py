@@ -148,6 +148,29 @@ def test_segment_cli_writes_a_mask_of_the_same_size(media, tmp_path):
     assert mask.max() == 255 and 0.1 < (mask > 127).mean() < 0.7
 
 
+def test_segment_and_recolor_say_when_there_is_nothing_to_find(media, tmp_path):
+    """An empty mask is a valid answer (exit 0), but stderr says why it is empty."""
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "mirror", *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        return r
+    desk = str(media / "depth" / "tum_color.png")              # an office desk, nobody there
+    r = run("segment", desk, "--out", str(tmp_path / "m.png"))
+    assert "covers 0.0%" in r.stdout and [ln for ln in r.stderr.splitlines() if "found" in ln] == [
+        f"mirror: warning: {desk}: no person found"]
+    waist_up = str(media / "images" / "portrait_suit.jpg")     # a portrait to the waist: no trousers
+    r = run("recolor", waist_up, "--part", "lower", "--color", "red", "--out", str(tmp_path / "o.png"))
+    assert "recoloured 0.0%" in r.stdout and "no lower garment found" in r.stderr and "no person" not in r.stderr
+    r = run("segment", str(media / "images" / "pointing_up.jpg"), "--out", str(tmp_path / "m.png"))
+    assert "found" not in r.stderr
+
+
+def test_segment_help_explains_out():
+    r = subprocess.run([sys.executable, "-m", "mirror", "segment", "--help"], capture_output=True, text=True)
+    out_help = " ".join(r.stdout.split("--out MASK.png", 2)[2].split())
+    assert out_help.startswith("where to write the mask") and ".webp" in out_help and "not IMAGE" in out_help
+
+
 def _hue_shift_and_l_correlation(before, after, mask):
     lab0 = cv2.cvtColor(before, cv2.COLOR_BGR2Lab).astype(np.float32)
     lab1 = cv2.cvtColor(after, cv2.COLOR_BGR2Lab).astype(np.float32)

@@ -128,30 +128,55 @@ class VideoFileSource(FrameSource):
         self.name = f"video {self.path.name}"
         self._pace = _Paced(fps)
         self._cap = None
+        self._first: np.ndarray | None = None
         self._n = 0
+        self._in_pass = 0
+        self.clip_frames: int | None = None     # frames that decoded in one pass, once a pass has ended
 
     def open(self) -> None:
+        if self.path.is_dir():
+            raise SourceError(f"{self.path} is a directory; pass a video file")
         if not self.path.is_file():
             raise SourceError(f"video file {self.path} not found")
         cap = cv2.VideoCapture(str(self.path))
-        ok, _ = cap.read() if cap.isOpened() else (False, None)
+        ok, img = cap.read() if cap.isOpened() else (False, None)
         if not ok:
             cap.release()
             raise SourceError(f"{self.path}: cannot decode any frame; is it a video file (mp4, avi, mkv)?")
-        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        self._cap = cap
+        # Keep the test frame rather than seek back: seeking fails on a one-frame clip.
+        self._cap, self._first, self._in_pass = cap, img, 0
+
+    def _next(self) -> tuple[bool, np.ndarray | None]:
+        if self._first is not None:
+            img, self._first = self._first, None
+            return True, img
+        return self._cap.read()
+
+    def _rewind(self) -> tuple[bool, np.ndarray | None]:
+        """The clip's first frame again. Seeking to frame 0 then reading fails on
+        some files (a one-frame clip); reopening the file always works."""
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ok, img = self._cap.read()
+        if not ok:
+            self._cap.release()
+            self._cap = cv2.VideoCapture(str(self.path))
+            ok, img = self._cap.read()
+        return ok, img
 
     def read(self) -> Frame:
         if self._cap is None:
             raise SourceError(f"{self.name} is not open")
-        ok, img = self._cap.read()
+        ok, img = self._next()
         if not ok:
+            if self.clip_frames is None:
+                self.clip_frames = self._in_pass
             if not self.loop:
                 raise EndOfStream(self.name)
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, img = self._cap.read()
+            ok, img = self._rewind()
             if not ok:
                 raise SourceError(f"{self.path}: decoding failed when looping")
+            self._in_pass = 0
+        self._in_pass += 1
         self._pace.wait()
         self._n += 1
         return Frame(img, time.monotonic(), self._n)
@@ -160,9 +185,14 @@ class VideoFileSource(FrameSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        self._first = None
 
 
 MAX_IMAGE_PIXELS = 40_000_000      # 40 MP: a 7000x5700 photo; decoding one takes ~120 MB
+# A person's photo is neither a strip nor a speck: the segmenter scales the short
+# side up to its work size, so a 3x4000 strip would need gigabytes.
+PHOTO_MAX_ASPECT = 8
+PHOTO_MIN_SIDE = 16
 _TAIL_BYTES = 64 * 1024
 
 
@@ -252,12 +282,34 @@ def _looks_truncated(p: Path, fmt: str) -> bool:
     return False
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def still_image_format(path: str | Path) -> str | None:
+    """The format ("JPEG", "PNG"...) when the file is a single picture, else None
+    (a video, an animated GIF or WebP, or something else)."""
+    import warnings
+    p = Path(path)
+    try:
+        from PIL import Image
+    except ImportError:
+        info = _header_size_own(p)
+        return info[0] if info else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                return None if getattr(im, "n_frames", 1) > 1 else str(im.format or "image")
+    except Image.DecompressionBombError:
+        return "image"
+    except Exception:           # not a picture Pillow knows
+        return None
+
+
+def read_image(path: str | Path, *, photo: bool = False) -> np.ndarray:
     """Read a colour image or raise SourceError naming the file.
 
     The size is read from the file's header first (Pillow, else a small reader for PNG, JPEG,
     BMP and WebP), so a huge picture is refused before a byte of it is decoded. A truncated
-    file is decoded as far as OpenCV can, with a warning."""
+    file is decoded as far as OpenCV can, with a warning. `photo`: the image is to be a photo
+    of a person (segment, recolor), so a strip or a speck is refused too."""
     p = Path(path)
     if not p.exists():
         raise SourceError(f"image {p} not found")
@@ -272,6 +324,9 @@ def read_image(path: str | Path) -> np.ndarray:
     if w * h > MAX_IMAGE_PIXELS:
         raise SourceError(f"{p}: the image is {w}x{h} ({w * h / 1e6:.0f} MP), more than the "
                           f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP limit; scale it down (for example to 4000 pixels wide)")
+    if photo and (max(w, h) > PHOTO_MAX_ASPECT * min(w, h) or min(w, h) < PHOTO_MIN_SIDE):
+        raise SourceError(f"{p} is {w}x{h} pixels; a photo of a person needs a sensible shape (sides at most "
+                          f"{PHOTO_MAX_ASPECT}:1, at least {PHOTO_MIN_SIDE} px)")
     truncated = _looks_truncated(p, fmt)
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:

@@ -95,11 +95,41 @@ def _check_part(part: str) -> str:
     return part
 
 
+OUT_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+OUT_EXTS_TEXT = ".png, .jpg, .jpeg, .webp, .tif, .tiff or .bmp"
+
+
+def _check_out(image: str, out: str) -> None:
+    """Before the models load: --out must be an image name and not the input photo."""
+    dst, src = Path(out), Path(image)
+    if dst.suffix.lower() not in OUT_EXTS:
+        raise UsageError(f"--out {out}: use a name ending in {OUT_EXTS_TEXT}")
+    same = dst.resolve() == src.resolve()
+    if not same and dst.exists() and src.exists():
+        try:
+            same = os.path.samefile(dst, src)         # a hard link, or a path resolve() cannot see through
+        except OSError:
+            pass
+    if same:
+        raise UsageError(f"--out {out} is the input image; choose another name")
+
+
 def _photo_matte(path: str, part: str = "full"):
+    """(image, garment matte, whether a person was found)."""
     from vision.capture import read_image
     from vision.segmentation import PhotoSegmenter
-    img = read_image(path)
-    return img, PhotoSegmenter().garment(img, part=part)
+    img = read_image(path, photo=True)
+    seg = PhotoSegmenter()
+    matte = seg.garment(img, part=part)
+    return img, matte, seg.last_model is not None
+
+
+def _say_if_empty(image: str, part: str, matte, person: bool) -> None:
+    """An empty result still exits 0 (the photo is valid), but says why on stderr."""
+    if float(matte.mean()) * 100 >= 0.05:            # shows as more than 0.0%
+        return
+    what = "no person found" if not person else "no garment found" if part == "full" else f"no {part} garment found"
+    print(f"mirror: warning: {image}: {what}", file=sys.stderr)
 
 
 def _write_image(path: str, img) -> None:
@@ -112,13 +142,16 @@ def _write_image(path: str, img) -> None:
     except cv2.error:
         ok = False
     if not ok:
-        raise UsageError(f"cannot write {out}; use a .png or .jpg name in a writable folder")
+        raise UsageError(f"cannot write {out}; use a {OUT_EXTS_TEXT} name in a writable folder")
 
 
 def cmd_segment(args) -> int:
     import numpy as np
-    img, matte = _photo_matte(args.image, _check_part(args.part))
+    part = _check_part(args.part)
+    _check_out(args.image, args.out)
+    img, matte, person = _photo_matte(args.image, part)
     _write_image(args.out, np.clip(matte * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    _say_if_empty(args.image, part, matte, person)
     print(f"{args.out}: garment covers {float(matte.mean()) * 100:.1f}% of the image")
     return 0
 
@@ -129,6 +162,7 @@ def cmd_recolor(args) -> int:
     from mirror.core.colors import ColorError, parse_color
     from vision.recolor import recolor
     part = _check_part(args.part)
+    _check_out(args.image, args.out)
     try:
         table = kiosk_catalog(_load_config(args.config), seed=False).colour_table()
     except CatalogError:
@@ -137,8 +171,9 @@ def cmd_recolor(args) -> int:
         color = parse_color(args.color, table)
     except ColorError as e:
         raise UsageError(str(e))
-    img, matte = _photo_matte(args.image, part)
+    img, matte, person = _photo_matte(args.image, part)
     _write_image(args.out, recolor(img, matte, color))
+    _say_if_empty(args.image, part, matte, person)
     print(f"{args.out}: recoloured {float(matte.mean()) * 100:.1f}% of the image")
     return 0
 
@@ -153,13 +188,26 @@ def cmd_bench(args) -> int:
     return 0
 
 
+EXIT_SIGTERM = 128 + 15
+
+
 def cmd_replay(args) -> int:
-    from mirror.app.replay import ReplayError, check_seconds, replay
+    import signal
+    import threading
+    # Ours before pygame starts: SDL installs its own SIGTERM handler only where
+    # none is set, and that one merely queues a quit event nobody reads here.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    from mirror.app.replay import ReplayError, ReplayStopped, check_seconds, replay
     try:
         check_seconds(args.seconds)          # before the models load
-        replay(Path(args.video), args.seconds, cfg=_load_config(args.config), as_json=args.json)
+        replay(Path(args.video), args.seconds, cfg=_load_config(args.config), as_json=args.json,
+               stopping=stopping)
     except ReplayError as e:
         raise UsageError(str(e))
+    except ReplayStopped as e:
+        print(f"mirror replay: {e} by SIGTERM; no result", file=sys.stderr, flush=True)
+        return EXIT_SIGTERM
     return 0
 
 
@@ -536,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("segment", help="write the garment mask of a photo",
                        description="Writes a single-channel 8-bit mask, the size of IMAGE: 255 = garment.")
     s.add_argument("image", metavar="IMAGE")
-    s.add_argument("--out", required=True, metavar="MASK.png")
+    s.add_argument("--out", required=True, metavar="MASK.png",
+                   help=f"where to write the mask ({OUT_EXTS_TEXT}; not IMAGE itself)")
     s.add_argument("--part", default="full", metavar="upper|lower|full", help=PART_HELP)
     s.set_defaults(func=cmd_segment)
 
@@ -545,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "'#RRGGBB', a catalogue or basic colour name, or a hue like 'hue:200'.")
     s.add_argument("image", metavar="IMAGE")
     s.add_argument("--color", required=True)
-    s.add_argument("--out", required=True, metavar="OUT.png")
+    s.add_argument("--out", required=True, metavar="OUT.png",
+                   help=f"where to write the recoloured photo ({OUT_EXTS_TEXT}; not IMAGE itself)")
     s.add_argument("--part", default="full", metavar="upper|lower|full", help=PART_HELP)
     s.add_argument("--config", help="config whose catalogue supplies colour names")
     s.set_defaults(func=cmd_recolor)
@@ -571,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of people who are not using the mirror. Progress goes to stderr.")
     s.add_argument("video", metavar="VIDEO")
     s.add_argument("--seconds", type=float, metavar="S",
-                   help="seconds of clip time to run, looping the clip (default: the clip once)")
+                   help="seconds of clip time to run, above 0 and at most 86400 (24 h), looping the clip; "
+                        "at least one frame runs (default: the clip once)")
     s.add_argument("--json", action="store_true",
                    help='end with one JSON line: {"seconds", "frames", "actions": [{"t", "action", "source"}], '
                         '"actions_per_min"}')

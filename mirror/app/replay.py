@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import cv2
 from mirror.app.bench import Progress
 from mirror.core import config
 from mirror.core.bus import Event
-from vision.capture import EndOfStream, Frame, SourceError, VideoFileSource
+from vision.capture import EndOfStream, Frame, SourceError, VideoFileSource, still_image_format
 
 MAX_SECONDS = 24 * 3600
 CIRCLE_GAP_S = 0.8        # motion.circle events further apart than this are two circlings
@@ -43,9 +44,20 @@ class ReplayError(ValueError):
     """Bad input (one line for the command line)."""
 
 
+class ReplayStopped(Exception):
+    """The replay was asked to stop (`stopping` set) before its end."""
+
+    def __init__(self, t: float, frames: int):
+        super().__init__(f"stopped at {t:.2f} s of clip time ({frames} frames)")
+        self.t, self.frames = t, frames
+
+
 def clip_info(video: Path) -> tuple[float, int]:
     """(frames per second, frame count as the container states it). SourceError
     when the file is missing or no frame decodes."""
+    # OpenCV opens a still picture as a one-frame "video": say what it is instead
+    if video.is_file() and still_image_format(video):
+        raise ReplayError(f"{video} is an image, not a video; replay needs a clip (mp4, avi, mkv)")
     src = VideoFileSource(video, loop=False)
     src.open()                      # raises SourceError with one clear line
     src.close()
@@ -110,15 +122,18 @@ def replay_config(cfg: config.Config) -> config.Config:
 
 
 def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | None = None,
-           out: TextIO | None = sys.stdout, err: TextIO | None = sys.stderr, as_json: bool = False) -> dict:
+           out: TextIO | None = sys.stdout, err: TextIO | None = sys.stderr, as_json: bool = False,
+           stopping: threading.Event | None = None) -> dict:
     """Run the kiosk on `video` for `seconds` of clip time (looping it), or the
-    clip once. Returns {"seconds", "frames", "actions", "actions_per_min"}."""
+    clip once. Returns {"seconds", "frames", "actions", "actions_per_min"}.
+    Raises ReplayStopped, with nothing printed as a result, once `stopping` is set."""
     from mirror.app.kiosk import Kiosk
     check_seconds(seconds)
     video = Path(video)
     fps, count = clip_info(video)
     cfg = replay_config(cfg or config.load(None))
-    total = round(seconds * fps) if seconds is not None else None
+    # at least one frame: --seconds shorter than a frame still runs the kiosk once
+    total = max(1, round(seconds * fps)) if seconds is not None else None
     log = ActionLog(out)
     kiosk = Kiosk(cfg, features=[], headless=True, serve=False)
     # the garment model (and with it the body that engagement uses) is rebuilt
@@ -133,6 +148,8 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
     try:
         src.open()
         while total is None or frames < total:
+            if stopping is not None and stopping.is_set():
+                raise ReplayStopped(log.t, frames)
             try:
                 image = src.read().image
             except EndOfStream:
@@ -149,13 +166,23 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
     if frames == 0:
         raise SourceError(f"{video}: no frames could be decoded")
     clip_s = frames / fps
+    # The container's count can be an estimate a frame or a few percent off; far
+    # fewer frames than it says is a cut-off file.
+    decoded = src.clip_frames
+    if err is not None and decoded is not None and count - decoded > max(1, count // 20):
+        print(f"mirror replay: warning: only {decoded} of {count} frames could be decoded; the clip may be "
+              f"truncated", file=err, flush=True)
     result = {"seconds": round(clip_s, 3), "frames": frames, "actions": log.actions,
               "actions_per_min": round(len(log.actions) / (clip_s / 60.0), 2)}
     if err is not None:
         wall = time.perf_counter() - t0
-        print(f"mirror replay: {video.name}: {frames} frames, {clip_s:.1f} s of clip at {fps:g} fps in {wall:.1f} s "
-              f"({frames / max(wall, 1e-6):.1f} fps); {len(log.actions)} actions, "
+        print(f"mirror replay: {video.name}: {_plural(frames, 'frame')}, {clip_s:.1f} s of clip at {fps:g} fps "
+              f"in {wall:.1f} s ({frames / max(wall, 1e-6):.1f} fps); {_plural(len(log.actions), 'action')}, "
               f"{result['actions_per_min']:.2f} a minute", file=err, flush=True)
     if out is not None and as_json:
         print(json.dumps(result), file=out, flush=True)
     return result
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
