@@ -69,6 +69,7 @@ def test_one_colour_with_a_skirt_is_a_dress_and_upper_takes_all_of_it():
     assert parts.kind == "dress"
     assert ((parts.masks["upper"] > 0) == (seg > 0)).all()
     assert ((parts.masks["dress"] > 0) == (seg > 0)).all()
+    assert not parts.masks["lower"].any()       # no trousers or skirt of hers to recolour
 
 
 def test_one_colour_trousers_split_at_the_waist():

@@ -589,7 +589,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     upper = upper & g
     lower = g & ~upper
     if kind == "dress":
-        lower = g & (below > 0)          # the skirt of it, for a "lower" product
+        lower = np.zeros_like(g)         # a dress is an upper garment as a whole; she wears no trousers or skirt
         dress = g
     elif kind == "one_colour":
         dress = g if len(knees) < 2 else upper
