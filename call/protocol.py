@@ -281,5 +281,7 @@ class FriendProtocol:
             return []
         self.phase = Phase.CLOSED
         self.room.leave(self.conn)
-        return [StopPeer(), Send({"type": msg_type, "reason": reason}), Close(reason),
+        # The reason goes out before the media stops: a browser that sees its
+        # peer connection fail first would say "connection lost" instead.
+        return [Send({"type": msg_type, "reason": reason}), StopPeer(), Close(reason),
                 Notify("call.ended", {"name": self.name, "reason": notify_reason})]

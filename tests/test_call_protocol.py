@@ -241,3 +241,18 @@ def test_call_config_is_checked():
     assert e.value.problems == ["call.ice_interfaces: got '192.168.1.0/24', expected interface names (eth0) or IP "
                                 "addresses (192.168.1.20), comma-separated"]
     assert build({"call": {"ice_interfaces": "eth0, wlp2s0,192.168.1.20 ,fd00::2"}}, env={}).call.ice_interfaces
+
+
+def test_a_hang_up_tells_the_friend_why_before_the_media_stops():
+    # a browser whose peer connection drops first would say "connection lost"
+    tokens = JoinTokens(SECRET)
+    room = P.Room(tokens)
+    room.new_session("s1")
+    f = P.FriendProtocol(room, "c1", NOW)
+    tok, _ = tokens.issue("s1", NOW)
+    f.receive(json.dumps({"type": "join", "token": tok, "name": "Jane"}), NOW)
+    f.admit()
+    f.receive(json.dumps({"type": "offer", "sdp": "v=0"}), NOW)
+    out = f.hang_up("shopper hung up")
+    assert out.index(P.Send({"type": "ended", "reason": "shopper hung up"})) < out.index(P.StopPeer())
+    assert out.index(P.StopPeer()) < out.index(P.Close("shopper hung up"))
