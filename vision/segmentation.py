@@ -348,7 +348,7 @@ class GarmentModel:
         gc[outside] = cv2.GC_BGD
 
         not_garment = np.zeros((h, w), np.uint8)
-        hands = np.zeros((h, w), np.uint8)
+        unlikely = np.zeros((h, w), np.uint8)     # her hands and shoes: probably not garment, colour decides
         seeds = np.zeros((h, w), np.uint8)
         face_px = None
         if layout is not None:
@@ -358,7 +358,7 @@ class GarmentModel:
             face_px = lab[face_pick] if face_pick.sum() >= 30 else None
             _ellipse(not_garment, layout.head_center, layout.head_axes, 1)
             for c, r in layout.hands:
-                cv2.circle(hands, (round(c[0]), round(c[1])), max(1, round(r)), 1, -1)
+                cv2.circle(unlikely, (round(c[0]), round(c[1])), max(1, round(r)), 1, -1)
             cv2.fillConvexPoly(seeds, np.round(layout.torso).astype(np.int32), 1)
             thick = max(2, round(0.08 * np.linalg.norm(layout.torso[0] - layout.torso[1]) + 2))
             for leg in layout.legs:
@@ -366,7 +366,7 @@ class GarmentModel:
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
-            _mark_shoes(hands, pose)
+            _mark_shoes(unlikely, pose)
         elif face_work is not None:
             # No pose but a face: the head around it, the garment below the chin.
             head_center, head_axes, chin_y = _head_from_box(face_work)
@@ -403,7 +403,7 @@ class GarmentModel:
         if bare is not None:
             skin |= bare
         hair = _hair_like(lab, inside & ~skin, layout)
-        seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (hands == 0)
+        seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (unlikely == 0)
         if hair is not None and (seeds & hair).sum() < 0.5 * seeds.sum():
             # Hair lying on the torso (a braid, long hair); unless the garment
             # itself is hair-coloured, it must not teach GrabCut the garment.
@@ -412,7 +412,7 @@ class GarmentModel:
         if seeds.sum() < 20:
             return None
         gc[(not_garment > 0) & inside] = cv2.GC_BGD
-        gc[((hands > 0) | skin) & (gc != cv2.GC_BGD)] = cv2.GC_PR_BGD
+        gc[((unlikely > 0) | skin) & (gc != cv2.GC_BGD)] = cv2.GC_PR_BGD
         gc[seeds] = cv2.GC_FGD
         if depth_mm is not None:
             far = cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -649,9 +649,10 @@ def _bare_limbs(lab: np.ndarray, inside: np.ndarray, pose: np.ndarray, torso: np
         pts = [pose[root, :2]] if _vis(pose, root, 0.3) else []
         pts += [a, b + 0.2 * (b - a)]
         cv2.polylines(limb, [np.round(np.array(pts)).astype(np.int32)], False, 1, max(2, round(0.3 * sw)))
-        d_skin = np.linalg.norm(lab.astype(np.float32) - ref, axis=-1)
-        d_garm = np.linalg.norm(lab.astype(np.float32) - garment, axis=-1)
-        out |= (limb > 0) & inside & (d_skin < SKIN_DE) & (d_skin < d_garm)
+        on = (limb > 0) & inside
+        px = lab[on].astype(np.float32)
+        d_skin = np.linalg.norm(px - ref, axis=-1)
+        out[on] |= (d_skin < SKIN_DE) & (d_skin < np.linalg.norm(px - garment, axis=-1))
     return out if out.any() else None
 
 
