@@ -362,7 +362,9 @@ class GarmentModel:
             cv2.fillConvexPoly(seeds, np.round(layout.torso).astype(np.int32), 1)
             thick = max(2, round(0.08 * np.linalg.norm(layout.torso[0] - layout.torso[1]) + 2))
             for leg in layout.legs:
-                cv2.polylines(seeds, [np.round(leg).astype(np.int32)], False, 1, thick)
+                # thighs only: below the knee a skirt or a dress has ended and
+                # her shins (bare, tights) are left to colour
+                cv2.polylines(seeds, [np.round(leg[:2]).astype(np.int32)], False, 1, thick)
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
