@@ -406,7 +406,15 @@ class GarmentModel:
             skin |= bare
         hair = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (unlikely == 0)
-        if hair is not None and (seeds & hair).sum() < 0.5 * seeds.sum():
+        chest = seeds
+        if layout is not None:
+            # judged on her chest, not on the legs too: a short dark top over
+            # a long skirt is a hair-coloured top, not hair
+            top = np.zeros((h, w), np.uint8)
+            cv2.fillConvexPoly(top, np.round(layout.torso).astype(np.int32), 1)
+            top[int(layout.torso[:, 1].mean()):, :] = 0
+            chest = seeds & (top > 0) if (seeds & (top > 0)).sum() >= 20 else seeds
+        if hair is not None and (chest & hair).sum() < 0.5 * chest.sum():
             # Hair lying on the torso (a braid, long hair); unless the garment
             # itself is hair-coloured, it must not teach GrabCut the garment.
             seeds &= ~hair
@@ -570,7 +578,15 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
 
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
-    if up_seed.sum() < 15:
+    breast = np.zeros((h, w), np.uint8)        # the torso's upper half: surely the top, whatever the waist
+    cv2.fillConvexPoly(breast, np.round(layout.torso).astype(np.int32), 1)
+    breast[int(layout.torso[:, 1].mean()):, :] = 0
+    pieces = _pieces_apart(g, (breast > 0) & g, lo_seed)
+    if pieces is not None:
+        # skin all the way across between them (a crop top, a bare midriff):
+        # two garments, whatever their colours
+        upper = pieces
+    elif up_seed.sum() < 15:
         upper = geometric_upper
         kind = "one_colour"
     elif lo_seed.sum() < 15:
@@ -599,6 +615,18 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         dress = upper | (lower & _like(lab, upper, lower))
     return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
                   "dress": dress.astype(np.uint8)}, kind)
+
+
+def _pieces_apart(g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray) -> np.ndarray | None:
+    """The garment pieces holding the top's seeds, when none of them also holds
+    the bottom's: she wears two garments with nothing of either between."""
+    if up_seed.sum() < 15 or lo_seed.sum() < 15:
+        return None
+    _, labels = cv2.connectedComponents(g.astype(np.uint8), connectivity=8)
+    up, lo = set(np.unique(labels[up_seed])) - {0}, set(np.unique(labels[lo_seed])) - {0}
+    if not up or up & lo:
+        return None
+    return np.isin(labels, list(up))
 
 
 def _limb_ends(pose: np.ndarray, w: int, h: int) -> np.ndarray:
