@@ -174,3 +174,29 @@ def test_help_explains_the_parts():
         r = _mirror(command, "--help")
         text = " ".join(r.stdout.split())
         assert r.returncode == 0 and "trousers or a skirt" in text and "a dress as a whole" in text
+
+
+def test_a_crop_top_over_a_skirt_of_its_colour_is_two_garments():
+    # bare skin all the way across between them: no dress, whatever the colours
+    img, _, seg, pose = _figure((40, 40, 200), (40, 40, 200), skirt=True)
+    img[150:185, 60:141] = (150, 170, 220)                 # her midriff
+    seg[150:185, 60:141] = 0
+    parts = split_parts(img, cv2.cvtColor(img, cv2.COLOR_BGR2Lab), seg, pose, body_layout(pose, (W, H)))
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "separates"
+    assert up[70:150].sum() == seg[70:150].sum() and not up[185:].any()
+    assert lo[185:].sum() == seg[185:].sum() and not lo[:150].any()
+
+
+def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
+    # the gap between the knees is filled, as by a skirt; but the legs go on
+    # down to the ankles, narrower than her hips: trousers
+    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=True)
+    img[185:, :] = 235
+    seg[185:, :] = 0
+    legs = np.array([[60, 185], [140, 185], [122, 385], [78, 385]], np.int32)
+    cv2.fillConvexPoly(img, legs, (30, 30, 30))
+    cv2.fillConvexPoly(seg, legs, 1)
+    parts = split_parts(img, cv2.cvtColor(img, cv2.COLOR_BGR2Lab), seg, pose, body_layout(pose, (W, H)))
+    assert parts.kind == "one_colour"
+    assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()

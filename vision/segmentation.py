@@ -600,7 +600,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         de = float(np.linalg.norm(_lab_ref(lab[up_seed]) - _lab_ref(lab[lo_seed])))
         if de >= SAME_COLOUR_DE:
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
-        elif len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL:
+        elif (len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
+              and not _trouser_legs(g, pose, mid_h)):
             upper, kind = g, "dress"
         else:
             upper, kind = geometric_upper, "one_colour"
@@ -615,6 +616,29 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         dress = upper | (lower & _like(lab, upper, lower))
     return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
                   "dress": dress.astype(np.uint8)}, kind)
+
+
+def _span(g: np.ndarray, y: float, half: int = 2) -> float:
+    """Width of the garment across rows y-half..y+half (its extent, gaps included)."""
+    y0, y1 = max(0, int(y) - half), min(g.shape[0], int(y) + half + 1)
+    cols = np.flatnonzero(g[y0:y1].any(0)) if y1 > y0 else np.array([])
+    return float(cols[-1] - cols[0] + 1) if cols.size else 0.0
+
+
+def _trouser_legs(g: np.ndarray, pose: np.ndarray, mid_h: np.ndarray) -> bool:
+    """One colour from the waist down with the legs together looks like a dress
+    between the knees. Trousers go on down to her shoes as two legs no wider
+    together than her hips would suggest; a dress ends above the ankles (her
+    shins show) or, long, stays as wide as at her hips."""
+    if not (_vis(pose, 27) and _vis(pose, 28)):
+        return False
+    ankle_y = float((pose[27, 1] + pose[28, 1]) / 2)
+    knee_y = float((pose[25, 1] + pose[26, 1]) / 2)
+    low = ankle_y - 0.15 * (ankle_y - knee_y)
+    hips = _span(g, mid_h[1])
+    if hips < 4 or low >= g.shape[0]:
+        return False
+    return _span(g, low) >= 0.3 * hips and _span(g, low) < 0.8 * hips
 
 
 def _pieces_apart(g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray) -> np.ndarray | None:
