@@ -80,3 +80,15 @@ def test_curled_fingers_with_the_thumb_out_sideways_are_not_a_fist(rotate):
     fist = hand(CURLED, thumb="tucked", rotate=rotate)
     assert G.classify(fist).gesture == "fist"
     assert G.classify(hand(CURLED, thumb="out", rotate=rotate)).gesture != "fist"
+
+
+def test_a_photo_hand_too_small_to_read_is_left_out():
+    # someone far back in a whole scene: a palm of a few pixels has no readable shape
+    def thumbs_up(palm_px):
+        pts = hand(CURLED, "up", scale=100.0)
+        palm = float(np.linalg.norm(pts[9, :2] - pts[0, :2]))
+        return pts * (palm_px / palm)
+    assert G.photo_gesture([thumbs_up(60.0)]).gesture == "thumbs_up"
+    assert G.photo_gesture([thumbs_up(0.8 * G.MIN_PHOTO_PALM_PX)]).gesture == "none"
+    assert G.photo_gesture([thumbs_up(0.8 * G.MIN_PHOTO_PALM_PX), thumbs_up(60.0)]).gesture == "thumbs_up"
+    assert G.photo_gesture([]).gesture == "none"

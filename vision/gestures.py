@@ -174,6 +174,16 @@ def best_of(classifications: list[Classification]) -> Classification:
     return Classification("none", 1.0)
 
 
+MIN_PHOTO_PALM_PX = 20.0   # wrist to middle knuckle; smaller hands are too coarse to read (tune photos: 0 of 4 right)
+
+
+def photo_gesture(hands: list[np.ndarray]) -> Classification:
+    """The gesture of a still photo from its hands' landmarks (pixels), judged
+    strictly; hands too small to read (someone far back) are left out."""
+    readable = [p for p in hands if float(np.linalg.norm(p[9, :2] - p[0, :2])) >= MIN_PHOTO_PALM_PX]
+    return best_of([classify(p, strict=True) for p in readable])
+
+
 class GestureFilter:
     """Temporal hysteresis: a gesture fires after holding `hold_frames` frames
     and `hold_s` seconds (a deliberate hold, whatever the frame rate); then

@@ -78,7 +78,7 @@ def cmd_gesture(args) -> int:
             status = EXIT_BAD_INPUT
             continue
         hands = find_hands_in_photo(tracker, img)
-        best = G.best_of([G.classify(h.points, strict=True) for h in hands])
+        best = G.photo_gesture([h.points for h in hands])
         print(json.dumps({"image": path, "gesture": best.gesture, "score": best.score, "hands": len(hands)}),
               flush=True)
     return status
