@@ -10,13 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mirror.harness.call_bench import free_port  # noqa: F401  (the tests' free port, one definition)
+from mirror.harness.staff_bench import staff_only  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def kiosk_config(folder: Path, frames: Path, sections: str = "") -> Path:
@@ -35,21 +32,6 @@ height = 480
 socket = "{folder / 'control.sock'}"
 {sections}""")
     return cfg
-
-
-def staff_only(folder: Path, port: int) -> str:
-    """kiosk_config's sections for a kiosk with the staff console alone (its database in `folder`)."""
-    return f"""
-[call]
-enabled = false
-[nfc]
-enabled = false
-[checkout]
-enabled = false
-db_path = "{folder / 'orders.db'}"
-[staff]
-port = {port}
-"""
 
 
 def start_kiosk(cfg: Path, **env: str) -> subprocess.Popen:

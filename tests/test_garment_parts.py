@@ -48,9 +48,13 @@ def _figure(top_bgr, bottom_bgr, skirt: bool):
     return img, lab, seg, pose
 
 
+def _split_drawn(img, seg, pose):
+    return split_parts(img, cv2.cvtColor(img, cv2.COLOR_BGR2Lab), seg, pose, body_layout(pose, (W, H)))
+
+
 def _split(top, bottom, skirt):
-    img, lab, seg, pose = _figure(top, bottom, skirt)
-    return split_parts(img, lab, seg, pose, body_layout(pose, (W, H))), seg
+    img, _, seg, pose = _figure(top, bottom, skirt)
+    return _split_drawn(img, seg, pose), seg
 
 
 def test_a_top_and_trousers_of_different_colours_split_at_the_hem():
@@ -181,7 +185,7 @@ def test_a_crop_top_over_a_skirt_of_its_colour_is_two_garments():
     img, _, seg, pose = _figure((40, 40, 200), (40, 40, 200), skirt=True)
     img[150:185, 60:141] = (150, 170, 220)                 # her midriff
     seg[150:185, 60:141] = 0
-    parts = split_parts(img, cv2.cvtColor(img, cv2.COLOR_BGR2Lab), seg, pose, body_layout(pose, (W, H)))
+    parts = _split_drawn(img, seg, pose)
     up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
     assert parts.kind == "separates"
     assert up[70:150].sum() == seg[70:150].sum() and not up[185:].any()
@@ -197,6 +201,6 @@ def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
     legs = np.array([[60, 185], [140, 185], [122, 385], [78, 385]], np.int32)
     cv2.fillConvexPoly(img, legs, (30, 30, 30))
     cv2.fillConvexPoly(seg, legs, 1)
-    parts = split_parts(img, cv2.cvtColor(img, cv2.COLOR_BGR2Lab), seg, pose, body_layout(pose, (W, H)))
+    parts = _split_drawn(img, seg, pose)
     assert parts.kind == "one_colour"
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()

@@ -27,7 +27,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from mirror.harness.call_bench import CHROMIUM_FLAGS, Stage
 from tests.kiosk_proc import ROOT, control_line, free_port, kiosk_config, staff_only, start_kiosk, stop_kiosk
-from tests.test_staff_console import picture_pixels, wait
+from tests.test_staff_console import page_problems, picture_pixels, wait
 
 PIN = "61842"
 
@@ -118,10 +118,7 @@ def test_the_console_alerts_when_she_steps_up_and_wipes_her_card_when_she_leaves
             ctx = browser.new_context(viewport={"width": 1280, "height": 800})        # a tablet, landscape
             ctx.add_init_script(TONE_SPY)
             page = ctx.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error"
-                    and not m.text.startswith("Failed to load resource") else None)
+            problems = page_problems(page)
             page.goto(f"{rig.base}/staff")
             page.fill("#pin", PIN)
             page.click("#go")

@@ -329,17 +329,23 @@ def picture_pixels(img: np.ndarray) -> int:
     return int((np.abs(band - (239, 243, 245)).sum(2) < 12).sum())
 
 
+def page_problems(page) -> list[str]:
+    """The page's script errors and console errors, collected as they happen."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # Chromium reports every 4xx answer as a console error (a wrong PIN's 401 is one): not a problem
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error"
+            and not m.text.startswith("Failed to load resource") else None)
+    return problems
+
+
 def test_the_console_in_chromium_pushes_suggestions_and_answers_a_request(mirror):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS, headless=True)
         try:
             ctx = browser.new_context(viewport={"width": 800, "height": 1280})        # a tablet, portrait
             page = ctx.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            # Chromium reports every 4xx answer as a console error (the wrong PIN's 401 is one): not a problem
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error"
-                    and not m.text.startswith("Failed to load resource") else None)
+            problems = page_problems(page)
             page.goto(f"{mirror.base}/staff")
 
             # a wrong PIN, then the right one, on the page's keypad

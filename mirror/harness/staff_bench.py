@@ -45,6 +45,21 @@ SKU_SETS = (["SHOE-0301"], ["MAKE-0101", "ACC-0210"], ["SHOE-0315"], ["ACC-0250"
 SHOWN_TIMEOUT_S = 3.0
 
 
+def staff_only(folder: Path, port: int) -> str:
+    """Config sections for a kiosk with the staff console alone (its database in `folder`)."""
+    return f"""
+[call]
+enabled = false
+[nfc]
+enabled = false
+[checkout]
+enabled = false
+db_path = "{folder / 'orders.db'}"
+[staff]
+port = {port}
+"""
+
+
 def _config(folder: Path, clip: Path, port: int, width: int, height: int) -> Path:
     cfg = folder / "kiosk.toml"
     cfg.write_text(f"""
@@ -57,17 +72,7 @@ width = {width}
 height = {height}
 [control]
 socket = "{folder / 'control.sock'}"
-[call]
-enabled = false
-[nfc]
-enabled = false
-[checkout]
-enabled = false
-db_path = "{folder / 'mirror.db'}"
-[staff]
-host = "127.0.0.1"
-port = {port}
-""")
+{staff_only(folder, port)}""")
     return cfg
 
 
@@ -180,7 +185,7 @@ def bench_staff(pushes: int = 40, video: str | None = None, progress: bool = Tru
         folder = Path(tmp)
         port = free_port()
         cfg = _config(folder, clip.resolve(), port, width, height)
-        _add_user(folder / "mirror.db")
+        _add_user(folder / "orders.db")
         say(f"starting the kiosk headless on {clip.name} ({width}x{height}), staff console on port {port}")
         kiosk = KioskProcess(NoNamespace(), cfg, folder / "kiosk.log")
         console = _Console(port)
