@@ -9,6 +9,7 @@ exponential backoff, announcing the loss and the recovery on the bus.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -196,20 +197,25 @@ PHOTO_MIN_SIDE = 16
 _TAIL_BYTES = 64 * 1024
 
 
+@contextlib.contextmanager
+def _pillow_header(p: Path):
+    """The file opened by Pillow, which reads only its header on open (ImportError
+    without Pillow; Pillow's own errors for a file it cannot read)."""
+    import warnings
+    from PIL import Image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(p) as im:
+            yield im
+
+
 def _header_size_pillow(p: Path) -> tuple[str, int, int] | None:
-    """(format, width, height) from the file's header via Pillow (which reads no pixels on open),
-    or None when Pillow is missing or cannot tell."""
+    """(format, width, height) from the file's header via Pillow, or None when
+    Pillow is missing or cannot tell."""
     try:
-        import warnings
-        from PIL import Image
-    except ImportError:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                return str(im.format or "image"), int(im.size[0]), int(im.size[1])
-    except Exception:           # DecompressionBombError, UnidentifiedImageError, a broken header...
+        with _pillow_header(p) as im:
+            return str(im.format or "image"), int(im.size[0]), int(im.size[1])
+    except Exception:           # ImportError, DecompressionBombError, UnidentifiedImageError, a broken header...
         return None
 
 
@@ -285,7 +291,6 @@ def _looks_truncated(p: Path, fmt: str) -> bool:
 def still_image_format(path: str | Path) -> str | None:
     """The format ("JPEG", "PNG"...) when the file is a single picture, else None
     (a video, an animated GIF or WebP, or something else)."""
-    import warnings
     p = Path(path)
     try:
         from PIL import Image
@@ -293,10 +298,8 @@ def still_image_format(path: str | Path) -> str | None:
         info = _header_size_own(p)
         return info[0] if info else None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                return None if getattr(im, "n_frames", 1) > 1 else str(im.format or "image")
+        with _pillow_header(p) as im:
+            return None if getattr(im, "n_frames", 1) > 1 else str(im.format or "image")
     except Image.DecompressionBombError:
         return "image"
     except Exception:           # not a picture Pillow knows

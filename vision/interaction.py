@@ -79,6 +79,7 @@ class HandInput:
             hands = [h for h in hands if E.in_zone(body, h.points, h.frame_size, zone)] or hands
         # The biggest hand (nearest the mirror) drives everything.
         main = max(hands, key=lambda h: float(np.linalg.norm(h.points[9, :2] - h.points[0, :2])))
+        shape = G.measure(main.points)
         if gate:                               # only the engaged hand speaks, judged as strictly as a photo
             self.classification = G.classify(main.points, self.cfg.min_score, strict=True)
         else:
@@ -86,7 +87,7 @@ class HandInput:
         if gate:
             self.engaged = self.engagement.update(body, main.points, main.frame_size, t)
             # an index finger up at her lips is "shh"; a thumbs-up by her chin is still one
-            hush = (body is not None and G.measure(main.points).index > 0.6
+            hush = (body is not None and shape.index > 0.6
                     and E.on_lips(body, main.points, main.frame_size))
             can_press = (body is not None and body.facing and not hush
                          and E.raised(body, main.points, main.frame_size, zone))
@@ -109,7 +110,6 @@ class HandInput:
             speed = math.hypot(palm[0] - self._prev_palm[0], palm[1] - self._prev_palm[1]) / (t - self._prev_palm[2])
         self._prev_palm = (palm[0], palm[1], t)
 
-        shape = G.measure(main.points)
         pointing = shape.index > 0.6 and shape.middle < 0.5 and shape.ring < 0.5
         pointing = pointing and self.engaged
         circle = self.circle.update(*tip, t) if pointing else None

@@ -225,6 +225,14 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
     return Layout(head_c, head_axes, chin_y, shoulder_y, torso, legs, hands, face_core, arms)
 
 
+def _upper_torso(layout: Layout, shape: tuple[int, int]) -> np.ndarray:
+    """The upper half of the torso core (bool mask of `shape`): her chest."""
+    m = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(m, np.round(layout.torso).astype(np.int32), 1)
+    m[int(layout.torso[:, 1].mean()):, :] = 0
+    return m > 0
+
+
 def _mark_shoes(mask: np.ndarray, pose: np.ndarray) -> None:
     """Her shoes, from pose's ankle, heel and toe points, are probably not
     garment (colour decides, as for her hands: a foot may rest against the
@@ -410,10 +418,8 @@ class GarmentModel:
         if layout is not None:
             # judged on her chest, not on the legs too: a short dark top over
             # a long skirt is a hair-coloured top, not hair
-            top = np.zeros((h, w), np.uint8)
-            cv2.fillConvexPoly(top, np.round(layout.torso).astype(np.int32), 1)
-            top[int(layout.torso[:, 1].mean()):, :] = 0
-            chest = seeds & (top > 0) if (seeds & (top > 0)).sum() >= 20 else seeds
+            top = _upper_torso(layout, (h, w))
+            chest = seeds & top if (seeds & top).sum() >= 20 else seeds
         if hair is not None and (chest & hair).sum() < 0.5 * chest.sum():
             # Hair lying on the torso (a braid, long hair); unless the garment
             # itself is hair-coloured, it must not teach GrabCut the garment.
@@ -578,10 +584,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
 
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
-    breast = np.zeros((h, w), np.uint8)        # the torso's upper half: surely the top, whatever the waist
-    cv2.fillConvexPoly(breast, np.round(layout.torso).astype(np.int32), 1)
-    breast[int(layout.torso[:, 1].mean()):, :] = 0
-    pieces = _pieces_apart(g, (breast > 0) & g, lo_seed)
+    # the torso's upper half is surely the top, wherever the waist is
+    pieces = _pieces_apart(g, _upper_torso(layout, (h, w)) & g, lo_seed)
     if pieces is not None:
         # skin all the way across between them (a crop top, a bare midriff):
         # two garments, whatever their colours
