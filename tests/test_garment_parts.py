@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import PARTS, PartError, body_layout, split_parts
+from vision.segmentation import PARTS, PartError, _her_pieces, _mark_shoes, body_layout, split_parts
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -204,3 +204,39 @@ def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "one_colour"
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
+
+
+def test_a_one_colour_jacket_over_trousers_ends_at_its_hem():
+    # the jacket hangs to y 225, well below the waistband (y 186); its hem is
+    # a line of shadow across her front, the one strong edge on plain cloth
+    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    cv2.rectangle(img, (58, 70), (142, 225), (30, 30, 30), -1)
+    cv2.rectangle(seg, (58, 70), (142, 225), 1, -1)
+    img[226:229, 62:139] = (75, 75, 75)
+    parts = _split_drawn(img, seg, pose)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "one_colour"
+    assert up[70:220].sum() == seg[70:220].sum()            # all of the jacket
+    assert not up[235:].any() and lo[235:].sum() == seg[235:].sum()
+
+
+def test_someone_else_in_the_photo_is_not_part_of_her_outfit():
+    _, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    inside = seg > 0
+    inside[100:300, 170:195] = True                       # a passer-by at the edge, apart from her
+    inside[390:, 100:102] = False
+    mine = _her_pieces(inside, pose)
+    assert not mine[:, 170:].any() and (mine[:, :160] == inside[:, :160]).all()
+    pose[:, 2] = 0.0                                      # no pose point seen: nothing to go by
+    assert (_her_pieces(inside, pose) == inside).all()
+
+
+def test_a_foot_she_stands_on_is_never_garment_a_raised_one_only_probably():
+    _, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    pose[27:33] = [[122, 370, .99], [78, 370, .99], [122, 388, .99], [78, 388, .99], [140, 390, .99], [60, 390, .99]]
+    pose[28, :2], pose[30, :2], pose[32, :2] = (70, 240), (70, 255), (55, 258)   # one foot raised to the other knee
+    unlikely, never = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+    _mark_shoes(unlikely, never, pose)
+    assert never[383, 126] and unlikely[383, 126]                 # inside her standing shoe
+    assert not never[:372].any()                                  # nothing above that ankle, nor the raised foot
+    assert unlikely[251, 65] and not unlikely[:242].any()         # the raised foot: colour decides

@@ -233,11 +233,14 @@ def _upper_torso(layout: Layout, shape: tuple[int, int]) -> np.ndarray:
     return m > 0
 
 
-def _mark_shoes(mask: np.ndarray, pose: np.ndarray) -> None:
-    """Her shoes, from pose's ankle, heel and toe points, are probably not
-    garment (colour decides, as for her hands: a foot may rest against the
-    other leg): the foot's outline grown by a fifth of its length, from just
-    below the ankle down (a trouser hem over the ankle stays)."""
+def _mark_shoes(unlikely: np.ndarray, never: np.ndarray, pose: np.ndarray) -> None:
+    """Her shoes, from pose's ankle, heel and toe points, from just below the
+    ankle down (a trouser hem over the ankle stays): the foot's outline grown
+    by a fifth of its length is probably not garment, and colour decides (a
+    raised foot may rest against the other leg). The outline itself, on a
+    foot she stands on (below both knees), is never garment: black shoes
+    under black trousers."""
+    knees_y = max(pose[25, 1], pose[26, 1]) if _vis(pose, 25) and _vis(pose, 26) else None
     for ankle, heel, toe in ((27, 29, 31), (28, 30, 32)):
         if not (_vis(pose, ankle) and _vis(pose, heel) and _vis(pose, toe)):
             continue
@@ -245,13 +248,17 @@ def _mark_shoes(mask: np.ndarray, pose: np.ndarray) -> None:
         length = float(np.linalg.norm(pts[1] - pts[2]))
         if length < 3:
             continue
-        foot = np.zeros_like(mask)
+        core = np.zeros_like(unlikely)
         hull = cv2.convexHull(np.round(pts).astype(np.int32))
-        cv2.fillConvexPoly(foot, hull, 1)
+        cv2.fillConvexPoly(core, hull, 1)
+        foot = core.copy()
         cv2.polylines(foot, [hull], True, 1, max(1, round(0.4 * length)))
         top = int(pts[0, 1] + 0.15 * length)
         foot[:max(0, top), :] = 0
-        mask[foot > 0] = 1
+        core[:max(0, top), :] = 0
+        unlikely[foot > 0] = 1
+        if knees_y is not None and pts[0, 1] > knees_y:
+            never[core > 0] = 1
 
 
 def _head_from_box(box: tuple[float, float, float, float]):
@@ -348,6 +355,8 @@ class GarmentModel:
             layout = _head_from_face(layout, face_work)
 
         inside = pm > 0.5
+        if pose is not None:
+            inside = _her_pieces(inside, pose)
         if inside.sum() < 0.01 * w * h:
             return None
         gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
@@ -376,7 +385,7 @@ class GarmentModel:
             above = np.zeros((h, w), bool)
             above[: max(0, int(layout.chin_y)), :] = True
             gc[above & inside] = cv2.GC_PR_BGD
-            _mark_shoes(unlikely, pose)
+            _mark_shoes(unlikely, not_garment, pose)
         elif face_work is not None:
             # No pose but a face: the head around it, the garment below the chin.
             head_center, head_axes, chin_y = _head_from_box(face_work)
@@ -553,6 +562,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         # 27 degrees (pose guessing hips it cannot see): no trousers to find
         return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
     axis = axis / torso_len
+    hip_xs = (int(min(lh[0], rh[0])), int(max(lh[0], rh[0])))
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     waist = mid_h - axis * WAIST_FRAC * torso_len
     # signed distance below the waist line, in torso lengths
@@ -608,7 +618,10 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
               and not _trouser_legs(g, pose, mid_h)):
             upper, kind = g, "dress"
         else:
-            upper, kind = geometric_upper, "one_colour"
+            # a jacket over trousers of its colour: its hem, a line across her
+            # front, lies lower than a tucked-in top's waistband
+            hem = _hem_level(lab, g, below, hip_xs)
+            upper, kind = g & ((below < hem) | (arms > 0)), "one_colour"
     upper = upper & g
     lower = g & ~upper
     if kind == "dress":
@@ -620,6 +633,34 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         dress = upper | (lower & _like(lab, upper, lower))
     return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
                   "dress": dress.astype(np.uint8)}, kind)
+
+
+HEM_MAX = 0.6      # lowest jacket hem, in torso lengths below the waist line
+HEM_EDGE = 1.8     # a hem's edge is this many times the outfit's usual shading edges
+HEM_MIN_EDGE = 6.0  # ... and at least this strong (Sobel of L, 0..255): not flat cloth's noise
+
+
+def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int, int]) -> float:
+    """Where a one-colour top ends, in torso lengths below the waist line: a
+    jacket's hem is a line of strong up-down shading change across her front,
+    well above what the cloth's folds make; without one, the waist line (0)."""
+    L = cv2.GaussianBlur(lab[..., 0], (3, 3), 0).astype(np.float32)
+    edge = np.abs(cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3))
+    front = cv2.erode(g.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    cols = np.zeros_like(front)
+    cols[:, max(0, xs[0]):max(0, xs[1] + 1)] = True
+    front &= cols
+    steps = np.arange(-0.2, HEM_MAX + 0.1, 0.02)
+    prof = np.full(len(steps), np.nan)
+    for i, b in enumerate(steps):
+        band = front & (below >= b - 0.02) & (below < b + 0.02)
+        if band.sum() >= 10:
+            prof[i] = edge[band].mean()
+    look = (steps >= 0.05) & (steps <= HEM_MAX) & ~np.isnan(prof)
+    if not look.any() or np.isnan(prof).all():
+        return 0.0
+    i = int(np.flatnonzero(look)[np.argmax(prof[look])])
+    return float(steps[i]) if prof[i] >= max(HEM_EDGE * np.nanmedian(prof), HEM_MIN_EDGE) else 0.0
 
 
 def _span(g: np.ndarray, y: float, half: int = 2) -> float:
@@ -791,6 +832,20 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     d = lab.astype(np.float32) - mean
     m = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
     return (m < 7.8) & candidates
+
+
+def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """The pieces of the person mask that hold one of her pose points: someone
+    else in the photo (further back on a runway, a friend beside her) is not
+    part of her outfit."""
+    n, labels = cv2.connectedComponents(inside.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return inside
+    h, w = inside.shape
+    seen = [(int(round(y)), int(round(x))) for x, y in pose[:, :2][pose[:, 2] >= 0.5]
+            if 0 <= round(x) < w and 0 <= round(y) < h]
+    ids = {labels[y, x] for y, x in seen} - {0}
+    return np.isin(labels, list(ids)) if ids else inside
 
 
 def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
