@@ -240,3 +240,15 @@ def test_a_foot_she_stands_on_is_never_garment_a_raised_one_only_probably():
     assert never[383, 126] and unlikely[383, 126]                 # inside her standing shoe
     assert not never[:372].any()                                  # nothing above that ankle, nor the raised foot
     assert unlikely[251, 65] and not unlikely[:242].any()         # the raised foot: colour decides
+
+
+def test_the_hem_of_shorts_of_her_tops_colour_is_not_a_jackets():
+    # a cuff line across the shorts at y 226, bare legs below: nothing of the
+    # trousers goes on under it, so the top still ends at the waistband
+    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    img[226:229, 62:139] = (75, 75, 75)
+    img[232:] = 235
+    seg[232:] = 0
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "one_colour" and up[80:170].sum() == seg[80:170].sum() and not up[200:].any()

@@ -638,6 +638,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
 HEM_MAX = 0.6      # lowest jacket hem, in torso lengths below the waist line
 HEM_EDGE = 1.8     # a hem's edge is this many times the outfit's usual shading edges
 HEM_MIN_EDGE = 6.0  # ... and at least this strong (Sobel of L, 0..255): not flat cloth's noise
+HEM_ACROSS = 0.7   # share of her front's columns the hem's edge must cross
 
 
 def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int, int]) -> float:
@@ -646,7 +647,7 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
     well above what the cloth's folds make; without one, the waist line (0)."""
     L = cv2.GaussianBlur(lab[..., 0], (3, 3), 0).astype(np.float32)
     edge = np.abs(cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3))
-    front = cv2.erode(g.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    front = cv2.erode(g.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0     # not her outline
     cols = np.zeros_like(front)
     cols[:, max(0, xs[0]):max(0, xs[1] + 1)] = True
     front &= cols
@@ -660,7 +661,16 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
     if not look.any() or np.isnan(prof).all():
         return 0.0
     i = int(np.flatnonzero(look)[np.argmax(prof[look])])
-    return float(steps[i]) if prof[i] >= max(HEM_EDGE * np.nanmedian(prof), HEM_MIN_EDGE) else 0.0
+    if prof[i] < max(HEM_EDGE * np.nanmedian(prof), HEM_MIN_EDGE):
+        return 0.0
+    # a hem runs right across her; a leg's or an arm's edge crosses only part of it
+    band = front & (below >= steps[i] - 0.03) & (below < steps[i] + 0.03)
+    strong = np.where(band, edge, 0.0).max(axis=0) >= HEM_MIN_EDGE
+    present = band.any(axis=0)
+    # ... and the trousers go on below it (a shorts' hem over a bare thigh is not a jacket's)
+    under = front & (below >= steps[i] + 0.08) & (below < steps[i] + 0.14)
+    goes_on = under.any(axis=0)[present].mean()
+    return float(steps[i]) if strong[present].mean() >= HEM_ACROSS and goes_on >= HEM_ACROSS else 0.0
 
 
 def _span(g: np.ndarray, y: float, half: int = 2) -> float:
