@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import PARTS, PartError, _her_pieces, _mark_shoes, body_layout, split_parts
+from vision.segmentation import PARTS, GarmentModel, PartError, _her_pieces, _mark_shoes, body_layout, split_parts
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -252,3 +252,19 @@ def test_the_hem_of_shorts_of_her_tops_colour_is_not_a_jackets():
     parts = _split_drawn(img, seg, pose)
     up = parts.masks["upper"] > 0
     assert parts.kind == "one_colour" and up[80:170].sum() == seg[80:170].sum() and not up[200:].any()
+
+
+def test_a_top_of_her_skins_colour_is_still_her_top():
+    # the skin model, taught by her face, claims all of her chest: a beige
+    # knit, not bare skin, so the top is kept
+    skin = (150, 170, 220)
+    img, _, seg, pose = _figure((140, 165, 215), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin, -1)
+    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    cv2.rectangle(img, (90, 60), (110, 72), skin, -1)             # her neck
+    cv2.rectangle(person, (90, 60), (110, 72), 1.0, -1)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[90:175, 70:130].mean() > 0.9 and g[200:370, 66:92].mean() > 0.9

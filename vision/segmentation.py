@@ -38,6 +38,7 @@ HIST_RANGES = [0, 256, 0, 256, 0, 256]
 GRABCUT_SEED = 12345
 PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's hand is cut out
 SKIN_MAX_SHARE = 0.5     # more of her than this "skin" means the skin model cannot tell
+SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
 
 class PersonSegmenter:
@@ -418,6 +419,13 @@ class GarmentModel:
             skin = _skin_rule(ycrcb) & inside
             if skin.sum() > SKIN_MAX_SHARE * inside.sum():
                 skin[:] = False
+        if layout is not None:
+            chest = _upper_torso(layout, (h, w)) & inside
+            if (skin & chest).sum() >= SKIN_CHEST * max(1, chest.sum()):
+                # Her chest is her skin's colour nearly all over: a skin-toned
+                # top (a beige knit, a cream dress), not bare skin; on her torso
+                # the skin model is not to be trusted.
+                skin &= seeds == 0
         bare = _bare_limbs(lab, inside, pose, seeds > 0) if pose is not None else None
         if bare is not None:
             skin |= bare
