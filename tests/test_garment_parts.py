@@ -268,3 +268,37 @@ def test_a_top_of_her_skins_colour_is_still_her_top():
     assert model is not None
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 70:130].mean() > 0.9 and g[200:370, 66:92].mean() > 0.9
+
+
+def _print(img, mask, a, b, share_a, seed):
+    """Paint `mask` with a print of colours a and b, `share_a` of it in a (4 px dots)."""
+    rng = np.random.default_rng(seed)
+    dots = rng.random((H // 4 + 1, W // 4 + 1)) < share_a
+    dots = np.kron(dots, np.ones((4, 4), bool))[:H, :W]
+    img[mask & dots] = a
+    img[mask & ~dots] = b
+
+
+def test_a_printed_dress_is_one_cloth_though_its_median_moves():
+    # more red on the bodice, more blue on the skirt: the medians differ, the
+    # colours are the same; it is a dress, upper takes all of it
+    img, _, seg, pose = _figure((0, 0, 0), (0, 0, 0), skirt=True)
+    m = seg > 0
+    top = m.copy()
+    top[186:] = False
+    _print(img, top, (40, 40, 200), (200, 60, 40), 0.75, 1)
+    _print(img, m & ~top, (40, 40, 200), (200, 60, 40), 0.3, 2)
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "dress"
+    assert ((parts.masks["upper"] > 0) == m).all() and not parts.masks["lower"].any()
+
+
+def test_a_long_dress_over_knees_pose_cannot_see_is_a_dress():
+    img, _, seg, pose = _figure((0, 0, 0), (0, 0, 0), skirt=True)
+    long_skirt = np.array([[60, 185], [140, 185], [165, 385], [35, 385]], np.int32)
+    cv2.fillConvexPoly(seg, long_skirt, 1)
+    m = seg > 0
+    _print(img, m, (40, 40, 200), (200, 60, 40), 0.5, 3)
+    pose[25:29, 2] = 0.1                      # knees and ankles hidden under it
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == m).all()

@@ -513,6 +513,8 @@ PARTS = ("upper", "lower", "dress", "full", "none")
 # Tuned on tests/data/unseen/garments/tune (see its PROVENANCE.md).
 WAIST_FRAC = 0.12        # waistband above the hip joints, as a share of shoulder-to-hip length
 SAME_COLOUR_DE = 12.0    # Lab distance under which top and bottom count as one colour
+SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (printed) cloth
+CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
 
 
@@ -617,10 +619,15 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         low = g & (below > 0.6) & ~up_seed
         if low.sum() < 15:
             return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
-        upper = _grabcut_split(img, g, up_seed, low, below)
+        if not _same_cloth(lab, up_seed, low):
+            upper = _grabcut_split(img, g, up_seed, low, below)
+        elif _covers_knees(g, pose):
+            # her knees hidden under the top's own cloth: a long dress
+            upper, kind = g, "dress"
+        else:
+            upper, kind = g & ((below < _hem_level(lab, g, below, hip_xs)) | (arms > 0)), "one_colour"
     else:
-        de = float(np.linalg.norm(_lab_ref(lab[up_seed]) - _lab_ref(lab[lo_seed])))
-        if de >= SAME_COLOUR_DE:
+        if not _same_cloth(lab, up_seed, lo_seed):
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
         elif (len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
               and not _trouser_legs(g, pose, mid_h)):
@@ -679,6 +686,25 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
     under = front & (below >= steps[i] + 0.08) & (below < steps[i] + 0.14)
     goes_on = under.any(axis=0)[present].mean()
     return float(steps[i]) if strong[present].mean() >= HEM_ACROSS and goes_on >= HEM_ACROSS else 0.0
+
+
+def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Regions `a` and `b` (bool masks) look like one cloth: near in median
+    colour, or, for a print whose median moves with the pattern, made of the
+    same colours (Bhattacharyya overlap of their coarse Lab histograms)."""
+    if float(np.linalg.norm(_lab_ref(lab[a]) - _lab_ref(lab[b]))) < SAME_COLOUR_DE:
+        return True
+    ha = cv2.calcHist([lab], [0, 1, 2], a.astype(np.uint8), CLOTH_BINS, HIST_RANGES)
+    hb = cv2.calcHist([lab], [0, 1, 2], b.astype(np.uint8), CLOTH_BINS, HIST_RANGES)
+    overlap = float(np.sum(np.sqrt(ha / max(1.0, ha.sum()) * hb / max(1.0, hb.sum()))))
+    return overlap >= SAME_CLOTH_OVERLAP
+
+
+def _covers_knees(g: np.ndarray, pose: np.ndarray) -> bool:
+    """The garment reaches down past where pose puts her knees (seen or
+    guessed), inside the picture: a long skirt or dress over them."""
+    knee_y = float((pose[25, 1] + pose[26, 1]) / 2)
+    return 0 <= knee_y < g.shape[0] and bool(g[int(knee_y):].any())
 
 
 def _span(g: np.ndarray, y: float, half: int = 2) -> float:
