@@ -625,7 +625,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             # her knees hidden under the top's own cloth: a long dress
             upper, kind = g, "dress"
         else:
-            upper, kind = g & ((below < _hem_level(lab, g, below, hip_xs)) | (arms > 0)), "one_colour"
+            upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
         if not _same_cloth(lab, up_seed, lo_seed):
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
@@ -633,10 +633,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
               and not _trouser_legs(g, pose, mid_h)):
             upper, kind = g, "dress"
         else:
-            # a jacket over trousers of its colour: its hem, a line across her
-            # front, lies lower than a tucked-in top's waistband
-            hem = _hem_level(lab, g, below, hip_xs)
-            upper, kind = g & ((below < hem) | (arms > 0)), "one_colour"
+            upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     upper = upper & g
     lower = g & ~upper
     if kind == "dress":
@@ -654,6 +651,13 @@ HEM_MAX = 0.6      # lowest jacket hem, in torso lengths below the waist line
 HEM_EDGE = 1.8     # a hem's edge is this many times the outfit's usual shading edges
 HEM_MIN_EDGE = 6.0  # ... and at least this strong (Sobel of L, 0..255): not flat cloth's noise
 HEM_ACROSS = 0.7   # share of her front's columns the hem's edge must cross
+
+
+def _one_colour_top(lab: np.ndarray, g: np.ndarray, below: np.ndarray, arms: np.ndarray,
+                    hip_xs: tuple[int, int]) -> np.ndarray:
+    """The top of a one-colour outfit: down to the waist line, or to a jacket's
+    hem (which lies lower than a tucked-in top's waistband), and the sleeves."""
+    return g & ((below < _hem_level(lab, g, below, hip_xs)) | (arms > 0))
 
 
 def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int, int]) -> float:
