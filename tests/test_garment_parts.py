@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import PARTS, GarmentModel, PartError, _her_pieces, _mark_shoes, body_layout, split_parts
+from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, body_layout,
+                                 split_parts)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -302,3 +303,15 @@ def test_a_long_dress_over_knees_pose_cannot_see_is_a_dress():
     pose[25:29, 2] = 0.1                      # knees and ankles hidden under it
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == m).all()
+
+
+def test_a_tall_photo_is_not_upscaled_past_the_work_budget():
+    # the work image is 320 wide at most and WORK_PIXELS in all: a 1:4 photo
+    # is worked on narrower rather than scaled up to 320x1280
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    img = cv2.copyMakeBorder(img, 0, 400, 0, 0, cv2.BORDER_CONSTANT, value=(235, 235, 235))
+    person = cv2.copyMakeBorder(seg, 0, 400, 0, 0, cv2.BORDER_CONSTANT, value=0).astype(np.float32)
+    model = GarmentModel.build(img, person, pose)
+    assert model.seg.shape[1] < 320 and model.seg.size <= WORK_PIXELS
+    g = cv2.resize(model.seg, (W, 2 * H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[75:180, 65:135].mean() > 0.95

@@ -32,6 +32,7 @@ from vision import models
 from vision.hands import HandTracker, hand_mask
 
 WORK_WIDTH = 320
+WORK_PIXELS = 320 * 640   # ... and at most this many pixels (a 9:16 frame stays 320 wide)
 # Lab histogram bins: coarse lightness, finer chroma.
 HIST_BINS = [8, 24, 24]
 HIST_RANGES = [0, 256, 0, 256, 0, 256]
@@ -340,7 +341,8 @@ class GarmentModel:
         """`person`: float mask (any size); `pose_px`: landmarks in pixels of
         `bgr`; `face_box`: a face detector's box in pixels of `bgr`."""
         h0, w0 = bgr.shape[:2]
-        img = _resize_to(bgr, WORK_WIDTH)
+        # a width, and a pixel budget for tall images (a strip is not upscaled to 320x2560)
+        img = _resize_to(bgr, min(WORK_WIDTH, max(16, int((WORK_PIXELS * w0 / h0) ** 0.5))))
         h, w = img.shape[:2]
         s = w / w0
         pm = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
