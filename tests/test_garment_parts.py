@@ -225,7 +225,6 @@ def test_someone_else_in_the_photo_is_not_part_of_her_outfit():
     _, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
     inside = seg > 0
     inside[100:300, 170:195] = True                       # a passer-by at the edge, apart from her
-    inside[390:, 100:102] = False
     mine = _her_pieces(inside, pose)
     assert not mine[:, 170:].any() and (mine[:, :160] == inside[:, :160]).all()
     pose[:, 2] = 0.0                                      # no pose point seen: nothing to go by
@@ -315,3 +314,27 @@ def test_a_tall_photo_is_not_upscaled_past_the_work_budget():
     assert model.seg.shape[1] < 320 and model.seg.size <= WORK_PIXELS
     g = cv2.resize(model.seg, (W, 2 * H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[75:180, 65:135].mean() > 0.95
+
+
+def test_one_colour_trousers_over_knees_pose_cannot_see_are_not_a_dress():
+    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    pose[25:29, 2] = 0.1
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "one_colour" and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
+
+
+def test_a_white_blouse_over_a_beige_skirt_is_two_garments():
+    # near plain colours share the overlap's coarse bins; they are still two
+    img, _, seg, pose = _figure((235, 240, 242), (200, 228, 240), skirt=True)   # Lab distance 12.6
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "separates"
+    assert not (parts.masks["upper"] > 0)[200:].any() and (parts.masks["lower"] > 0)[200:].sum() == seg[200:].sum()
+
+
+def test_her_forearm_split_off_at_the_elbow_is_still_hers():
+    _, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    inside = seg > 0
+    inside[150:200, 150:160] = True                       # a forearm, apart from her in the mask
+    pose[16] = (161, 195, 0.99)                           # its wrist point a pixel off its edge
+    assert _her_pieces(inside, pose)[150:200, 150:160].all()
+

@@ -255,9 +255,9 @@ def _mark_shoes(unlikely: np.ndarray, never: np.ndarray, pose: np.ndarray) -> No
         cv2.fillConvexPoly(core, hull, 1)
         foot = core.copy()
         cv2.polylines(foot, [hull], True, 1, max(1, round(0.4 * length)))
-        top = int(pts[0, 1] + 0.15 * length)
-        foot[:max(0, top), :] = 0
-        core[:max(0, top), :] = 0
+        foot[:max(0, int(pts[0, 1] + 0.15 * length)), :] = 0
+        # a full-length trouser hem may lie over the top of the shoe
+        core[:max(0, int(pts[0, 1] + 0.25 * length)), :] = 0
         unlikely[foot > 0] = 1
         if knees_y is not None and pts[0, 1] > knees_y:
             never[core > 0] = 1
@@ -421,24 +421,26 @@ class GarmentModel:
             skin = _skin_rule(ycrcb) & inside
             if skin.sum() > SKIN_MAX_SHARE * inside.sum():
                 skin[:] = False
-        if layout is not None:
-            chest = _upper_torso(layout, (h, w)) & inside
-            if (skin & chest).sum() >= SKIN_CHEST * max(1, chest.sum()):
+        upper_torso = _upper_torso(layout, (h, w)) if layout is not None else None
+        if upper_torso is not None:
+            on_chest = upper_torso & inside
+            if (skin & on_chest).sum() >= SKIN_CHEST * max(1, on_chest.sum()):
                 # Her chest is her skin's colour nearly all over: a skin-toned
                 # top (a beige knit, a cream dress), not bare skin; on her torso
-                # the skin model is not to be trusted.
-                skin &= seeds == 0
+                # the skin model is not to be trusted (on her legs it still is).
+                torso = np.zeros((h, w), np.uint8)
+                cv2.fillConvexPoly(torso, np.round(layout.torso).astype(np.int32), 1)
+                skin &= torso == 0
         bare = _bare_limbs(lab, inside, pose, seeds > 0) if pose is not None else None
         if bare is not None:
             skin |= bare
         hair = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (unlikely == 0)
         chest = seeds
-        if layout is not None:
+        if upper_torso is not None:
             # judged on her chest, not on the legs too: a short dark top over
             # a long skirt is a hair-coloured top, not hair
-            top = _upper_torso(layout, (h, w))
-            chest = seeds & top if (seeds & top).sum() >= 20 else seeds
+            chest = seeds & upper_torso if (seeds & upper_torso).sum() >= 20 else seeds
         if hair is not None and (chest & hair).sum() < 0.5 * chest.sum():
             # Hair lying on the torso (a braid, long hair); unless the garment
             # itself is hair-coloured, it must not teach GrabCut the garment.
@@ -623,7 +625,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
         if not _same_cloth(lab, up_seed, low):
             upper = _grabcut_split(img, g, up_seed, low, below)
-        elif _covers_knees(g, pose):
+        elif _covers_knees(g, pose) and _gap_fill(g, mid_h, [pose[25, :2], pose[26, :2]]) >= DRESS_GAP_FILL:
             # her knees hidden under the top's own cloth: a long dress
             upper, kind = g, "dress"
         else:
@@ -679,7 +681,7 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
         if band.sum() >= 10:
             prof[i] = edge[band].mean()
     look = (steps >= 0.05) & (steps <= HEM_MAX) & ~np.isnan(prof)
-    if not look.any() or np.isnan(prof).all():
+    if not look.any():
         return 0.0
     i = int(np.flatnonzero(look)[np.argmax(prof[look])])
     if prof[i] < max(HEM_EDGE * np.nanmedian(prof), HEM_MIN_EDGE):
@@ -700,10 +702,15 @@ def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     same colours (Bhattacharyya overlap of their coarse Lab histograms)."""
     if float(np.linalg.norm(_lab_ref(lab[a]) - _lab_ref(lab[b]))) < SAME_COLOUR_DE:
         return True
-    ha = cv2.calcHist([lab], [0, 1, 2], a.astype(np.uint8), CLOTH_BINS, HIST_RANGES)
-    hb = cv2.calcHist([lab], [0, 1, 2], b.astype(np.uint8), CLOTH_BINS, HIST_RANGES)
-    overlap = float(np.sum(np.sqrt(ha / max(1.0, ha.sum()) * hb / max(1.0, hb.sum()))))
-    return overlap >= SAME_CLOTH_OVERLAP
+    def overlap(channels, bins, ranges):
+        ha = cv2.calcHist([lab], channels, a.astype(np.uint8), bins, ranges)
+        hb = cv2.calcHist([lab], channels, b.astype(np.uint8), bins, ranges)
+        return float(np.sum(np.sqrt(ha / max(1.0, ha.sum()) * hb / max(1.0, hb.sum()))))
+    # coarse bins see a print's shared colours; their 32-wide chroma bins would
+    # also merge two near plain colours (a white blouse, a beige skirt), which
+    # the finer chroma check keeps apart
+    return (overlap([0, 1, 2], CLOTH_BINS, HIST_RANGES) >= SAME_CLOTH_OVERLAP
+            and overlap([1, 2], [32, 32], [0, 256, 0, 256]) >= SAME_CLOTH_OVERLAP)
 
 
 def _covers_knees(g: np.ndarray, pose: np.ndarray) -> bool:
@@ -892,9 +899,11 @@ def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
     if n <= 2:
         return inside
     h, w = inside.shape
-    seen = [(int(round(y)), int(round(x))) for x, y in pose[:, :2][pose[:, 2] >= 0.5]
-            if 0 <= round(x) < w and 0 <= round(y) < h]
-    ids = {labels[y, x] for y, x in seen} - {0}
+    near = np.zeros((h, w), np.uint8)
+    r = max(2, round(0.03 * w))       # a wrist point just off a forearm's edge still counts
+    for x, y in pose[:, :2][pose[:, 2] >= 0.5]:
+        cv2.circle(near, (round(float(x)), round(float(y))), r, 1, -1)
+    ids = set(np.unique(labels[near > 0])) - {0}
     return np.isin(labels, list(ids)) if ids else inside
 
 
