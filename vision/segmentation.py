@@ -227,12 +227,18 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
     return Layout(head_c, head_axes, chin_y, shoulder_y, torso, legs, hands, face_core, arms)
 
 
-def _upper_torso(layout: Layout, shape: tuple[int, int]) -> np.ndarray:
-    """The upper half of the torso core (bool mask of `shape`): her chest."""
+def _torso_core(layout: Layout, shape: tuple[int, int]) -> np.ndarray:
+    """The torso core polygon as a bool mask of `shape`."""
     m = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(m, np.round(layout.torso).astype(np.int32), 1)
-    m[int(layout.torso[:, 1].mean()):, :] = 0
     return m > 0
+
+
+def _upper_torso(layout: Layout, shape: tuple[int, int]) -> np.ndarray:
+    """The upper half of the torso core (bool mask of `shape`): her chest."""
+    m = _torso_core(layout, shape)
+    m[int(layout.torso[:, 1].mean()):, :] = False
+    return m
 
 
 def _mark_shoes(unlikely: np.ndarray, never: np.ndarray, pose: np.ndarray) -> None:
@@ -379,7 +385,7 @@ class GarmentModel:
             _ellipse(not_garment, layout.head_center, layout.head_axes, 1)
             for c, r in layout.hands:
                 cv2.circle(unlikely, (round(c[0]), round(c[1])), max(1, round(r)), 1, -1)
-            cv2.fillConvexPoly(seeds, np.round(layout.torso).astype(np.int32), 1)
+            seeds[_torso_core(layout, (h, w))] = 1
             thick = max(2, round(0.08 * np.linalg.norm(layout.torso[0] - layout.torso[1]) + 2))
             for leg in layout.legs:
                 # thighs only: below the knee a skirt or a dress has ended and
@@ -428,9 +434,7 @@ class GarmentModel:
                 # Her chest is her skin's colour nearly all over: a skin-toned
                 # top (a beige knit, a cream dress), not bare skin; on her torso
                 # the skin model is not to be trusted (on her legs it still is).
-                torso = np.zeros((h, w), np.uint8)
-                cv2.fillConvexPoly(torso, np.round(layout.torso).astype(np.int32), 1)
-                skin &= torso == 0
+                skin &= ~_torso_core(layout, (h, w))
         bare = _bare_limbs(lab, inside, pose, seeds > 0) if pose is not None else None
         if bare is not None:
             skin |= bare
@@ -590,9 +594,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             if _vis(pose, w_i, 0.3):
                 pts.append(pose[e_i, :2] + 0.7 * (pose[w_i, :2] - pose[e_i, :2]))
             cv2.polylines(arms, [np.round(np.array(pts)).astype(np.int32)], False, 1, thick)
-    chest = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(chest, np.round(layout.torso).astype(np.int32), 1)
-    chest = (chest > 0) & (below < -0.15)
+    chest = _torso_core(layout, (h, w)) & (below < -0.15)
     thighs = np.zeros((h, w), np.uint8)
     knees = []
     for hip, knee in ((23, 25), (24, 26)):
