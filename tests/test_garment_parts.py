@@ -338,3 +338,20 @@ def test_her_forearm_split_off_at_the_elbow_is_still_hers():
     pose[16] = (161, 195, 0.99)                           # its wrist point a pixel off its edge
     assert _her_pieces(inside, pose)[150:200, 150:160].all()
 
+
+
+def test_black_trousers_under_dark_hair_are_still_garment():
+    # hair sampled round her head is near-black, as are her trousers; hair
+    # ends above her hips, so the trousers must not be taken for it (a lock
+    # on her top stays colour's call: black is in her outfit)
+    hair, skin = (25, 22, 20), (150, 170, 220)
+    img, _, seg, pose = _figure((120, 60, 230), hair, skirt=False)
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
+    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)      # her face in the hair
+    cv2.rectangle(img, (70, 70), (82, 150), hair, -1)                # a lock lying on her top
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[230:370, 66:92].mean() > 0.9 and g[230:370, 108:134].mean() > 0.9   # both trouser legs

@@ -890,7 +890,14 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     cov = np.cov(sample.T) + np.eye(3) * 9.0
     d = lab.astype(np.float32) - mean
     m = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
-    return (m < 7.8) & candidates
+    out = (m < 7.8) & candidates
+    # Hair hangs from her head and ends above her hips, whichever way she
+    # bends; further away, its colour is her trousers, tights or shoes.
+    reach = np.zeros((h, w), np.uint8)
+    hips = layout.torso[2:].mean(axis=0)
+    r = float(np.linalg.norm(hips - np.array(layout.head_center, np.float32)))
+    cv2.circle(reach, (round(layout.head_center[0]), round(layout.head_center[1])), max(1, round(r)), 1, -1)
+    return out & (reach > 0)
 
 
 def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
