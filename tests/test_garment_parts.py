@@ -355,3 +355,26 @@ def test_black_trousers_under_dark_hair_are_still_garment():
     assert model is not None
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[230:370, 66:92].mean() > 0.9 and g[230:370, 108:134].mean() > 0.9   # both trouser legs
+
+
+def test_a_black_jacket_open_over_a_red_top_on_a_dark_haired_woman_is_garment():
+    # her hair and her jacket are the same near-black; hair does not reach
+    # round her elbows, so there that colour is the jacket's sleeves
+    hair, skin = (25, 22, 20), (150, 170, 220)
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    for x0, x1 in ((60, 80), (120, 140)):                             # the open jacket's fronts
+        cv2.rectangle(img, (x0, 70), (x1, 185), hair, -1)
+    for sh, el, wr in (((135, 80), (150, 140), (152, 190)), ((65, 80), (50, 140), (48, 190))):
+        for a, b in ((sh, el), (el, wr)):
+            cv2.line(img, a, b, hair, 16)
+            cv2.line(person, a, b, 1.0, 16)
+    pose[[13, 14, 15, 16]] = [[150, 140, .99], [50, 140, .99], [152, 190, .99], [48, 190, .99]]
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
+    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[90:175, 64:78].mean() > 0.9 and g[90:175, 122:136].mean() > 0.9     # both fronts
+    assert g[100:130, 138:146].mean() > 0.8                                      # a sleeve

@@ -445,9 +445,10 @@ class GarmentModel:
             # judged on her chest, not on the legs too: a short dark top over
             # a long skirt is a hair-coloured top, not hair
             chest = seeds & upper_torso if (seeds & upper_torso).sum() >= 20 else seeds
-        if hair is not None and (chest & hair).sum() < 0.5 * chest.sum():
+        if hair is not None and (chest & hair).sum() < 0.5 * chest.sum() and not _sleeves_like(hair, inside, pose):
             # Hair lying on the torso (a braid, long hair); unless the garment
-            # itself is hair-coloured, it must not teach GrabCut the garment.
+            # itself is hair-coloured (on her chest, or an open jacket's
+            # sleeves), it must not teach GrabCut the garment.
             seeds &= ~hair
             gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
         if seeds.sum() < 20:
@@ -898,6 +899,25 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     r = float(np.linalg.norm(hips - np.array(layout.head_center, np.float32)))
     cv2.circle(reach, (round(layout.head_center[0]), round(layout.head_center[1])), max(1, round(r)), 1, -1)
     return out & (reach > 0)
+
+
+SLEEVE_HAIR = 0.5   # share of her elbows coloured like her hair that makes it a sleeve's colour
+
+
+def _sleeves_like(hair: np.ndarray, inside: np.ndarray, pose: np.ndarray | None) -> bool:
+    """Whether her elbows are hair-coloured: hair falls to her shoulders and
+    back, not round her elbows, so there that colour is a jacket's sleeves (a
+    black coat worn open over a red top, on a dark-haired woman)."""
+    if pose is None:
+        return False
+    h, w = hair.shape
+    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
+    ring = np.zeros((h, w), np.uint8)
+    for i in (13, 14):
+        if _vis(pose, i):
+            cv2.circle(ring, (round(float(pose[i, 0])), round(float(pose[i, 1]))), max(1, round(0.12 * sw)), 1, -1)
+    at = (ring > 0) & inside
+    return at.sum() >= 10 and (hair & at).sum() >= SLEEVE_HAIR * at.sum()
 
 
 def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
