@@ -378,3 +378,24 @@ def test_a_black_jacket_open_over_a_red_top_on_a_dark_haired_woman_is_garment():
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 64:78].mean() > 0.9 and g[90:175, 122:136].mean() > 0.9     # both fronts
     assert g[100:130, 138:146].mean() > 0.8                                      # a sleeve
+
+
+def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
+    # a sleeveless top and short shorts: her face's colour is more than half
+    # of her, which is a summer outfit, not a skin-toned one
+    skin = (150, 170, 220)
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    img[232:381] = np.where(seg[232:381, :, None] > 0, np.array(skin, np.uint8), img[232:381])
+    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
+        cv2.line(img, a, b, skin, 14)
+        cv2.line(person, a, b, 1.0, 14)
+    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+    pose[[27, 28], 2] = 0.0          # no wrist or ankle seen: the bare-limb check has no forearm or shin to go by
+    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin, -1)
+    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[90:175, 70:130].mean() > 0.9 and g[195:225, 70:130].mean() > 0.9   # the top and the shorts
+    assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm

@@ -38,7 +38,8 @@ HIST_BINS = [8, 24, 24]
 HIST_RANGES = [0, 256, 0, 256, 0, 256]
 GRABCUT_SEED = 12345
 PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's hand is cut out
-SKIN_MAX_SHARE = 0.5     # more of her than this "skin" means the skin model cannot tell
+SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model cannot tell (a summer
+                         # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
 
