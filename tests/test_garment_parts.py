@@ -399,3 +399,22 @@ def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 70:130].mean() > 0.9 and g[195:225, 70:130].mean() > 0.9   # the top and the shorts
     assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm
+
+
+def test_a_dark_shirt_between_a_jackets_lapels_is_not_his_hair():
+    # his hair and beard are near-black, as is the shirt showing down the
+    # middle of his red jacket; hair hangs beside the face, and the shirt is
+    # not one piece with the hair on his head
+    hair, skin = (25, 22, 20), (150, 170, 220)
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
+    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
+    cv2.rectangle(img, (92, 56), (108, 70), hair, -1)                  # a beard down to his collar
+    cv2.rectangle(person, (92, 56), (108, 70), 1.0, -1)
+    cv2.rectangle(img, (90, 70), (110, 185), hair, -1)                 # the shirt between the lapels
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[90:175, 93:107].mean() > 0.9 and g[90:175, 64:86].mean() > 0.9

@@ -874,6 +874,15 @@ def _bin_index(lab: np.ndarray) -> np.ndarray:
             + (lab16[..., 1] * a_bins >> 8) * b_bins + (lab16[..., 2] * b_bins >> 8))
 
 
+
+
+
+
+
+
+HAIR_GAP = 0.3   # gaps between hair-coloured strands bridged, as a share of the head's half-width
+
+
 def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -> np.ndarray | None:
     """Pixels coloured like the hair sampled around the top of the head."""
     if layout is None:
@@ -899,7 +908,17 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     hips = layout.torso[2:].mean(axis=0)
     r = float(np.linalg.norm(hips - np.array(layout.head_center, np.float32)))
     cv2.circle(reach, (round(layout.head_center[0]), round(layout.head_center[1])), max(1, round(r)), 1, -1)
-    return out & (reach > 0)
+    out &= reach > 0
+    # ... and is one piece with the hair on her head: a dark shirt showing
+    # between a jacket's lapels is cut off from it by the face and neck.
+    # A beard reaches the collar down the middle; hair hangs beside the face.
+    (fx, fy), (half, _) = layout.face_core
+    out[int(max(0, fy)):int(max(0, layout.shoulder_y + half)), int(max(0, fx - 1.3 * half)):int(max(0, fx + 1.3 * half + 1))] = False
+    k = max(3, int(HAIR_GAP * layout.head_axes[0]) | 1)      # strands of other shades leave gaps
+    grown = cv2.dilate(out.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, labels = cv2.connectedComponents(grown, connectivity=8)
+    on_head = np.unique(labels[(ring > 0) & out])
+    return out & np.isin(labels, on_head[on_head > 0])
 
 
 SLEEVE_HAIR = 0.5   # share of her elbows coloured like her hair that makes it a sleeve's colour
