@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, body_layout,
-                                 split_parts)
+from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _skin_mask,
+                                 body_layout, split_parts)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -418,3 +418,20 @@ def test_a_dark_shirt_between_a_jackets_lapels_is_not_his_hair():
     assert model is not None
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 93:107].mean() > 0.9 and g[90:175, 64:86].mean() > 0.9
+
+
+def test_a_white_shirt_is_not_the_skin_of_a_pale_brightly_lit_face():
+    # the face's chroma is faint (a pale face in studio light), so a white
+    # shirt sits within its spread; skin keeps its tint, white cloth has none
+    rng = np.random.default_rng(3)
+    face = np.stack([rng.normal(200, 8, 400), rng.normal(134, 3, 400), rng.normal(136, 3, 400)], axis=1)
+    face = np.clip(face, 0, 255).astype(np.uint8)
+    lab = np.zeros((2, 2, 3), np.uint8)
+    lab[0, 0] = (200, 134, 136)          # her neck, like her face
+    lab[0, 1] = (245, 128, 129)          # a white shirt
+    lab[1, 0] = (150, 129, 128)          # a grey jacket in shadow
+    lab[1, 1] = (160, 136, 139)          # her hand, a little warmer
+    ycrcb = cv2.cvtColor(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), cv2.COLOR_BGR2YCrCb)
+    skin = _skin_mask(lab, ycrcb, face)
+    assert skin[0, 0] and skin[1, 1]
+    assert not skin[0, 1] and not skin[1, 0]

@@ -40,6 +40,7 @@ GRABCUT_SEED = 12345
 PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's hand is cut out
 SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model cannot tell (a summer
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
+SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
 
@@ -300,7 +301,14 @@ def _skin_mask(lab: np.ndarray, ycrcb: np.ndarray, face_pixels_lab: np.ndarray |
         icov = np.linalg.inv(cov)
         d = lab[..., 1:].astype(np.float32) - mean
         m = np.einsum("...i,ij,...j->...", d, icov, d)
-        return (m < 9.0) & (lab[..., 0] > 35)
+        skin = (m < 9.0) & (lab[..., 0] > 35)
+        # A pale, brightly lit face is nearly grey; white or grey cloth is
+        # greyer still, while skin keeps its tint in any light.
+        tint = np.linalg.norm(lab[..., 1:].astype(np.float32) - 128.0, axis=-1)
+        face_tint = float(np.median(np.linalg.norm(ab - 128.0, axis=-1)))
+        if face_tint >= 4.0:
+            skin &= tint >= SKIN_TINT * face_tint
+        return skin
     return rule
 
 
