@@ -304,10 +304,10 @@ def _skin_mask(lab: np.ndarray, ycrcb: np.ndarray, face_pixels_lab: np.ndarray |
         skin = (m < 9.0) & (lab[..., 0] > 35)
         # A pale, brightly lit face is nearly grey; white or grey cloth is
         # greyer still, while skin keeps its tint in any light.
-        tint = np.linalg.norm(lab[..., 1:].astype(np.float32) - 128.0, axis=-1)
         face_tint = float(np.median(np.linalg.norm(ab - 128.0, axis=-1)))
         if face_tint >= 4.0:
-            skin &= tint >= SKIN_TINT * face_tint
+            tint = np.linalg.norm(lab[skin][:, 1:].astype(np.float32) - 128.0, axis=-1)
+            skin[skin] = tint >= SKIN_TINT * face_tint
         return skin
     return rule
 
