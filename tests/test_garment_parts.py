@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _skin_mask,
-                                 body_layout, split_parts)
+                                 body_layout, part_of_outline, refine_outline, split_parts)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -435,3 +435,33 @@ def test_a_white_shirt_is_not_the_skin_of_a_pale_brightly_lit_face():
     skin = _skin_mask(lab, ycrcb, face)
     assert skin[0, 0] and skin[1, 1]
     assert not skin[0, 1] and not skin[1, 0]
+
+
+def test_a_photos_outline_is_cut_again_at_a_higher_resolution():
+    # the work-size cut sits a few photo pixels inside the cloth's edge; the
+    # band cut on the sharper image finds the edge itself
+    img = np.full((1000, 800, 3), (150, 150, 150), np.uint8)
+    cv2.ellipse(img, (400, 500), (230, 380), 0, 0, 360, (40, 40, 200), -1)
+    cloth = np.all(img == (40, 40, 200), axis=-1)
+    seg = np.zeros((400, 320), np.uint8)
+    cv2.ellipse(seg, (160, 200), (88, 148), 0, 0, 360, 1, -1)           # 4 work px short all round
+    first = cv2.resize(seg, (800, 1000), interpolation=cv2.INTER_NEAREST) > 0
+    fine = refine_outline(img, seg)
+    assert fine.shape == (1000, 800)
+    assert iou_of(first, cloth) < 0.95 and iou_of(fine > 0, cloth) > 0.98
+
+
+def test_the_refined_outline_keeps_the_split_between_parts():
+    # a top over a skirt: what the outline gains goes to the nearer part, and
+    # neither part takes over what the first cut gave the other
+    seg = np.zeros((100, 80), np.uint8)
+    seg[20:90, 20:60] = 1
+    upper = np.zeros_like(seg)
+    upper[20:50, 20:60] = 1
+    fine = np.zeros((250, 200), np.uint8)
+    fine[45:230, 45:155] = 1                                               # 5 px wider all round
+    up = part_of_outline(fine, seg, upper)
+    lo = part_of_outline(fine, seg, seg & ~upper)
+    assert not (up & lo).any() and ((up | lo) == fine).all()
+    assert up[48, 100] and up[100, 47] and lo[228, 100] and lo[200, 152]   # gained edges, by nearness
+    assert not up[150:].any() and not lo[:110].any()
