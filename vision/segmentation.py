@@ -978,7 +978,7 @@ def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-OUTLINE_SCALE = 2.5   # a photo's outline is cut again at this multiple of the work size (at most full size)
+OUTLINE_SCALE = 1.5   # a photo's outline is cut again at this multiple of the work size (at most full size)
 OUTLINE_BAND = 0.02   # ... within this share of that width either side of the first cut
 
 
