@@ -467,3 +467,31 @@ def test_the_refined_outline_keeps_the_split_between_parts():
     assert not (up & lo).any() and ((up | lo) == fine).all()
     assert up[48, 100] and up[100, 47] and lo[228, 100] and lo[200, 152]   # gained edges, by nearness
     assert not up[150:].any() and not lo[:110].any()
+
+
+def test_the_second_cut_never_takes_her_head():
+    # a red hat on a red coat: colour joins them, the head is off limits
+    img = np.full((600, 400, 3), (150, 150, 150), np.uint8)
+    img[200:560, 100:300] = (40, 40, 200)           # the coat
+    img[120:200, 150:250] = (40, 40, 200)           # the hat, right above it
+    seg = np.zeros((480, 320), np.uint8)
+    seg[160:448, 80:240] = 1                         # the first cut: the coat
+    off = np.zeros((480, 320), bool)
+    off[90:160, 110:210] = True                      # her head
+    # the band reaches 8 px above the coat, into the hat
+    assert refine_outline(img, seg)[193:200, 160:240].mean() > 0.5     # without the head: taken
+    fine = refine_outline(img, seg, off)
+    assert not fine[112:200, 150:250].any() and fine[260:540, 130:270].all()
+
+
+def test_every_pixel_of_the_refined_outline_goes_to_exactly_one_part():
+    # a top stepping out over the trousers leaves pixels the outline gained
+    # exactly as near to the one as to the other; each still goes to one only
+    seg = np.zeros((60, 40), np.uint8)
+    seg[39:44, 21:31] = 1                      # the top's hem
+    seg[42:52, 28:35] = 1                      # a trouser leg under its corner
+    upper = (seg > 0) & (np.mgrid[0:60, 0:40][0] < 44)
+    fine = cv2.dilate(cv2.resize(seg, (60, 90), interpolation=cv2.INTER_NEAREST), np.ones((7, 7), np.uint8))
+    up = part_of_outline(fine, seg, upper.astype(np.uint8))
+    lo = part_of_outline(fine, seg, (seg > 0) & ~upper)
+    assert not (up & lo).any() and ((up | lo) == fine).all()

@@ -10,8 +10,9 @@ Two speeds, one model:
 * `GarmentModel.matte()` is the cheap per-frame step (about 1 ms at 320 px):
   the current person mask times the histogram back-projection times the prior.
 
-`segment_image()` is the photo path used by `mirror segment`: the slow step,
-with its GrabCut result refined to soft edges at full resolution.
+`PhotoSegmenter` is the photo path used by `mirror segment` and `mirror
+recolor`: the slow step, its outline cut again at a higher resolution
+(`refine_outline`), then soft edges at full resolution.
 
 Parts (`PARTS`): the slow step also splits the garment into upper and lower
 (`split_parts`: pose for the waist and sleeves, Lab colour on chest and thighs
@@ -325,6 +326,7 @@ class GarmentModel:
         ratio = hist_g / (hist_g + hist_rest + 1e-3)
         self._lut = np.clip(ratio * 255.0, 0, 255).astype(np.float32)
         self.parts: Parts | None = None
+        self.off: np.ndarray | None = None   # bool at work size: her head, never garment
         self._part_priors: dict[str, np.ndarray] = {}
 
     def part_mask(self, part: str) -> np.ndarray:
@@ -486,6 +488,10 @@ class GarmentModel:
         if bare is not None:
             seg[bare] = 0
         seg = _keep_big_parts(seg, seeds)
+        # never garment, for a photo's second cut of the outline: her head (what
+        # the skin rules cut off is left to that cut, which often regains a
+        # sleeve's or a hem's edge there)
+        off = not_garment > 0
         rest = inside & (seg == 0)
         hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
         hist_r = cv2.calcHist([lab], [0, 1, 2], rest.astype(np.uint8), HIST_BINS, HIST_RANGES)
@@ -503,6 +509,7 @@ class GarmentModel:
         prior = cv2.GaussianBlur(prior, (k, k), 0)
         model = cls(hist_g, hist_r, prior, layout, seg)
         model.parts = split_parts(img, lab, seg, pose, layout)
+        model.off = off
         return model
 
     def matte(self, bgr_small: np.ndarray, person_small: np.ndarray, part: str = "full") -> np.ndarray:
@@ -982,12 +989,13 @@ OUTLINE_SCALE = 1.5   # a photo's outline is cut again at this multiple of the w
 OUTLINE_BAND = 0.02   # ... within this share of that width either side of the first cut
 
 
-def refine_outline(bgr: np.ndarray, seg: np.ndarray) -> np.ndarray:
+def refine_outline(bgr: np.ndarray, seg: np.ndarray, off: np.ndarray | None = None) -> np.ndarray:
     """The garment `seg` (work size, {0,1}) cut again along its outline at a
     higher resolution: uint8 {0,1} at OUTLINE_SCALE x the work size. The work
     size cut places the outline to a few photo pixels, and a band GrabCut on
-    the sharper image snaps it to the cloth's edge. Photos only: it costs
-    more than a kiosk frame has."""
+    the sharper image snaps it to the cloth's edge. `off` (work size, bool):
+    pixels the second cut may not take (her head). Photos only: it costs more
+    than a kiosk frame has."""
     h, w = bgr.shape[:2]
     tw = min(w, round(seg.shape[1] * OUTLINE_SCALE))
     th = max(1, round(h * tw / w))
@@ -1001,6 +1009,8 @@ def refine_outline(bgr: np.ndarray, seg: np.ndarray) -> np.ndarray:
     gc[outer] = cv2.GC_PR_BGD
     gc[up] = cv2.GC_PR_FGD
     gc[cv2.erode(up.astype(np.uint8), ker) > 0] = cv2.GC_FGD
+    if off is not None:
+        gc[cv2.resize(off.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST) > 0] = cv2.GC_BGD
     ys, xs = np.nonzero(outer)
     y0, y1, x0, x1 = max(0, ys.min() - 2), ys.max() + 3, max(0, xs.min() - 2), xs.max() + 3
     img = cv2.resize(bgr, (tw, th), interpolation=cv2.INTER_AREA) if tw != w else bgr
@@ -1017,19 +1027,22 @@ def refine_outline(bgr: np.ndarray, seg: np.ndarray) -> np.ndarray:
 
 
 def part_of_outline(fine: np.ndarray, seg: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """`part` (work size) carried onto the refined outline `fine`: pixels the
-    first cut gave to the part stay its own, those it gave to another part stay
-    theirs, and pixels the outline gained go to whichever is nearer."""
+    """`part` (work size) carried onto the refined outline `fine`: each of its
+    pixels takes the part of the nearest pixel the first cut gave to any part,
+    so the split between top and bottom stays where it was and every pixel
+    goes to exactly one part."""
     size = (fine.shape[1], fine.shape[0])
     mine = cv2.resize(part.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    other = (cv2.resize(seg.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0) & ~mine
+    first = cv2.resize(seg.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     if not mine.any():
         return np.zeros_like(fine)
-    if not other.any():
+    if not (first & ~mine).any():
         return fine
-    d_mine = cv2.distanceTransform((~mine).astype(np.uint8), cv2.DIST_L2, 3)
-    d_other = cv2.distanceTransform((~other).astype(np.uint8), cv2.DIST_L2, 3)
-    return ((fine > 0) & ~other & (mine | (d_mine <= d_other))).astype(np.uint8)
+    # DIST_LABEL_PIXEL numbers the zero pixels of its input 1, 2, ... in raster order
+    _, nearest = cv2.distanceTransformWithLabels((~first).astype(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    owner = np.concatenate([[False], mine[first]])
+    return ((fine > 0) & owner[nearest]).astype(np.uint8)
 
 
 def refine_to(mask: np.ndarray, bgr: np.ndarray, feather_px: int = 4, scale: float = 0.0) -> np.ndarray:
@@ -1119,8 +1132,11 @@ class PhotoSegmenter:
         if model is None:
             return np.zeros((h, w), np.float32)
         person_full = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
-        fine = refine_outline(bgr, model.seg)
-        mask = fine if part == "full" else part_of_outline(fine, model.seg, model.part_mask(part))
+        if part == "full" or model.part_mask(part).any():
+            fine = refine_outline(bgr, model.seg, model.off)
+            mask = fine if part == "full" else part_of_outline(fine, model.seg, model.part_mask(part))
+        else:
+            mask = model.part_mask(part)        # nothing of that part (a dress has no lower)
         matte = refine_to(mask, bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
         if face is not None:
             # The edge refinement can spill a few pixels into the eyes next
