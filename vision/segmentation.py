@@ -889,12 +889,6 @@ def _bin_index(lab: np.ndarray) -> np.ndarray:
             + (lab16[..., 1] * a_bins >> 8) * b_bins + (lab16[..., 2] * b_bins >> 8))
 
 
-
-
-
-
-
-
 HAIR_GAP = 0.3   # gaps between hair-coloured strands bridged, as a share of the head's half-width
 
 
