@@ -326,7 +326,7 @@ class GarmentModel:
         ratio = hist_g / (hist_g + hist_rest + 1e-3)
         self._lut = np.clip(ratio * 255.0, 0, 255).astype(np.float32)
         self.parts: Parts | None = None
-        self.off: np.ndarray | None = None   # bool at work size: her head, never garment
+        self.off: np.ndarray | None = None   # bool at work size: her head and standing shoes, never garment
         self._part_priors: dict[str, np.ndarray] = {}
 
     def part_mask(self, part: str) -> np.ndarray:
@@ -488,10 +488,6 @@ class GarmentModel:
         if bare is not None:
             seg[bare] = 0
         seg = _keep_big_parts(seg, seeds)
-        # never garment, for a photo's second cut of the outline: her head (what
-        # the skin rules cut off is left to that cut, which often regains a
-        # sleeve's or a hem's edge there)
-        off = not_garment > 0
         rest = inside & (seg == 0)
         hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
         hist_r = cv2.calcHist([lab], [0, 1, 2], rest.astype(np.uint8), HIST_BINS, HIST_RANGES)
@@ -509,7 +505,10 @@ class GarmentModel:
         prior = cv2.GaussianBlur(prior, (k, k), 0)
         model = cls(hist_g, hist_r, prior, layout, seg)
         model.parts = split_parts(img, lab, seg, pose, layout)
-        model.off = off
+        # what a photo's second cut of the outline may not take either: her
+        # head and the shoes she stands on (what the skin rules cut off is left
+        # to that cut, which often regains a sleeve's or a hem's edge there)
+        model.off = not_garment > 0
         return model
 
     def matte(self, bgr_small: np.ndarray, person_small: np.ndarray, part: str = "full") -> np.ndarray:
@@ -988,8 +987,8 @@ def refine_outline(bgr: np.ndarray, seg: np.ndarray, off: np.ndarray | None = No
     higher resolution: uint8 {0,1} at OUTLINE_SCALE x the work size. The work
     size cut places the outline to a few photo pixels, and a band GrabCut on
     the sharper image snaps it to the cloth's edge. `off` (work size, bool):
-    pixels the second cut may not take (her head). Photos only: it costs more
-    than a kiosk frame has."""
+    pixels the second cut may not take (her head, the shoes she stands on).
+    Photos only: it costs more than a kiosk frame has."""
     h, w = bgr.shape[:2]
     tw = min(w, round(seg.shape[1] * OUTLINE_SCALE))
     th = max(1, round(h * tw / w))
