@@ -84,3 +84,39 @@ def test_a_person_further_away_is_segmented_as_well(name, media, photo_segmenter
     mine = photo_segmenter.garment(far) >= 0.5
     iou = iou_of(mine, want)
     assert iou >= 0.85, f"{name} further away: garment IoU {iou:.3f}"
+
+
+def _small_in_a_tall_frame(media: Path) -> tuple[np.ndarray, np.ndarray]:
+    """two_hands_raised at half size at the foot of a frame of its own backdrop
+    as tall as the photo: she is a narrow figure in a tall picture, as a
+    standing shopper is. Returns the picture and her top's truth in it."""
+    spec = json.loads((TRUTH / "two_hands_raised.json").read_text())
+    img = cv2.imread(str(media / spec["image"]))
+    want = truth_mask(media, spec, img.shape[:2])
+    small = cv2.resize(img, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    h, w = small.shape[:2]
+    frame = np.zeros((img.shape[0], w, 3), np.uint8) + small[5, 5]
+    frame[-h:] = small
+    truth = np.zeros(frame.shape[:2], bool)
+    truth[-h:] = cv2.resize(want.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return frame, truth
+
+
+def test_a_narrow_figure_is_found_by_running_the_person_model_on_halves(media, photo_segmenter):
+    """At the person model's 256 px a narrow figure is thin and the model loses
+    most of her; run again on the frame's top and bottom 60%, she is found."""
+    frame, truth = _small_in_a_tall_frame(media)
+    person = photo_segmenter.person
+    shape = (frame.shape[1], frame.shape[0])
+    once = cv2.resize(person.process(frame), shape) > 0.5
+    halves = cv2.resize(person.process(frame, halves=True), shape) > 0.5
+    assert (once & truth).sum() < 0.5 * truth.sum()
+    assert (halves & truth).sum() > 0.9 * truth.sum()
+    assert (once & ~halves).sum() == 0                      # the halves only add
+
+
+def test_a_close_up_is_not_run_in_halves(media, photo_segmenter):
+    """She fills half of a close-up; halves would add only the wall beside her."""
+    img = cv2.imread(str(media / "images" / "two_hands_raised.jpg"))
+    person = photo_segmenter.person
+    assert np.array_equal(person.process(img), person.process(img, halves=True))

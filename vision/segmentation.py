@@ -42,6 +42,8 @@ PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's ha
 SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model cannot tell (a summer
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
+HALF = 0.6               # a photo's person mask is also made on its top and bottom 60% (PersonSegmenter),
+HALF_COVER = 0.4         # ... unless she covers this share of the photo (whole bodies: 0.13-0.31)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
 
@@ -53,8 +55,26 @@ class PersonSegmenter:
         self._model = models.selfie_segmentation(landscape=False)
         self._lock = threading.Lock()
 
-    def process(self, bgr: np.ndarray) -> np.ndarray:
-        """The mask at `width` x (width * h / w)."""
+    def process(self, bgr: np.ndarray, halves: bool = False) -> np.ndarray:
+        """The mask at `width` x (width * h / w).
+
+        `halves` (photos): a picture taller than wide is also run as its top
+        and bottom `HALF` (overlapping), each larger in the model's input, and
+        a pixel is hers if any run says so. At 256 px a standing body is thin,
+        and the model loses a raised leg or an arm held out. Not when she
+        already covers `HALF_COVER` of the picture (a close-up): there the
+        halves add only the wall beside her."""
+        mask = self._one(bgr)
+        h, w = bgr.shape[:2]
+        if halves and h > w and (mask > 0.5).mean() < HALF_COVER:
+            out_h = mask.shape[0]
+            for y0, y1 in ((0, round(HALF * h)), (round((1 - HALF) * h), h)):
+                a, b = round(y0 * out_h / h), round(y1 * out_h / h)
+                part = cv2.resize(self._one(bgr[y0:y1]), (self.width, b - a), interpolation=cv2.INTER_LINEAR)
+                mask[a:b] = np.maximum(mask[a:b], part)
+        return mask
+
+    def _one(self, bgr: np.ndarray) -> np.ndarray:
         h, w = bgr.shape[:2]
         # The model's input is square and MediaPipe stretches to it; a tall
         # photo squeezed sideways loses the torso (seen on two_hands_raised).
@@ -1090,7 +1110,8 @@ class PhotoSegmenter:
                 out = np.zeros((h, w), np.float32)
                 out[y0:y1, x0:x1] = self._garment(bgr[y0:y1, x0:x1], feather_px, part=part)
                 return out
-        return self._garment(bgr, feather_px, person, part=part)
+        # her mask is made again for the careful path, in halves (PersonSegmenter.process)
+        return self._garment(bgr, feather_px, part=part)
 
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
         """The biggest person's box with a margin, in pixels of `bgr`, or None."""
@@ -1112,12 +1133,10 @@ class PhotoSegmenter:
         m = 0.15 * max(bw, bh)
         return (max(0, int(x - m)), max(0, int(y - m)), min(w, int(x + bw + m)), min(h, int(y + bh + m)))
 
-    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray | None = None,
-                 part: str = "full") -> np.ndarray:
-        """The careful path on `bgr`; `person`: its person mask if already made."""
+    def _garment(self, bgr: np.ndarray, feather_px: int, part: str = "full") -> np.ndarray:
+        """The careful path on `bgr`."""
         h, w = bgr.shape[:2]
-        if person is None:
-            person = self.person.process(bgr)
+        person = self.person.process(bgr, halves=True)
         pose = self.pose.process(bgr)
         face = self.faces.process(bgr)
         model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
