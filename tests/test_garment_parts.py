@@ -85,6 +85,16 @@ def test_one_colour_trousers_split_at_the_waist():
     assert lo[200:].sum() == seg[200:].sum() and not lo[:170].any()
 
 
+def test_a_navy_top_over_charcoal_shorts_is_two_garments():
+    """As near in Lab as one cloth lit differently (distance 10.5), but the
+    distance is all hue: a navy tank top over charcoal shorts, not one colour."""
+    parts, seg = _split((70, 55, 50), (62, 62, 62), skirt=False)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "separates"
+    assert up[70:180].sum() > 0.95 * seg[70:180].sum() and not up[195:].any()
+    assert lo[195:].sum() == seg[195:].sum()
+
+
 def test_without_hips_in_view_all_of_it_is_the_top():
     img, lab, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
     pose[23:, 2] = 0.0

@@ -556,7 +556,8 @@ PARTS = ("upper", "lower", "dress", "full", "none")
 
 # Tuned on tests/data/unseen/garments/tune (see its PROVENANCE.md).
 WAIST_FRAC = 0.12        # waistband above the hip joints, as a share of shoulder-to-hip length
-SAME_COLOUR_DE = 12.0    # Lab distance under which top and bottom count as one colour
+SAME_COLOUR_DE = 12.0    # Lab distance under which top and bottom count as one colour,
+SAME_HUE_DE = 6.0        # ... of which at most this much in a/b (shading moves lightness, not hue)
 SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (printed) cloth
 CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
@@ -738,7 +739,10 @@ def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     """Regions `a` and `b` (bool masks) look like one cloth: near in median
     colour, or, for a print whose median moves with the pattern, made of the
     same colours (Bhattacharyya overlap of their coarse Lab histograms)."""
-    if float(np.linalg.norm(_lab_ref(lab[a]) - _lab_ref(lab[b]))) < SAME_COLOUR_DE:
+    d = _lab_ref(lab[a]) - _lab_ref(lab[b])
+    # one cloth lit differently on her chest and her thighs changes in lightness;
+    # a navy top over charcoal shorts is as near, but in hue
+    if float(np.linalg.norm(d)) < SAME_COLOUR_DE and float(np.linalg.norm(d[1:])) < SAME_HUE_DE:
         return True
     def overlap(channels, bins, ranges):
         ha = cv2.calcHist([lab], channels, a.astype(np.uint8), bins, ranges)
