@@ -264,6 +264,22 @@ def test_the_hem_of_shorts_of_her_tops_colour_is_not_a_jackets():
     assert parts.kind == "one_colour" and up[80:170].sum() == seg[80:170].sum() and not up[200:].any()
 
 
+def test_a_raised_black_shoe_is_no_sample_of_her_shorts():
+    # a black top over short grey shorts, bare legs, knees hidden from pose;
+    # her raised black shoe lies where the shorts' colour is sampled
+    img, _, seg, pose = _figure((30, 30, 30), (110, 110, 110), skirt=False)
+    img[262:] = 235
+    seg[262:] = 0
+    img[292:314, 62:98] = (25, 25, 25)
+    seg[292:314, 62:98] = 1
+    pose[25:27, 2] = 0.0
+    pose[28], pose[30], pose[32] = (80, 292, 0.99), (66, 306, 0.99), (96, 310, 0.99)
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "separates"
+    assert up[80:180].sum() > 0.95 * seg[80:180].sum() and not up[200:262].any()
+
+
 def test_a_top_of_her_skins_colour_is_still_her_top():
     # the skin model, taught by her face, claims all of her chest: a beige
     # knit, not bare skin, so the top is kept

@@ -659,7 +659,10 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     elif lo_seed.sum() < 15:
         # bare legs (shorts, a short skirt) or legs out of view: the hem is
         # where the top's colour stops, if anything of her is well below the waist
-        low = g & (below > 0.6) & ~up_seed
+        feet = np.zeros((h, w), np.uint8)
+        _mark_shoes(feet, np.zeros_like(feet), pose)
+        # ... not her shoes: a black shoe is no sample of grey shorts
+        low = g & (below > 0.6) & ~up_seed & (feet == 0)
         if low.sum() < 15:
             return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
         if not _same_cloth(lab, up_seed, low):
