@@ -280,6 +280,20 @@ def test_a_raised_black_shoe_is_no_sample_of_her_shorts():
     assert up[80:180].sum() > 0.95 * seg[80:180].sum() and not up[200:262].any()
 
 
+def test_a_forearm_across_her_lap_is_no_sample_of_her_dress():
+    # a one-colour dress; her forearm lies across her thighs, where the
+    # bottom's colour is sampled, and the cut kept it
+    img, _, seg, pose = _figure((160, 80, 150), (160, 80, 150), skirt=True)
+    arm = np.zeros(seg.shape, bool)
+    arm[220:284, 50:150] = True
+    img[arm] = (120, 160, 215)
+    seg[arm] = 1
+    lab = cv2.cvtColor(img, cv2.COLOR_BGR2Lab)
+    parts = split_parts(img, lab, seg, pose, body_layout(pose, (W, H)), not_cloth=arm)
+    assert parts.kind == "dress"
+    assert ((parts.masks["upper"] > 0) == (seg > 0)).all()
+
+
 def test_a_top_of_her_skins_colour_is_still_her_top():
     # the skin model, taught by her face, claims all of her chest: a beige
     # knit, not bare skin, so the top is kept

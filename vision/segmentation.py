@@ -476,10 +476,12 @@ class GarmentModel:
             # judged on her chest, not on the legs too: a short dark top over
             # a long skirt is a hair-coloured top, not hair
             chest = seeds & upper_torso if (seeds & upper_torso).sum() >= 20 else seeds
+        not_cloth = skin.copy()      # what must not be taken as a sample of her clothes' colours
         if hair is not None and (chest & hair).sum() < 0.5 * chest.sum() and not _sleeves_like(hair, inside, pose):
             # Hair lying on the torso (a braid, long hair); unless the garment
             # itself is hair-coloured (on her chest, or an open jacket's
             # sleeves), it must not teach GrabCut the garment.
+            not_cloth |= hair
             seeds &= ~hair
             gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
         if seeds.sum() < 20:
@@ -524,7 +526,7 @@ class GarmentModel:
             prior[head > 0] = 0
         prior = cv2.GaussianBlur(prior, (k, k), 0)
         model = cls(hist_g, hist_r, prior, layout, seg)
-        model.parts = split_parts(img, lab, seg, pose, layout)
+        model.parts = split_parts(img, lab, seg, pose, layout, not_cloth=not_cloth)
         # what a photo's second cut of the outline may not take either: her
         # head and the shoes she stands on (what the skin rules cut off is left
         # to that cut, which often regains a sleeve's or a hem's edge there)
@@ -586,7 +588,7 @@ def _lab_ref(px: np.ndarray) -> np.ndarray:
 
 
 def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndarray | None,
-                layout: Layout | None) -> Parts:
+                layout: Layout | None, not_cloth: np.ndarray | None = None) -> Parts:
     """Split the garment (`seg`, work size) into upper and lower by pose and colour.
 
     The waistband lies a little above the hip joints; sleeves follow the arms.
@@ -644,6 +646,11 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     g = seg > 0
     up_seed = (chest | ((arms > 0) & (below < 0.4))) & g
     lo_seed = (thighs > 0) & g & (below > 0.25)
+    if not_cloth is not None:
+        # her forearms on her lap, her hair over her chest (the cut may keep
+        # them) are no samples of the top's or the bottom's colour
+        up_seed &= ~not_cloth
+        lo_seed &= ~not_cloth
 
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
