@@ -95,6 +95,15 @@ def test_a_navy_top_over_charcoal_shorts_is_two_garments():
     assert lo[195:].sum() == seg[195:].sum()
 
 
+@pytest.mark.parametrize("top,shade", [((200, 60, 30), 0.88), ((0, 200, 255), 0.92), ((40, 40, 200), 0.88)])
+def test_a_saturated_dress_with_its_skirt_in_shade_is_one_cloth(top, shade):
+    """Shade takes lightness and chroma together (a/b shrink in step): a blue,
+    yellow or red dress darker below is still one colour."""
+    bottom = tuple(int(v * shade) for v in top)
+    parts, seg = _split(top, bottom, skirt=True)
+    assert parts.kind == "dress"
+
+
 def test_without_hips_in_view_all_of_it_is_the_top():
     img, lab, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
     pose[23:, 2] = 0.0
@@ -285,7 +294,7 @@ def test_a_forearm_across_her_lap_is_no_sample_of_her_dress():
     # bottom's colour is sampled, and the cut kept it
     img, _, seg, pose = _figure((160, 80, 150), (160, 80, 150), skirt=True)
     arm = np.zeros(seg.shape, bool)
-    arm[220:284, 50:150] = True
+    arm[215:300, 50:150] = True   # over the thighs and down past the samples' rows
     img[arm] = (120, 160, 215)
     seg[arm] = 1
     lab = cv2.cvtColor(img, cv2.COLOR_BGR2Lab)

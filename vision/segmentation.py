@@ -559,7 +559,8 @@ PARTS = ("upper", "lower", "dress", "full", "none")
 # Tuned on tests/data/unseen/garments/tune (see its PROVENANCE.md).
 WAIST_FRAC = 0.12        # waistband above the hip joints, as a share of shoulder-to-hip length
 SAME_COLOUR_DE = 12.0    # Lab distance under which top and bottom count as one colour,
-SAME_HUE_DE = 6.0        # ... of which at most this much in a/b (shading moves lightness, not hue)
+SAME_HUE = 0.7           # ... with their a/b apart by under this share of the stronger chroma
+HUE_FLOOR = 6.0          # ... (at least of this chroma: two greys differ in a/b by noise)
 SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (printed) cloth
 CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
@@ -595,7 +596,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     When the top and the bottom differ in colour (sampled on the chest and the
     thighs), GrabCut restricted to the garment finds the hem between them; when
     they do not, it is a dress if the garment fills the gap between the knees,
-    otherwise a one-colour outfit split at the waist line."""
+    otherwise a one-colour outfit split at the waist line. `not_cloth` (bool,
+    work size: her skin, hair) and her shoes are never taken as those samples."""
     h, w = seg.shape
     seg = seg.astype(np.uint8)
     empty = np.zeros_like(seg)
@@ -646,11 +648,11 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     g = seg > 0
     up_seed = (chest | ((arms > 0) & (below < 0.4))) & g
     lo_seed = (thighs > 0) & g & (below > 0.25)
-    if not_cloth is not None:
-        # her forearms on her lap, her hair over her chest (the cut may keep
-        # them) are no samples of the top's or the bottom's colour
-        up_seed &= ~not_cloth
-        lo_seed &= ~not_cloth
+    not_cloth = np.zeros((h, w), bool) if not_cloth is None else np.asarray(not_cloth, bool)
+    # her forearms on her lap, her hair over her chest (the cut may keep
+    # them) are no samples of the top's or the bottom's colour
+    up_seed &= ~not_cloth
+    lo_seed &= ~not_cloth
 
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
@@ -669,7 +671,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         feet = np.zeros((h, w), np.uint8)
         _mark_shoes(feet, np.zeros_like(feet), pose)
         # ... not her shoes: a black shoe is no sample of grey shorts
-        low = g & (below > 0.6) & ~up_seed & (feet == 0)
+        low = g & (below > 0.6) & ~up_seed & (feet == 0) & ~not_cloth
         if low.sum() < 15:
             return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
         if not _same_cloth(lab, up_seed, low):
@@ -747,12 +749,15 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
 
 def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     """Regions `a` and `b` (bool masks) look like one cloth: near in median
-    colour, or, for a print whose median moves with the pattern, made of the
+    colour (in hue too, for a coloured cloth), or, for a print whose median moves with the pattern, made of the
     same colours (Bhattacharyya overlap of their coarse Lab histograms)."""
-    d = _lab_ref(lab[a]) - _lab_ref(lab[b])
-    # one cloth lit differently on her chest and her thighs changes in lightness;
-    # a navy top over charcoal shorts is as near, but in hue
-    if float(np.linalg.norm(d)) < SAME_COLOUR_DE and float(np.linalg.norm(d[1:])) < SAME_HUE_DE:
+    ra, rb = _lab_ref(lab[a]), _lab_ref(lab[b])
+    d = ra - rb
+    # one cloth lit differently on her chest and her thighs changes in
+    # lightness, and its a/b shrink or grow together; a navy top over charcoal
+    # shorts is as near in Lab, but one has a hue and the other none
+    chroma = max(float(np.hypot(*ra[1:])), float(np.hypot(*rb[1:])), HUE_FLOOR)
+    if float(np.linalg.norm(d)) < SAME_COLOUR_DE and float(np.linalg.norm(d[1:])) < SAME_HUE * chroma:
         return True
     def overlap(channels, bins, ranges):
         ha = cv2.calcHist([lab], channels, a.astype(np.uint8), bins, ranges)
