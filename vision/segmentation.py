@@ -42,7 +42,7 @@ PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's ha
 SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model cannot tell (a summer
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
-HALF = 0.6               # a photo's person mask is also made on its top and bottom 60% (PersonSegmenter),
+HALF = 0.6               # a photo's person mask is also made on its top and bottom 60% (PersonSegmenter)
 HALF_COVER = 0.4         # ... unless she covers this share of the photo (whole bodies: 0.13-0.31)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
@@ -749,8 +749,9 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
 
 def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     """Regions `a` and `b` (bool masks) look like one cloth: near in median
-    colour (in hue too, for a coloured cloth), or, for a print whose median moves with the pattern, made of the
-    same colours (Bhattacharyya overlap of their coarse Lab histograms)."""
+    colour (in hue too, for a coloured cloth), or, for a print whose median
+    moves with the pattern, made of the same colours (Bhattacharyya overlap of
+    their coarse Lab histograms)."""
     ra, rb = _lab_ref(lab[a]), _lab_ref(lab[b])
     d = ra - rb
     # one cloth lit differently on her chest and her thighs changes in
