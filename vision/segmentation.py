@@ -56,22 +56,27 @@ class PersonSegmenter:
         self._lock = threading.Lock()
 
     def process(self, bgr: np.ndarray, halves: bool = False) -> np.ndarray:
-        """The mask at `width` x (width * h / w).
-
-        `halves` (photos): a picture taller than wide is also run as its top
-        and bottom `HALF` (overlapping), each larger in the model's input, and
-        a pixel is hers if any run says so. At 256 px a standing body is thin,
-        and the model loses a raised leg or an arm held out. Not when she
-        already covers `HALF_COVER` of the picture (a close-up): there the
-        halves add only the wall beside her."""
+        """The mask at `width` x (width * h / w); `halves`: see `add_halves`."""
         mask = self._one(bgr)
+        return self.add_halves(bgr, mask) if halves else mask
+
+    def add_halves(self, bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """`mask` (this picture's, from `process`) with its halves added, for
+        photos: a picture taller than wide is also run as its top and bottom
+        `HALF` (overlapping), each larger in the model's input, and a pixel is
+        hers if any run says so. At 256 px a standing body is thin, and the
+        model loses a raised leg or an arm held out. Not when she already
+        covers `HALF_COVER` of the picture (a close-up): there the halves add
+        only the wall beside her."""
         h, w = bgr.shape[:2]
-        if halves and h > w and (mask > 0.5).mean() < HALF_COVER:
-            out_h = mask.shape[0]
-            for y0, y1 in ((0, round(HALF * h)), (round((1 - HALF) * h), h)):
-                a, b = round(y0 * out_h / h), round(y1 * out_h / h)
-                part = cv2.resize(self._one(bgr[y0:y1]), (self.width, b - a), interpolation=cv2.INTER_LINEAR)
-                mask[a:b] = np.maximum(mask[a:b], part)
+        if h <= w or (mask > 0.5).mean() >= HALF_COVER:
+            return mask
+        mask = mask.copy()
+        out_h = mask.shape[0]
+        for y0, y1 in ((0, round(HALF * h)), (round((1 - HALF) * h), h)):
+            a, b = round(y0 * out_h / h), round(y1 * out_h / h)
+            part = cv2.resize(self._one(bgr[y0:y1]), (self.width, b - a), interpolation=cv2.INTER_LINEAR)
+            mask[a:b] = np.maximum(mask[a:b], part)
         return mask
 
     def _one(self, bgr: np.ndarray) -> np.ndarray:
@@ -1128,10 +1133,10 @@ class PhotoSegmenter:
             x0, y0, x1, y1 = box
             if (x1 - x0) * (y1 - y0) < 0.6 * w * h:
                 out = np.zeros((h, w), np.float32)
-                out[y0:y1, x0:x1] = self._garment(bgr[y0:y1, x0:x1], feather_px, part=part)
+                crop = bgr[y0:y1, x0:x1]
+                out[y0:y1, x0:x1] = self._garment(crop, feather_px, self.person.process(crop, halves=True), part)
                 return out
-        # her mask is made again for the careful path, in halves (PersonSegmenter.process)
-        return self._garment(bgr, feather_px, part=part)
+        return self._garment(bgr, feather_px, self.person.add_halves(bgr, person), part)
 
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
         """The biggest person's box with a margin, in pixels of `bgr`, or None."""
@@ -1153,10 +1158,9 @@ class PhotoSegmenter:
         m = 0.15 * max(bw, bh)
         return (max(0, int(x - m)), max(0, int(y - m)), min(w, int(x + bw + m)), min(h, int(y + bh + m)))
 
-    def _garment(self, bgr: np.ndarray, feather_px: int, part: str = "full") -> np.ndarray:
-        """The careful path on `bgr`."""
+    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray, part: str) -> np.ndarray:
+        """The careful path on `bgr`; `person`: its person mask, with halves."""
         h, w = bgr.shape[:2]
-        person = self.person.process(bgr, halves=True)
         pose = self.pose.process(bgr)
         face = self.faces.process(bgr)
         model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
