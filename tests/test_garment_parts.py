@@ -303,6 +303,22 @@ def test_a_forearm_across_her_lap_is_no_sample_of_her_dress():
     assert ((parts.masks["upper"] > 0) == (seg > 0)).all()
 
 
+def test_a_shorts_band_across_a_bare_midriff_is_no_sample_of_her_top():
+    # a crop top, bare midriff, high-waisted shorts rising into the torso
+    # core (where the top's colour is sampled) across the bare skin; knees
+    # hidden from pose, so the shorts' colour is sampled low on them
+    img, _, seg, pose = _figure((30, 30, 30), (110, 110, 110), skirt=False)
+    img[130:160] = 235
+    seg[130:160] = 0
+    img[160:215, 62:139], seg[160:215, 62:139] = (110, 110, 110), 1
+    img[272:] = 235
+    seg[272:] = 0
+    pose[25:27, 2] = 0.0
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert up[80:130].sum() > 0.95 * seg[80:130].sum() and not up[160:].any()
+
+
 def test_a_top_of_her_skins_colour_is_still_her_top():
     # the skin model, taught by her face, claims all of her chest: a beige
     # knit, not bare skin, so the top is kept
@@ -404,6 +420,25 @@ def test_black_trousers_under_dark_hair_are_still_garment():
     assert model is not None
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[230:370, 66:92].mean() > 0.9 and g[230:370, 108:134].mean() > 0.9   # both trouser legs
+
+
+def test_a_ponytail_of_her_tops_colour_is_not_garment():
+    # hair and top the same near-black, so colour cannot tell them; a
+    # ponytail swinging out beside her head, above her chin, is still hair
+    hair, skin = (25, 22, 20), (150, 170, 220)
+    img, _, seg, pose = _figure(hair, (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
+    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
+    tail = np.array([[118, 20], [150, 26], [158, 72], [136, 72], [120, 44]], np.int32)   # down onto her shoulder
+    cv2.fillPoly(img, [tail], hair)
+    cv2.fillPoly(person, [tail], 1.0)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[30:60, 130:150].mean() < 0.1                                       # the ponytail
+    assert g[90:175, 70:130].mean() > 0.9 and g[230:370, 66:92].mean() > 0.9     # top and trousers
 
 
 def test_a_black_jacket_open_over_a_red_top_on_a_dark_haired_woman_is_garment():

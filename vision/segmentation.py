@@ -482,13 +482,21 @@ class GarmentModel:
             # a long skirt is a hair-coloured top, not hair
             chest = seeds & upper_torso if (seeds & upper_torso).sum() >= 20 else seeds
         not_cloth = skin.copy()      # what must not be taken as a sample of her clothes' colours
-        if hair is not None and (chest & hair).sum() < 0.5 * chest.sum() and not _sleeves_like(hair, inside, pose):
-            # Hair lying on the torso (a braid, long hair); unless the garment
-            # itself is hair-coloured (on her chest, or an open jacket's
-            # sleeves), it must not teach GrabCut the garment.
-            not_cloth |= hair
-            seeds &= ~hair
-            gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
+        if hair is not None and not _sleeves_like(hair, inside, pose):
+            if (chest & hair).sum() < 0.5 * chest.sum():
+                # Hair lying on the torso (a braid, long hair); unless the
+                # garment itself is hair-coloured (on her chest, or an open
+                # jacket's sleeves), it must not teach GrabCut the garment.
+                not_cloth |= hair
+                seeds &= ~hair
+                gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
+            elif layout.shoulder_y > layout.chin_y:
+                # a top of her hair's colour: her hair is still hair above
+                # her chin (if pose has her shoulders below it at all)
+                up = _hair_above_chin(hair, layout, pose)
+                not_cloth |= up
+                seeds &= ~up
+                gc[up] = cv2.GC_BGD
         if seeds.sum() < 20:
             return None
         gc[(not_garment > 0) & inside] = cv2.GC_BGD
@@ -651,6 +659,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
                      max(2, round(0.12 * sw)))
             knees.append(pose[knee, :2])
     g = seg > 0
+    # a trouser band rising into the torso core across a bare midriff is no sample of the top
+    chest = _joined_to(chest & g, _upper_torso(layout, (h, w)))
     up_seed = (chest | ((arms > 0) & (below < 0.4))) & g
     lo_seed = (thighs > 0) & g & (below > 0.25)
     not_cloth = np.zeros((h, w), bool) if not_cloth is None else np.asarray(not_cloth, bool)
@@ -705,6 +715,15 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         dress = upper | (lower & _like(lab, upper, lower))
     return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
                   "dress": dress.astype(np.uint8)}, kind)
+
+
+def _joined_to(m: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """The pieces of `m` that touch `anchor` (all of `m` if none does)."""
+    n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return m
+    ids = set(np.unique(labels[anchor & m])) - {0}
+    return np.isin(labels, list(ids)) if ids else m
 
 
 HEM_MAX = 0.6      # lowest jacket hem, in torso lengths below the waist line
@@ -972,6 +991,21 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     n, labels = cv2.connectedComponents(grown, connectivity=8)
     on_head = np.unique(labels[(ring > 0) & out])
     return out & np.isin(labels, on_head[on_head > 0])
+
+
+def _hair_above_chin(hair: np.ndarray, layout: Layout, pose: np.ndarray) -> np.ndarray:
+    """Hair-coloured pixels joined to her head (`hair`, from `_hair_like`)
+    above her chin and away from her arms: a ponytail or locks beside her
+    face, even when her top is her hair's colour (a sleeve raised beside her
+    head is not)."""
+    out = hair.copy()
+    out[max(0, int(layout.chin_y)):, :] = False
+    h, w = hair.shape
+    arms = np.zeros((h, w), np.uint8)
+    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
+    for arm in layout.arms:
+        cv2.polylines(arms, [np.round(arm).astype(np.int32)], False, 1, max(2, round(0.3 * sw)))
+    return out & (arms == 0)
 
 
 SLEEVE_HAIR = 0.5   # share of her elbows coloured like her hair that makes it a sleeve's colour
