@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _skin_mask,
-                                 body_layout, part_of_outline, refine_outline, split_parts)
+from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _midriff_gap,
+                                 _skin_mask, body_layout, part_of_outline, refine_outline, split_parts)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -317,6 +317,33 @@ def test_a_shorts_band_across_a_bare_midriff_is_no_sample_of_her_top():
     parts = _split_drawn(img, seg, pose)
     up = parts.masks["upper"] > 0
     assert up[80:130].sum() > 0.95 * seg[80:130].sum() and not up[160:].any()
+
+
+def _midriff_rows(seg):
+    """`_midriff_gap` on the drawn figure's geometry (hips at y 200, shoulders 70 apart)."""
+    below = np.broadcast_to(((np.arange(H, dtype=np.float32) - 185.6) / 120.0)[:, None], (H, W))
+    return _midriff_gap(seg > 0, below, np.array([100.0, 200.0]), np.array([0.0, 1.0]), 70.0)
+
+
+def test_a_bare_midriff_parts_top_and_skirt_though_something_beside_her_joins_them():
+    # a crop top and a skirt, bare skin across her middle; the wall beside
+    # her (taken by the person mask) joins them, so they are one piece
+    _, _, seg, _ = _figure((30, 30, 30), (45, 25, 75), skirt=True)
+    seg[140:185, 60:141] = 0
+    seg[90:240, 141:170] = 1
+    gap = _midriff_rows(seg)
+    assert gap is not None
+    above, under = gap
+    assert above.any() and under.any()
+    assert np.nonzero(above)[0].max() < 140 and np.nonzero(under)[0].min() >= 185
+    assert not above[:, 141:].any() and not under[:, 141:].any()     # her middle, not the wall
+
+
+def test_a_dress_or_a_top_alone_has_no_bare_midriff():
+    _, _, seg, _ = _figure((30, 30, 30), (30, 30, 30), skirt=True)
+    assert _midriff_rows(seg) is None
+    seg[140:] = 0                     # a crop top over nothing she wears below (out of view, or bare)
+    assert _midriff_rows(seg) is None
 
 
 def test_a_top_of_her_skins_colour_is_still_her_top():

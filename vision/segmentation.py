@@ -673,10 +673,19 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     kind = "separates"
     # the torso's upper half is surely the top, wherever the waist is
     pieces = _pieces_apart(g, _upper_torso(layout, (h, w)) & g, lo_seed)
+    gap = _midriff_gap(g, below, mid_h, axis, sw)
     if pieces is not None:
         # skin all the way across between them (a crop top, a bare midriff):
         # two garments, whatever their colours
         upper = pieces
+    elif gap is not None and not _same_cloth(lab, *gap):
+        # a bare midriff across her body, though something beside her (an arm,
+        # hair, the wall the person mask took) joins top and bottom (of one
+        # colour above and below, it is more likely bare forearms across a top)
+        above, under = gap
+        upper = _grabcut_split(img, g, (up_seed | above) & ~not_cloth, (lo_seed | under) & ~not_cloth, below)
+        # the top is what hangs together with it above the gap (not a raised shoe of its colour)
+        upper = _joined_to(upper, above)
     elif up_seed.sum() < 15:
         upper = geometric_upper
         kind = "one_colour"
@@ -715,6 +724,42 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         dress = upper | (lower & _like(lab, upper, lower))
     return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
                   "dress": dress.astype(np.uint8)}, kind)
+
+
+GAP_BARE = 0.1     # garment share of a row across her middle that makes it bare skin
+GAP_CLOTH = 0.6    # ... and that makes it clothed
+GAP_ROW = 0.03     # a row's height, in torso lengths
+GAP_REACH = 8      # rows looked at above and below a bare one
+
+
+def _midriff_gap(g: np.ndarray, below: np.ndarray, mid_h: np.ndarray, axis: np.ndarray,
+                 sw: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A bare midriff: rows across the middle of her body (along the waist
+    line, in a strip a little narrower than her shoulders) with no garment,
+    between clothed rows. Returns the garment in the strip just above the
+    bare rows and just under them, or None."""
+    h, w = g.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    strip = np.abs((xs - mid_h[0]) * -axis[1] + (ys - mid_h[1]) * axis[0]) < 0.3 * sw
+    edges = np.arange(-0.8, 0.5 + GAP_ROW, GAP_ROW)
+    row = np.digitize(below, edges) - 1
+    row[~strip] = -1
+    area = np.bincount(row[row >= 0], minlength=len(edges))
+    cloth = np.bincount(row[(row >= 0) & g], minlength=len(edges))
+    cover = np.where(area >= 5, cloth / np.maximum(area, 1), np.nan)
+    clothed = cover > GAP_CLOTH
+    for i in np.nonzero(cover < GAP_BARE)[0]:
+        lo_i = max(0, i - GAP_REACH)
+        up = np.nonzero(clothed[lo_i:i])[0]
+        down = np.nonzero(clothed[i + 1:i + 1 + GAP_REACH])[0]
+        if len(up) == 0 or len(down) == 0:
+            continue
+        top, bottom = lo_i + up[-1], i + 1 + down[0]
+        above = g & (row <= top) & (row > max(-1, top - GAP_REACH))
+        under = g & (row >= bottom) & (row < bottom + GAP_REACH)
+        if above.sum() >= 15 and under.sum() >= 15:
+            return above, under
+    return None
 
 
 def _joined_to(m: np.ndarray, anchor: np.ndarray) -> np.ndarray:
