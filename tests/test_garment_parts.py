@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import (PARTS, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _midriff_gap,
+from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _midriff_gap,
                                  _skin_mask, body_layout, part_of_outline, refine_outline, split_parts)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
@@ -304,25 +304,27 @@ def test_a_forearm_across_her_lap_is_no_sample_of_her_dress():
 
 
 def test_a_shorts_band_across_a_bare_midriff_is_no_sample_of_her_top():
-    # a crop top, bare midriff, high-waisted shorts rising into the torso
-    # core (where the top's colour is sampled) across the bare skin; knees
-    # hidden from pose, so the shorts' colour is sampled low on them
+    # a crop top, a long bare midriff, high-waisted shorts rising into the
+    # torso core (where the top's colour is sampled) across the bare skin;
+    # knees hidden from pose, so the shorts' colour is sampled low on them
     img, _, seg, pose = _figure((30, 30, 30), (110, 110, 110), skirt=False)
-    img[130:160] = 235
-    seg[130:160] = 0
+    img[122:160] = 235
+    seg[122:160] = 0
     img[160:215, 62:139], seg[160:215, 62:139] = (110, 110, 110), 1
     img[272:] = 235
     seg[272:] = 0
     pose[25:27, 2] = 0.0
     parts = _split_drawn(img, seg, pose)
     up = parts.masks["upper"] > 0
-    assert up[80:130].sum() > 0.95 * seg[80:130].sum() and not up[160:].any()
+    assert up[80:122].sum() > 0.95 * seg[80:122].sum() and not up[160:].any()
 
 
 def _midriff_rows(seg):
-    """`_midriff_gap` on the drawn figure's geometry (hips at y 200, shoulders 70 apart)."""
-    below = np.broadcast_to(((np.arange(H, dtype=np.float32) - 185.6) / 120.0)[:, None], (H, W))
-    return _midriff_gap(seg > 0, below, np.array([100.0, 200.0]), np.array([0.0, 1.0]), 70.0)
+    """`_midriff_gap` on the drawn figure's geometry: shoulders at y 80 and 70
+    apart, hips at y 200, so the waist line lies WAIST_FRAC of 120 above them."""
+    below = ((np.arange(H, dtype=np.float32) - (200 - WAIST_FRAC * 120)) / 120.0)[:, None]
+    middle = np.abs(np.arange(W) - 100.0)[None, :] < 0.3 * 70
+    return _midriff_gap(seg > 0, np.broadcast_to(below, (H, W)), np.broadcast_to(middle, (H, W)))
 
 
 def test_a_bare_midriff_parts_top_and_skirt_though_something_beside_her_joins_them():
@@ -339,11 +341,28 @@ def test_a_bare_midriff_parts_top_and_skirt_though_something_beside_her_joins_th
     assert not above[:, 141:].any() and not under[:, 141:].any()     # her middle, not the wall
 
 
-def test_a_dress_or_a_top_alone_has_no_bare_midriff():
+def test_a_dress_or_a_top_alone_or_bare_thighs_are_no_bare_midriff():
     _, _, seg, _ = _figure((30, 30, 30), (30, 30, 30), skirt=True)
+    assert _midriff_rows(seg) is None
+    seg[230:250] = 0                  # bare thighs between a mini skirt and over-knee socks
     assert _midriff_rows(seg) is None
     seg[140:] = 0                     # a crop top over nothing she wears below (out of view, or bare)
     assert _midriff_rows(seg) is None
+
+
+def test_a_crop_top_over_a_mini_skirt_is_two_garments_when_pose_sees_no_knees():
+    # no thighs to sample the skirt from, and nothing of her low enough for
+    # the fallback sample: the bare midriff alone tells the skirt from the top
+    img, _, seg, pose = _figure((30, 30, 30), (45, 25, 160), skirt=True)
+    img[140:185, 60:141] = (150, 170, 220)
+    seg[140:185, 60:141] = 0
+    img[245:] = 235
+    seg[245:] = 0
+    pose[25:29, 2] = 0.0
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "separates"
+    assert up[80:140].sum() > 0.95 * seg[80:140].sum() and not up[185:].any()
 
 
 def test_a_top_of_her_skins_colour_is_still_her_top():

@@ -492,7 +492,8 @@ class GarmentModel:
                 gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
             elif layout.shoulder_y > layout.chin_y:
                 # a top of her hair's colour: her hair is still hair above
-                # her chin (if pose has her shoulders below it at all)
+                # her chin (if pose has her shoulders below it at all); a
+                # collar there is lost, which is rarer than a ponytail
                 up = _hair_above_chin(hair, layout, pose)
                 not_cloth |= up
                 seeds &= ~up
@@ -673,19 +674,21 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     kind = "separates"
     # the torso's upper half is surely the top, wherever the waist is
     pieces = _pieces_apart(g, _upper_torso(layout, (h, w)) & g, lo_seed)
-    gap = _midriff_gap(g, below, mid_h, axis, sw)
+    middle = np.abs((xs - mid_h[0]) * -axis[1] + (ys - mid_h[1]) * axis[0]) < 0.3 * sw   # down her body's axis
     if pieces is not None:
         # skin all the way across between them (a crop top, a bare midriff):
         # two garments, whatever their colours
         upper = pieces
-    elif gap is not None and not _same_cloth(lab, *gap):
+    elif (gap := _midriff_gap(g, below, middle)) is not None and not _same_cloth(lab, *gap):
         # a bare midriff across her body, though something beside her (an arm,
-        # hair, the wall the person mask took) joins top and bottom (of one
-        # colour above and below, it is more likely bare forearms across a top)
+        # hair, the wall the person mask took) joins top and bottom, or pose
+        # gave no sample of the bottom (of one colour above and below, it is
+        # more likely bare forearms across a top)
         above, under = gap
-        upper = _grabcut_split(img, g, (up_seed | above) & ~not_cloth, (lo_seed | under) & ~not_cloth, below)
-        # the top is what hangs together with it above the gap (not a raised shoe of its colour)
-        upper = _joined_to(upper, above)
+        up_gap = (up_seed | above) & ~not_cloth
+        upper = _grabcut_split(img, g, up_gap, (lo_seed | under) & ~not_cloth, below)
+        # the top is what hangs together with its seeds (not a raised shoe of its colour)
+        upper = _joined_to(upper, up_gap)
     elif up_seed.sum() < 15:
         upper = geometric_upper
         kind = "one_colour"
@@ -728,27 +731,27 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
 
 GAP_BARE = 0.1     # garment share of a row across her middle that makes it bare skin
 GAP_CLOTH = 0.6    # ... and that makes it clothed
-GAP_ROW = 0.03     # a row's height, in torso lengths
-GAP_REACH = 8      # rows looked at above and below a bare one
+GAP_ROW = 0.03     # a row's height, in torso lengths below the waist line
+GAP_ROWS = (-0.8, 0.3)   # the rows looked at: from her chest to her upper thighs
+GAP_LOWEST = 0.1   # a bare row lies above this (her hips): lower, bare skin is her thighs
+GAP_REACH = 8      # rows looked at above and below a bare one, and the seeds' height
+GAP_MIN_PX = 5     # pixels a row needs to count at all
 
 
-def _midriff_gap(g: np.ndarray, below: np.ndarray, mid_h: np.ndarray, axis: np.ndarray,
-                 sw: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """A bare midriff: rows across the middle of her body (along the waist
-    line, in a strip a little narrower than her shoulders) with no garment,
+def _midriff_gap(g: np.ndarray, below: np.ndarray, strip: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A bare midriff: rows across her middle (along the waist line, within
+    `strip`, a band down her body's axis) with no garment, above her hips and
     between clothed rows. Returns the garment in the strip just above the
     bare rows and just under them, or None."""
-    h, w = g.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    strip = np.abs((xs - mid_h[0]) * -axis[1] + (ys - mid_h[1]) * axis[0]) < 0.3 * sw
-    edges = np.arange(-0.8, 0.5 + GAP_ROW, GAP_ROW)
+    edges = np.arange(GAP_ROWS[0], GAP_ROWS[1] + GAP_ROW / 2, GAP_ROW)
+    n = len(edges) - 1
     row = np.digitize(below, edges) - 1
-    row[~strip] = -1
-    area = np.bincount(row[row >= 0], minlength=len(edges))
-    cloth = np.bincount(row[(row >= 0) & g], minlength=len(edges))
-    cover = np.where(area >= 5, cloth / np.maximum(area, 1), np.nan)
+    row[~strip | (row >= n)] = -1
+    area = np.bincount(row[row >= 0], minlength=n)
+    cloth = np.bincount(row[(row >= 0) & g], minlength=n)
+    cover = np.where(area >= GAP_MIN_PX, cloth / np.maximum(area, 1), np.nan)
     clothed = cover > GAP_CLOTH
-    for i in np.nonzero(cover < GAP_BARE)[0]:
+    for i in np.nonzero((cover < GAP_BARE) & (edges[:-1] < GAP_LOWEST))[0]:
         lo_i = max(0, i - GAP_REACH)
         up = np.nonzero(clothed[lo_i:i])[0]
         down = np.nonzero(clothed[i + 1:i + 1 + GAP_REACH])[0]
@@ -1038,16 +1041,20 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     return out & np.isin(labels, on_head[on_head > 0])
 
 
+HAIR_SHOULDER = 0.2   # hair above her chin is taken out only this far (share of her shoulders) above them
+
+
 def _hair_above_chin(hair: np.ndarray, layout: Layout, pose: np.ndarray) -> np.ndarray:
     """Hair-coloured pixels joined to her head (`hair`, from `_hair_like`)
     above her chin and away from her arms: a ponytail or locks beside her
     face, even when her top is her hair's colour (a sleeve raised beside her
     head is not)."""
+    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
     out = hair.copy()
-    out[max(0, int(layout.chin_y)):, :] = False
+    # and well above her shoulders, which a hunched top may reach
+    out[max(0, int(min(layout.chin_y, layout.shoulder_y - HAIR_SHOULDER * sw))):, :] = False
     h, w = hair.shape
     arms = np.zeros((h, w), np.uint8)
-    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
     for arm in layout.arms:
         cv2.polylines(arms, [np.round(arm).astype(np.int32)], False, 1, max(2, round(0.3 * sw)))
     return out & (arms == 0)
@@ -1076,16 +1083,12 @@ def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """The pieces of the person mask that hold one of her pose points: someone
     else in the photo (further back on a runway, a friend beside her) is not
     part of her outfit."""
-    n, labels = cv2.connectedComponents(inside.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return inside
     h, w = inside.shape
     near = np.zeros((h, w), np.uint8)
     r = max(2, round(0.03 * w))       # a wrist point just off a forearm's edge still counts
     for x, y in pose[:, :2][pose[:, 2] >= 0.5]:
         cv2.circle(near, (round(float(x)), round(float(y))), r, 1, -1)
-    ids = set(np.unique(labels[near > 0])) - {0}
-    return np.isin(labels, list(ids)) if ids else inside
+    return _joined_to(inside, near > 0)
 
 
 def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
