@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _mark_shoes, _midriff_gap,
+from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
+                                 _mark_shoes, _midriff_gap,
                                  _skin_mask, body_layout, part_of_outline, refine_outline, split_parts)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
@@ -259,6 +260,27 @@ def test_a_foot_she_stands_on_is_never_garment_a_raised_one_only_probably():
     assert never[383, 126] and unlikely[383, 126]                 # inside her standing shoe
     assert not never[:372].any()                                  # nothing above that ankle, nor the raised foot
     assert unlikely[251, 65] and not unlikely[:242].any()         # the raised foot: colour decides
+
+
+def test_a_raised_shoe_on_its_own_past_a_bare_shin_is_not_garment():
+    # the cut kept a sports bra, shorts, and a black raised shoe of the bra's
+    # colour as a piece of its own; the shoe holds no seed and lies where
+    # her shoe is probably not garment
+    seg = np.zeros((H, W), np.uint8)
+    seg[80:130, 60:140] = 1                       # the top, seeded
+    seg[185:230, 62:138] = 1                      # the shorts, seeded
+    seg[262:292, 140:190] = 1                     # the raised shoe
+    seg[300:330, 10:50] = 1                       # something big and unseeded elsewhere: colour's call
+    seeds = np.zeros((H, W), bool)
+    seeds[100:110, 90:110] = seeds[200:210, 90:110] = True
+    unlikely = np.zeros((H, W), bool)
+    unlikely[255:300, 135:195] = True
+    kept = _keep_big_parts(seg, seeds, unlikely) > 0
+    assert not kept[262:292, 140:190].any()
+    assert kept[80:130, 60:140].all() and kept[185:230, 62:138].all() and kept[300:330, 10:50].all()
+    unlikely[80:130, 60:140] = True               # a seeded piece stays, wherever it lies
+    assert (_keep_big_parts(seg, seeds, unlikely) > 0)[80:130, 60:140].all()
+    assert (_keep_big_parts(seg, seeds) > 0)[262:292, 140:190].all()   # without the places, size decides
 
 
 def test_the_hem_of_shorts_of_her_tops_colour_is_not_a_jackets():

@@ -523,7 +523,9 @@ class GarmentModel:
             seg[skin & (_limb_ends(pose, w, h) > 0) & ~seeds] = 0
         if bare is not None:
             seg[bare] = 0
-        seg = _keep_big_parts(seg, seeds)
+        # an unseeded piece in her hands' and shoes' places is a raised shoe
+        # past a bare shin, or a hand: not garment
+        seg = _keep_big_parts(seg, seeds, unlikely > 0)
         rest = inside & (seg == 0)
         hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
         hist_r = cv2.calcHist([lab], [0, 1, 2], rest.astype(np.uint8), HIST_BINS, HIST_RANGES)
@@ -1091,16 +1093,21 @@ def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
     return _joined_to(inside, near > 0)
 
 
-def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Drop specks: keep connected parts that touch a seed or are large."""
+def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray, unlikely: np.ndarray | None = None) -> np.ndarray:
+    """Drop specks: keep connected parts that touch a seed or are large, and
+    of the unseeded ones not those lying mostly in `unlikely` (a raised shoe
+    on its own, past a bare shin)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seg, connectivity=8)
     if n <= 2:
         return seg
     keep = np.zeros(n, bool)
     seeded = np.unique(labels[seeds & (seg > 0)])
-    keep[seeded] = True
     biggest = stats[1:, cv2.CC_STAT_AREA].max()
     keep[1:] |= stats[1:, cv2.CC_STAT_AREA] > 0.15 * biggest
+    if unlikely is not None:
+        inside_unlikely = np.bincount(labels[unlikely], minlength=n)
+        keep &= inside_unlikely < 0.5 * stats[:, cv2.CC_STAT_AREA]
+    keep[seeded] = True
     keep[0] = False
     return keep[labels].astype(np.uint8)
 
