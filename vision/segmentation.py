@@ -662,8 +662,9 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
                      max(2, round(0.12 * sw)))
             knees.append(pose[knee, :2])
     g = seg > 0
+    upper_torso = _upper_torso(layout, (h, w)) & g
     # a trouser band rising into the torso core across a bare midriff is no sample of the top
-    chest = _joined_to(chest & g, _upper_torso(layout, (h, w)))
+    chest = _joined_to(chest & g, upper_torso)
     up_seed = (chest | ((arms > 0) & (below < 0.4))) & g
     lo_seed = (thighs > 0) & g & (below > 0.25)
     not_cloth = np.zeros((h, w), bool) if not_cloth is None else np.asarray(not_cloth, bool)
@@ -675,7 +676,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
     # the torso's upper half is surely the top, wherever the waist is
-    pieces = _pieces_apart(g, _upper_torso(layout, (h, w)) & g, lo_seed)
+    pieces = _pieces_apart(g, upper_torso, lo_seed)
     middle = np.abs((xs - mid_h[0]) * -axis[1] + (ys - mid_h[1]) * axis[0]) < 0.3 * sw   # down her body's axis
     if pieces is not None:
         # skin all the way across between them (a crop top, a bare midriff):
