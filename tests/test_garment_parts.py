@@ -105,6 +105,23 @@ def test_a_saturated_dress_with_its_skirt_in_shade_is_one_cloth(top, shade):
     assert parts.kind == "dress"
 
 
+def test_a_dress_with_its_skirt_in_deep_shade_is_one_cloth():
+    """A purple dress on a stool, her lap lit and her bodice in shade (Lab
+    41/20/-16 against 28.6/17/-9, distance 14.7): lightness and chroma fall
+    together, so it is one cloth, not a top and a skirt."""
+    parts, seg = _split((81, 58, 86), (122, 85, 117), skirt=True)
+    assert parts.kind == "dress"
+    assert ((parts.masks["upper"] > 0) == (seg > 0)).all()
+
+
+@pytest.mark.parametrize("top,bottom", [((20, 20, 20), (60, 60, 60)),          # black over charcoal
+                                        ((200, 170, 140), (90, 60, 40)),      # chambray over dark jeans
+                                        ((40, 40, 200), (150, 150, 240))])    # red over pink
+def test_colours_further_apart_than_shade_makes_stay_two_garments(top, bottom):
+    parts, seg = _split(top, bottom, skirt=True)
+    assert parts.kind == "separates"
+
+
 def test_without_hips_in_view_all_of_it_is_the_top():
     img, lab, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
     pose[23:, 2] = 0.0

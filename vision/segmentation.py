@@ -577,6 +577,7 @@ WAIST_FRAC = 0.12        # waistband above the hip joints, as a share of shoulde
 SAME_COLOUR_DE = 12.0    # Lab distance under which top and bottom count as one colour,
 SAME_HUE = 0.7           # ... with their a/b apart by under this share of the stronger chroma
 HUE_FLOOR = 6.0          # ... (at least of this chroma: two greys differ in a/b by noise)
+SHADE_RATIO = 0.65       # lightness ratio down to which one cloth may be half in shade
 SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (printed) cloth
 CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
@@ -824,9 +825,9 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
 
 def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     """Regions `a` and `b` (bool masks) look like one cloth: near in median
-    colour (in hue too, for a coloured cloth), or, for a print whose median
-    moves with the pattern, made of the same colours (Bhattacharyya overlap of
-    their coarse Lab histograms)."""
+    colour (in hue too, for a coloured cloth), or one of them in deep shade,
+    or, for a print whose median moves with the pattern, made of the same
+    colours (Bhattacharyya overlap of their coarse Lab histograms)."""
     ra, rb = _lab_ref(lab[a]), _lab_ref(lab[b])
     d = ra - rb
     # one cloth lit differently on her chest and her thighs changes in
@@ -834,6 +835,8 @@ def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     # shorts is as near in Lab, but one has a hue and the other none
     chroma = max(float(np.hypot(*ra[1:])), float(np.hypot(*rb[1:])), HUE_FLOOR)
     if float(np.linalg.norm(d)) < SAME_COLOUR_DE and float(np.linalg.norm(d[1:])) < SAME_HUE * chroma:
+        return True
+    if _in_shade(ra, rb):
         return True
     def overlap(channels, bins, ranges):
         ha = cv2.calcHist([lab], channels, a.astype(np.uint8), bins, ranges)
@@ -844,6 +847,21 @@ def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     # the finer chroma check keeps apart
     return (overlap([0, 1, 2], CLOTH_BINS, HIST_RANGES) >= SAME_CLOTH_OVERLAP
             and overlap([1, 2], [32, 32], [0, 256, 0, 256]) >= SAME_CLOTH_OVERLAP)
+
+
+def _in_shade(ra: np.ndarray, rb: np.ndarray) -> bool:
+    """Two median colours (CIE Lab) could be one cloth, one half in shade:
+    shade scales lightness and chroma together, so the darker one brought up
+    to the lighter one's lightness has its a/b. Deep shade only (lightness
+    ratio at least SHADE_RATIO): black beside charcoal, or jeans beside a
+    chambray shirt, stay two colours."""
+    dark, light = (ra, rb) if ra[0] < rb[0] else (rb, ra)
+    k = float(light[0] / max(dark[0], 1e-3))
+    if k * SHADE_RATIO > 1.0:
+        return False
+    d = light[1:] - dark[1:] * k
+    chroma = max(float(np.hypot(*light[1:])), HUE_FLOOR)
+    return float(np.linalg.norm(d)) < min(SAME_COLOUR_DE, SAME_HUE * chroma)
 
 
 def _covers_knees(g: np.ndarray, pose: np.ndarray) -> bool:
