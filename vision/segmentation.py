@@ -825,7 +825,7 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
 
 def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     """Regions `a` and `b` (bool masks) look like one cloth: near in median
-    colour (in hue too, for a coloured cloth), or one of them in deep shade,
+    colour (in hue too, for a coloured cloth), or one of them in shade,
     or, for a print whose median moves with the pattern, made of the same
     colours (Bhattacharyya overlap of their coarse Lab histograms)."""
     ra, rb = _lab_ref(lab[a]), _lab_ref(lab[b])
@@ -852,9 +852,9 @@ def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
 def _in_shade(ra: np.ndarray, rb: np.ndarray) -> bool:
     """Two median colours (CIE Lab) could be one cloth, one half in shade:
     shade scales lightness and chroma together, so the darker one brought up
-    to the lighter one's lightness has its a/b. Deep shade only (lightness
-    ratio at least SHADE_RATIO): black beside charcoal, or jeans beside a
-    chambray shirt, stay two colours."""
+    to the lighter one's lightness has its a/b. Shade darkens by a lightness
+    ratio of SHADE_RATIO at most: black beside charcoal, or dark jeans beside
+    a chambray shirt, stay two colours."""
     dark, light = (ra, rb) if ra[0] < rb[0] else (rb, ra)
     k = float(light[0] / max(dark[0], 1e-3))
     if k * SHADE_RATIO > 1.0:
