@@ -342,6 +342,19 @@ def test_a_forearm_across_her_lap_is_no_sample_of_her_dress():
     assert ((parts.masks["upper"] > 0) == (seg > 0)).all()
 
 
+def test_a_long_coat_over_her_thighs_is_no_sample_of_her_trousers():
+    # a camel coat hangs to y 255, over the upper half of where the bottom's
+    # colour is sampled on her thighs (y 227-276); navy trousers below it
+    img, _, seg, pose = _figure((60, 120, 170), (90, 40, 30), skirt=False)
+    cv2.rectangle(img, (56, 70), (144, 255), (60, 120, 170), -1)
+    cv2.rectangle(seg, (56, 70), (144, 255), 1, -1)
+    parts = _split_drawn(img, seg, pose)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "separates"
+    assert up[70:256].sum() == seg[70:256].sum()             # all of the coat
+    assert not up[262:].any() and lo[262:].sum() == seg[262:].sum()
+
+
 def test_a_shorts_band_across_a_bare_midriff_is_no_sample_of_her_top():
     # a crop top, a long bare midriff, high-waisted shorts rising into the
     # torso core (where the top's colour is sampled) across the bare skin;

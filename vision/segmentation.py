@@ -673,6 +673,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     # them) are no samples of the top's or the bottom's colour
     up_seed &= ~not_cloth
     lo_seed &= ~not_cloth
+    if (over := _top_over_thighs(lab, g, up_seed, lo_seed)) is not None:
+        lo_seed &= ~over
 
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
@@ -767,6 +769,22 @@ def _midriff_gap(g: np.ndarray, below: np.ndarray, strip: np.ndarray) -> tuple[n
         if above.sum() >= 15 and under.sum() >= 15:
             return above, under
     return None
+
+
+OVER_THIGHS_REST = 0.3   # share of the thighs' sample that must remain once the top's cloth is taken off it
+
+
+def _top_over_thighs(lab: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray) -> np.ndarray | None:
+    """The part of the thighs' sample that is the top's cloth hanging down from
+    her chest (a long coat or cardigan, sleeves on her lap), when the rest of
+    that sample is another colour: it is no sample of the bottom."""
+    if up_seed.sum() < 15 or lo_seed.sum() < 15:
+        return None
+    over = _joined_to(_like(lab, up_seed, lo_seed) & g, up_seed) & lo_seed
+    rest = lo_seed & ~over
+    if not over.any() or rest.sum() < max(15, OVER_THIGHS_REST * lo_seed.sum()) or _same_cloth(lab, up_seed, rest):
+        return None
+    return over
 
 
 def _joined_to(m: np.ndarray, anchor: np.ndarray) -> np.ndarray:
