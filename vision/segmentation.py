@@ -780,7 +780,10 @@ def _top_over_thighs(lab: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_see
     that sample is another colour: it is no sample of the bottom."""
     if up_seed.sum() < 15 or lo_seed.sum() < 15:
         return None
-    over = _joined_to(_like(lab, up_seed, lo_seed) & g, up_seed) & lo_seed
+    like = _like(lab, up_seed, lo_seed) & g
+    if not (like & up_seed).any():
+        return None
+    over = _joined_to(like, up_seed) & lo_seed
     rest = lo_seed & ~over
     if not over.any() or rest.sum() < max(15, OVER_THIGHS_REST * lo_seed.sum()) or _same_cloth(lab, up_seed, rest):
         return None
