@@ -583,6 +583,28 @@ def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
     assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm
 
 
+def test_the_sleeves_of_a_blouse_tucked_into_dark_trousers_are_not_bare_arms():
+    # a warm light blouse (a colour the generic skin rule passes, unlike her
+    # face's) tucked into black high-waisted trousers: most of her torso and
+    # her thighs are black, so her sleeves are far from that mix, but they are
+    # her top's own colour
+    top, face = (185, 195, 225), (80, 110, 160)
+    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    cv2.rectangle(img, (60, 70), (140, 125), top, -1)
+    person = seg.astype(np.float32)
+    for arm in (((135, 80), (150, 135), (156, 185)), ((65, 80), (50, 135), (44, 185))):
+        cv2.polylines(img, [np.array(arm, np.int32)], False, top, 16)
+        cv2.polylines(person, [np.array(arm, np.int32)], False, 1.0, 16)
+    pose[[13, 14, 15, 16]] = [[150, 135, .99], [50, 135, .99], [156, 185, .99], [44, 185, .99]]
+    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, face, -1)
+    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[140:180, 148:160].mean() > 0.9 and g[140:180, 40:52].mean() > 0.9     # both forearms' sleeves
+    assert g[90:120, 70:130].mean() > 0.9 and g[140:175, 70:130].mean() > 0.9     # blouse and trousers
+
+
 def test_a_dark_shirt_between_a_jackets_lapels_is_not_his_hair():
     # his hair and beard are near-black, as is the shirt showing down the
     # middle of his red jacket; hair hangs beside the face, and the shirt is

@@ -471,7 +471,14 @@ class GarmentModel:
                 # top (a beige knit, a cream dress), not bare skin; on her torso
                 # the skin model is not to be trusted (on her legs it still is).
                 skin &= ~_torso_core(layout, (h, w))
-        bare = _bare_limbs(lab, inside, pose, seeds > 0) if pose is not None else None
+        bare = None
+        if layout is not None:
+            # a forearm is judged against her top (the chest), a shin against her thighs
+            core = _torso_core(layout, (h, w))
+            chest = upper_torso & inside & ~skin
+            thighs = (seeds > 0) & ~core & inside & ~skin
+            bare = _bare_limbs(lab, inside, pose, chest if chest.sum() >= 30 else seeds > 0,
+                               thighs if thighs.sum() >= 30 else seeds > 0)
         if bare is not None:
             skin |= bare
         hair = _hair_like(lab, inside & ~skin, layout)
@@ -943,21 +950,24 @@ BARE_DE = 22.0     # a forearm or shin this far (Lab) from the torso's garment i
 SKIN_DE = 14.0     # limb pixels this near that skin's colour are skin too
 
 
-def _bare_limbs(lab: np.ndarray, inside: np.ndarray, pose: np.ndarray, torso: np.ndarray) -> np.ndarray | None:
-    """Bare arms and legs, found by their own colour: a forearm (or shin) whose
-    colour is far from the garment on her torso is skin, whatever the light
-    (the face's colour misses arms in sunlight); then the pixels along that
-    whole limb coloured like it are skin too. None when nothing was found."""
-    if torso.sum() < 30:
+def _bare_limbs(lab: np.ndarray, inside: np.ndarray, pose: np.ndarray, top: np.ndarray,
+                bottom: np.ndarray) -> np.ndarray | None:
+    """Bare arms and legs, found by their own colour: a forearm whose colour is
+    far from her top's (sampled in `top`), or a shin far from her bottom's
+    (`bottom`), is skin, whatever the light (the face's colour misses arms in
+    sunlight); then the pixels along that whole limb coloured like it are skin
+    too. None when nothing was found."""
+    if top.sum() < 30 or bottom.sum() < 30:
         return None
     h, w = inside.shape
     sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
-    garment = np.median(lab[torso].astype(np.float32), axis=0)
+    refs = np.median(lab[top].astype(np.float32), axis=0), np.median(lab[bottom].astype(np.float32), axis=0)
     out = np.zeros((h, w), bool)
     limbs = ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28))
     for root, mid, end in limbs:
         if not (_vis(pose, mid) and _vis(pose, end)):
             continue
+        garment = refs[root >= 23]
         a, b = pose[mid, :2], pose[end, :2]
         sample = np.zeros((h, w), np.uint8)
         p0, p1 = a + 0.35 * (b - a), a + 0.75 * (b - a)
