@@ -946,7 +946,7 @@ def _limb_ends(pose: np.ndarray, w: int, h: int) -> np.ndarray:
     return m
 
 
-BARE_DE = 22.0     # a forearm or shin this far (Lab) from the torso's garment is bare skin
+BARE_DE = 22.0     # a forearm or shin this far (Lab) from her top (or her thighs) is bare skin
 SKIN_DE = 14.0     # limb pixels this near that skin's colour are skin too
 
 
