@@ -464,21 +464,20 @@ class GarmentModel:
             if skin.sum() > SKIN_MAX_SHARE * inside.sum():
                 skin[:] = False
         upper_torso = _upper_torso(layout, (h, w)) if layout is not None else None
-        if upper_torso is not None:
+        bare = None
+        if layout is not None:
+            core = _torso_core(layout, (h, w))
             on_chest = upper_torso & inside
             if (skin & on_chest).sum() >= SKIN_CHEST * max(1, on_chest.sum()):
                 # Her chest is her skin's colour nearly all over: a skin-toned
                 # top (a beige knit, a cream dress), not bare skin; on her torso
                 # the skin model is not to be trusted (on her legs it still is).
-                skin &= ~_torso_core(layout, (h, w))
-        bare = None
-        if layout is not None:
+                skin &= ~core
             # a forearm is judged against her top (the chest), a shin against her thighs
-            core = _torso_core(layout, (h, w))
-            chest = upper_torso & inside & ~skin
-            thighs = (seeds > 0) & ~core & inside & ~skin
-            bare = _bare_limbs(lab, inside, pose, chest if chest.sum() >= 30 else seeds > 0,
-                               thighs if thighs.sum() >= 30 else seeds > 0)
+            top_px = upper_torso & inside & ~skin
+            thigh_px = (seeds > 0) & ~core & inside & ~skin
+            bare = _bare_limbs(lab, inside, pose, top_px if top_px.sum() >= 30 else seeds > 0,
+                               thigh_px if thigh_px.sum() >= 30 else seeds > 0)
         if bare is not None:
             skin |= bare
         hair = _hair_like(lab, inside & ~skin, layout)
