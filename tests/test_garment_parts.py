@@ -244,6 +244,21 @@ def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
+def test_a_dress_over_black_tights_is_the_dress_alone():
+    # a red dress to below the knees, black tights down to the shoes: her legs
+    # go on as two legs, but not in the dress's colour, so it is no trouser suit
+    img, _, seg, pose = _figure((40, 40, 200), (40, 40, 200), skirt=True)
+    for x0 in (74, 104):
+        cv2.rectangle(img, (x0, 320), (x0 + 22, 385), (25, 25, 25), -1)
+        cv2.rectangle(seg, (x0, 320), (x0 + 22, 385), 1, -1)
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "dress"
+    assert up[70:318].sum() > 0.98 * seg[70:318].sum()          # all of the dress
+    assert not up[322:].any() and not parts.masks["lower"].any()  # nothing of the tights
+    assert ((parts.masks["dress"] > 0) == up).all()
+
+
 def test_a_one_colour_jacket_over_trousers_ends_at_its_hem():
     # the jacket hangs to y 225, well below the waistband (y 186); its hem is
     # a line of shadow across her front, the one strong edge on plain cloth

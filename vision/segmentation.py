@@ -724,15 +724,18 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         if not _same_cloth(lab, up_seed, lo_seed):
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
         elif (len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
-              and not _trouser_legs(g, pose, mid_h)):
+              and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h))):
             upper, kind = g, "dress"
         else:
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
+    if kind == "dress" and (legs := _legwear(lab, g, pose, up_seed | lo_seed)) is not None:
+        # the dress ends where its colours give way to her tights' or boots'
+        upper = _grabcut_split(img, g, up_seed | lo_seed, legs & ~up_seed & ~lo_seed, below)
     upper = upper & g
     lower = g & ~upper
     if kind == "dress":
         lower = np.zeros_like(g)         # a dress is an upper garment as a whole; she wears no trousers or skirt
-        dress = g
+        dress = upper
     elif kind == "one_colour":
         dress = g if len(knees) < 2 else upper
     else:
@@ -905,11 +908,40 @@ def _span(g: np.ndarray, y: float, half: int = 2) -> float:
     return float(cols[-1] - cols[0] + 1) if cols.size else 0.0
 
 
+LEGWEAR_COVER = 0.6   # share of her shins' middle the cut must cover for tights or boots (not bits of bare skin)
+
+
+def _shins(g: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """The garment on her shins (the middle of knee to ankle, both legs), or
+    nothing unless it covers LEGWEAR_COVER of them."""
+    m = np.zeros(g.shape, np.uint8)
+    sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
+    for knee, ankle in ((25, 27), (26, 28)):
+        if _vis(pose, knee, 0.3) and _vis(pose, ankle, 0.3):
+            a, b = pose[knee, :2], pose[ankle, :2]
+            p0, p1 = a + 0.3 * (b - a), a + 0.8 * (b - a)
+            cv2.line(m, tuple(np.round(p0).astype(int)), tuple(np.round(p1).astype(int)), 1,
+                     max(2, round(0.08 * sw)))
+    on = (m > 0) & g
+    return on if on.sum() >= LEGWEAR_COVER * max(1, int(m.sum())) else np.zeros_like(on)
+
+
+def _legwear(lab: np.ndarray, g: np.ndarray, pose: np.ndarray, cloth: np.ndarray) -> np.ndarray | None:
+    """Her shins in another colour than `cloth` (a dress's sample): tights or
+    boots under it, which are not the dress. None when her shins are bare, out
+    of view or of the dress's own cloth."""
+    shins = _shins(g, pose)
+    if shins.sum() < 15 or cloth.sum() < 15 or _same_cloth(lab, cloth, shins):
+        return None
+    return shins
+
+
 def _trouser_legs(g: np.ndarray, pose: np.ndarray, mid_h: np.ndarray) -> bool:
     """One colour from the waist down with the legs together looks like a dress
     between the knees. Trousers go on down to her shoes as two legs no wider
     together than her hips would suggest; a dress ends above the ankles (her
-    shins show) or, long, stays as wide as at her hips."""
+    shins show) or, long, stays as wide as at her hips. (Legs of another
+    colour than her thighs are tights or boots under a skirt: `_legwear`.)"""
     if not (_vis(pose, 27) and _vis(pose, 28)):
         return False
     ankle_y = float((pose[27, 1] + pose[28, 1]) / 2)
