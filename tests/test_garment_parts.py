@@ -259,6 +259,29 @@ def test_a_dress_over_black_tights_is_the_dress_alone():
     assert ((parts.masks["dress"] > 0) == up).all()
 
 
+@pytest.mark.parametrize("legs", [((72, 98), (102, 128)),      # trousers under a long coat
+                                  ((78, 96), (104, 122))])     # black tights under a black dress
+def test_a_long_coat_or_a_dress_over_legs_of_its_colour_ends_at_its_hem(legs):
+    # it hangs over the gap between her knees to y 305, its hem a line of
+    # shadow; her legs go on below it in the same black
+    img = np.full((H, W, 3), 235, np.uint8)
+    seg = np.zeros((H, W), np.uint8)
+    *_, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    for x0, x1 in legs:
+        cv2.rectangle(img, (x0, 185), (x1, 380), (30, 30, 30), -1)
+        cv2.rectangle(seg, (x0, 185), (x1, 380), 1, -1)
+    coat = np.array([[58, 70], [142, 70], [146, 305], [54, 305]], np.int32)
+    cv2.fillConvexPoly(img, coat, (30, 30, 30))
+    cv2.fillConvexPoly(seg, coat, 1)
+    img[306:309, 52:149] = (75, 75, 75)
+    seg[306:309, 52:149] = 1
+    parts = _split_drawn(img, seg, pose)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    assert parts.kind == "one_colour"
+    assert up[70:300].sum() == seg[70:300].sum()               # all of it, to its hem
+    assert not up[315:].any() and lo[315:].sum() == seg[315:].sum()
+
+
 def test_a_one_colour_jacket_over_trousers_ends_at_its_hem():
     # the jacket hangs to y 225, well below the waistband (y 186); its hem is
     # a line of shadow across her front, the one strong edge on plain cloth

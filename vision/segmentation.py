@@ -721,13 +721,15 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         else:
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
+        filled = len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
         if not _same_cloth(lab, up_seed, lo_seed):
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
-        elif (len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
-              and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h))):
+        elif filled and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h)):
             upper, kind = g, "dress"
         else:
-            upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
+            # over the gap between her knees, a long coat or a dress may hang lower than a jacket
+            upper = _one_colour_top(lab, g, below, arms, hip_xs, HEM_MAX_LONG if filled else HEM_MAX)
+            kind = "one_colour"
     if kind == "dress" and (legs := _legwear(lab, g, pose, up_seed | lo_seed)) is not None:
         # the dress ends where its colours give way to her tights' or boots'
         upper = _grabcut_split(img, g, up_seed | lo_seed, legs & ~up_seed & ~lo_seed, below)
@@ -809,35 +811,42 @@ def _joined_to(m: np.ndarray, anchor: np.ndarray) -> np.ndarray:
 
 
 HEM_MAX = 0.6      # lowest jacket hem, in torso lengths below the waist line
+HEM_MAX_LONG = 1.5  # ... of a long coat or a dress over legs of its colour (the gap between her knees filled)
 HEM_EDGE = 1.8     # a hem's edge is this many times the outfit's usual shading edges
 HEM_MIN_EDGE = 6.0  # ... and at least this strong (Sobel of L, 0..255): not flat cloth's noise
 HEM_ACROSS = 0.7   # share of her front's columns the hem's edge must cross
 
 
 def _one_colour_top(lab: np.ndarray, g: np.ndarray, below: np.ndarray, arms: np.ndarray,
-                    hip_xs: tuple[int, int]) -> np.ndarray:
+                    hip_xs: tuple[int, int], hem_max: float = HEM_MAX) -> np.ndarray:
     """The top of a one-colour outfit: down to the waist line, or to a jacket's
-    hem (which lies lower than a tucked-in top's waistband), and the sleeves."""
-    return g & ((below < _hem_level(lab, g, below, hip_xs)) | (arms > 0))
+    hem (which lies lower than a tucked-in top's waistband), and the sleeves.
+    With no jacket's hem, a longer one is looked for down to `hem_max`."""
+    level = _hem_level(lab, g, below, hip_xs)
+    if not level and hem_max > HEM_MAX:
+        level = _hem_level(lab, g, below, hip_xs, HEM_MAX, hem_max)
+    return g & ((below < level) | (arms > 0))
 
 
-def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int, int]) -> float:
+def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int, int],
+               start: float = 0.05, hem_max: float = HEM_MAX) -> float:
     """Where a one-colour top ends, in torso lengths below the waist line: a
     jacket's hem is a line of strong up-down shading change across her front,
-    well above what the cloth's folds make; without one, the waist line (0)."""
+    well above what the cloth's folds make; without one, the waist line (0).
+    It is looked for from `start` down to `hem_max`."""
     L = cv2.GaussianBlur(lab[..., 0], (3, 3), 0).astype(np.float32)
     edge = np.abs(cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3))
     front = cv2.erode(g.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0     # not her outline
     cols = np.zeros_like(front)
     cols[:, max(0, xs[0]):max(0, xs[1] + 1)] = True
     front &= cols
-    steps = np.arange(-0.2, HEM_MAX + 0.1, 0.02)
+    steps = np.arange(-0.2, hem_max + 0.1, 0.02)
     prof = np.full(len(steps), np.nan)
     for i, b in enumerate(steps):
         band = front & (below >= b - 0.02) & (below < b + 0.02)
         if band.sum() >= 10:
             prof[i] = edge[band].mean()
-    look = (steps >= 0.05) & (steps <= HEM_MAX) & ~np.isnan(prof)
+    look = (steps >= start) & (steps <= hem_max) & ~np.isnan(prof)
     if not look.any():
         return 0.0
     i = int(np.flatnonzero(look)[np.argmax(prof[look])])
