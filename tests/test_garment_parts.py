@@ -282,6 +282,23 @@ def test_a_long_coat_or_a_dress_over_legs_of_its_colour_ends_at_its_hem(legs):
     assert not up[315:].any() and lo[315:].sum() == seg[315:].sum()
 
 
+def test_a_dress_under_an_open_jacket_is_upper_as_a_whole():
+    # a red dress to below her knees; an open denim jacket's sleeves and fronts
+    # make her top's sample two colours, but her chest is the dress's cloth
+    dress, denim = (40, 40, 200), (150, 100, 60)
+    img, _, seg, pose = _figure(dress, dress, skirt=True)
+    for s_i, e_i, w_i, (sx, ex, wx) in ((11, 13, 15, (135, 150, 152)), (12, 14, 16, (65, 50, 48))):
+        pose[e_i], pose[w_i] = (ex, 140, 0.99), (wx, 195, 0.99)
+        for a, b, t in (((sx, 80), (ex, 140), 18), ((ex, 140), (wx, 195), 16)):
+            cv2.line(img, a, b, denim, t)
+            cv2.line(seg, a, b, 1, t)
+    for x0, x1 in ((60, 80), (120, 140)):
+        cv2.rectangle(img, (x0, 70), (x1, 205), denim, -1)
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "dress"
+    assert ((parts.masks["upper"] > 0) == (seg > 0)).all() and not parts.masks["lower"].any()
+
+
 def test_a_one_colour_jacket_over_trousers_ends_at_its_hem():
     # the jacket hangs to y 225, well below the waistband (y 186); its hem is
     # a line of shadow across her front, the one strong edge on plain cloth

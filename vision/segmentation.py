@@ -722,9 +722,14 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
         filled = len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
-        if not _same_cloth(lab, up_seed, lo_seed):
+        skirt = filled and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h))
+        under = chest & up_seed
+        if not _same_cloth(lab, up_seed, lo_seed) and not (
+                skirt and under.sum() >= 15 and _same_cloth(lab, under, lo_seed)):
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
-        elif filled and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h)):
+        elif skirt:
+            # one cloth from her chest to below her knees: a dress (under an
+            # open jacket or cardigan, whose sleeves are another colour)
             upper, kind = g, "dress"
         else:
             # over the gap between her knees, a long coat or a dress may hang lower than a jacket
