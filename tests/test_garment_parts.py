@@ -299,6 +299,37 @@ def test_a_dress_under_an_open_jacket_is_upper_as_a_whole():
     assert ((parts.masks["upper"] > 0) == (seg > 0)).all() and not parts.masks["lower"].any()
 
 
+def _bare_legged(col, bottom):
+    """A one-colour top over bare legs (skin from the hips down), and `bottom`
+    (polygons) in the same colour below it."""
+    img = np.full((H, W, 3), 235, np.uint8)
+    seg = np.zeros((H, W), np.uint8)
+    *_, pose = _figure(col, col, skirt=False)
+    for x0 in (70, 104):
+        cv2.rectangle(img, (x0, 200), (x0 + 26, 380), (150, 170, 220), -1)
+    for poly in [np.array([[60, 70], [140, 70], [140, 185], [60, 185]], np.int32)] + bottom:
+        cv2.fillConvexPoly(img, poly, col)
+        cv2.fillConvexPoly(seg, poly, 1)
+    return img, seg, pose
+
+
+@pytest.mark.parametrize("hem", [240, 255])
+def test_a_short_dress_is_a_dress(hem):
+    # it ends above her knees, so it does not fill the gap between them; but
+    # between her thighs it is closed from the crotch down to its hem
+    img, seg, pose = _bare_legged((40, 40, 200), [np.array([[60, 185], [140, 185], [150, hem], [50, hem]], np.int32)])
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == (seg > 0)).all()
+
+
+def test_one_colour_shorts_are_not_a_short_dress():
+    legs = [np.array([[x0, 185], [x0 + 34, 185], [x0 + 34, 255], [x0, 255]], np.int32) for x0 in (62, 104)]
+    img, seg, pose = _bare_legged((40, 40, 200), legs + [np.array([[62, 185], [138, 185], [138, 212], [62, 212]], np.int32)])
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "one_colour"
+    assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
+
+
 def test_a_one_colour_jacket_over_trousers_ends_at_its_hem():
     # the jacket hangs to y 225, well below the waistband (y 186); its hem is
     # a line of shadow across her front, the one strong edge on plain cloth

@@ -721,7 +721,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         else:
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
-        filled = len(knees) == 2 and _gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
+        filled = len(knees) == 2 and (_gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
+                                      or _short_skirt(g, mid_h, knees))
         skirt = filled and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h))
         under = chest & up_seed
         if not _same_cloth(lab, up_seed, lo_seed) and not (
@@ -1039,20 +1040,44 @@ def _bare_limbs(lab: np.ndarray, inside: np.ndarray, pose: np.ndarray, top: np.n
     return out if out.any() else None
 
 
-def _gap_fill(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> float:
-    """Garment share of a strip down the middle, from below the crotch to between
-    the knees: a skirt fills it, trouser legs leave it open (the knee points sit
-    mid-leg, so only the middle third of the span between them is looked at)."""
+def _gap_strip(shape: tuple[int, int], mid_h: np.ndarray, knees: list[np.ndarray]) -> np.ndarray:
+    """A strip down the middle, from below the crotch to between the knees
+    (the knee points sit mid-leg, so only the middle third of the span between
+    them): bool mask of `shape`."""
     k1, k2 = knees
     kmid = (k1 + k2) / 2
     top = mid_h + 0.35 * (kmid - mid_h)
     half = max(1.0, 0.15 * float(np.linalg.norm(k1 - k2)))
     across = (k2 - k1) / max(1e-3, float(np.linalg.norm(k2 - k1))) * half
-    strip = np.zeros(g.shape, np.uint8)
+    strip = np.zeros(shape, np.uint8)
     pts = np.array([top - across, top + across, kmid + across, kmid - across])
     cv2.fillConvexPoly(strip, np.round(pts).astype(np.int32), 1)
+    return strip > 0
+
+
+def _gap_fill(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> float:
+    """Garment share of the gap's strip: a skirt fills it, trouser legs leave it open."""
+    strip = _gap_strip(g.shape, mid_h, knees)
     n = int(strip.sum())
-    return float((g & (strip > 0)).sum() / n) if n >= 10 else 0.0
+    return float((g & strip).sum() / n) if n >= 10 else 0.0
+
+
+MINI_ROWS = 0.15   # share of the gap's strip a short skirt must fill from its top, before it ends
+
+
+def _short_skirt(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> bool:
+    """A skirt ending above her knees: the gap's strip is filled from its top,
+    row after row, for at least MINI_ROWS of its length, then empty down to
+    the knees (bare legs, or the gap between them). Trouser legs or shorts
+    leave its top open."""
+    strip = _gap_strip(g.shape, mid_h, knees)
+    ys = np.flatnonzero(strip.any(1))
+    if len(ys) < 7:
+        return False
+    per_row = (g & strip)[ys].sum(1) / strip[ys].sum(1)
+    short = per_row < DRESS_GAP_FILL
+    run = int(np.argmax(short)) if short.any() else len(ys)
+    return run >= MINI_ROWS * len(ys) and bool((per_row[run:] < 0.1).all())
 
 
 def _grabcut_split(img: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray,
