@@ -330,6 +330,24 @@ def test_one_colour_shorts_are_not_a_short_dress():
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
+@pytest.mark.parametrize("hem", [260, 300])
+def test_tights_of_her_tops_colour_below_a_skirt_are_not_the_top(hem):
+    # a black top, a red skirt, black tights: the top's colour again, but on her legs and apart from it
+    black, red = (30, 30, 30), (40, 40, 200)
+    img, _, seg, pose = _figure(black, red, skirt=True)
+    img[185:], seg[185:] = 235, 0
+    for x0 in (74, 104):
+        cv2.rectangle(img, (x0, 250), (x0 + 22, 385), black, -1)
+        cv2.rectangle(seg, (x0, 250), (x0 + 22, 385), 1, -1)
+    skirt = np.array([[60, 185], [140, 185], [150, hem], [50, hem]], np.int32)
+    cv2.fillConvexPoly(img, skirt, red)
+    cv2.fillConvexPoly(seg, skirt, 1)
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "separates"
+    assert up[70:180].sum() == seg[70:180].sum() and not up[190:].any()
+
+
 def test_a_one_colour_jacket_over_trousers_ends_at_its_hem():
     # the jacket hangs to y 225, well below the waistband (y 186); its hem is
     # a line of shadow across her front, the one strong edge on plain cloth

@@ -1080,6 +1080,9 @@ def _short_skirt(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> b
     return run >= MINI_ROWS * len(ys) and bool((per_row[run:] < 0.1).all())
 
 
+LEGS_BELOW = 0.5   # a piece lying mostly this far below the waist line (torso lengths) is on her legs
+
+
 def _grabcut_split(img: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray,
                    below: np.ndarray) -> np.ndarray:
     """GrabCut inside the garment's box: upper (foreground) against lower."""
@@ -1103,7 +1106,16 @@ def _grabcut_split(img: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed:
     out = np.zeros_like(g)
     out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     # keep the pieces joined to the top (a speck on the trousers that shares its colour is not it)
-    return _keep_big_parts(out.astype(np.uint8), up_seed) > 0
+    out = _keep_big_parts(out.astype(np.uint8), up_seed) > 0
+    # ... and of those apart from it, none lying on her legs: tights or boots
+    # of the top's colour below a skirt are not the top
+    n, labels = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
+    count = np.bincount(labels.ravel(), minlength=n)
+    depth = np.bincount(labels.ravel(), weights=below.ravel(), minlength=n) / np.maximum(count, 1)
+    drop = depth > LEGS_BELOW
+    drop[np.unique(labels[up_seed & out])] = False
+    drop[0] = False
+    return out & ~drop[labels]
 
 
 def _like(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
