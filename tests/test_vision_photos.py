@@ -265,3 +265,24 @@ def test_a_hand_cropped_to_fill_the_photo_is_still_found(media, tmp_path):
     r = subprocess.run([sys.executable, "-m", "mirror", "gesture", str(path)], capture_output=True, text=True,
                        timeout=120)
     assert json.loads(r.stdout)["gesture"] == "thumbs_up", r.stdout + r.stderr
+
+
+def test_the_face_taken_is_the_one_pose_found_not_the_biggest(media):
+    # the portrait twice: her (smaller, bottom left) and a bigger face beside
+    # her; pose's nose picks hers, and a nose on no face gives no face at all
+    from vision.segmentation import FaceFinder
+    img = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
+    small = cv2.resize(img, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+    canvas = cv2.resize(img, (img.shape[1] + small.shape[1], img.shape[0])) // 3 + 100
+    y0 = img.shape[0] - small.shape[0]
+    canvas[y0:, :small.shape[1]] = small
+    canvas[:, small.shape[1]:] = img
+    faces = FaceFinder()
+    big = faces.process(canvas)
+    assert big[0] > small.shape[1]                              # alone: the bigger face
+    pose = np.zeros((33, 3), np.float32)
+    pose[0] = (0.6 * (291 + 118), y0 + 0.6 * (109 + 118), 0.99)   # her nose
+    x, y, w, h = faces.process(canvas, pose)
+    assert x + w < small.shape[1] and y > y0 and w < 0.8 * big[2]
+    pose[0] = (canvas.shape[1] - 5, 5, 0.99)
+    assert faces.process(canvas, pose) is None

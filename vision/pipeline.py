@@ -115,7 +115,7 @@ class VisionPipeline:
             body = body_from_pose(pose, (img.shape[1], img.shape[0]), ts)
             with self._lock:
                 self.body = body
-            face = self.faces.process(img)
+            face = self.faces.process(img, pose)
             model = GarmentModel.build(img, person, pose, iterations=2, depth_mm=depth, face_box=face)
         except Exception:
             # in the background nobody would see it: log it, keep the last model

@@ -128,7 +128,7 @@ class PoseEstimator:
 
 
 class FaceFinder:
-    """MediaPipe face detection: the biggest face's box (x, y, w, h) in pixels, or None.
+    """MediaPipe face detection: a face's box (x, y, w, h) in pixels, or None.
 
     Pose gives a face too, but with the face partly covered (an arm across the
     forehead) its face points can be far off; the detector's box holds up."""
@@ -137,15 +137,29 @@ class FaceFinder:
         self._model = models.face_detection()
         self._lock = threading.Lock()
 
-    def process(self, bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+    def process(self, bgr: np.ndarray, pose: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+        """The biggest face; with `pose` (PoseEstimator's points in pixels of
+        `bgr`), the face of the person pose found: the one holding her nose
+        (the biggest face may be the friend beside her), None if none does."""
         h, w = bgr.shape[:2]
         with self._lock:
             res = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         if not res.detections:
             return None
-        boxes = [d.location_data.relative_bounding_box for d in res.detections]
-        b = max(boxes, key=lambda b: b.width * b.height)
-        return round(b.xmin * w), round(b.ymin * h), round(b.width * w), round(b.height * h)
+        boxes = [(round(b.xmin * w), round(b.ymin * h), round(b.width * w), round(b.height * h))
+                 for b in (d.location_data.relative_bounding_box for d in res.detections)]
+        if pose is not None and _vis(pose, 0, 0.3):
+            nx, ny = float(pose[0, 0]), float(pose[0, 1])
+            boxes = [b for b in boxes if _holds(b, nx, ny, FACE_NOSE_MARGIN)]
+        return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
+
+
+FACE_NOSE_MARGIN = 0.5   # pose's nose may lie this share of the face box's size outside it
+
+
+def _holds(box: tuple[int, int, int, int], x: float, y: float, margin: float) -> bool:
+    bx, by, bw, bh = box
+    return bx - margin * bw <= x <= bx + (1 + margin) * bw and by - margin * bh <= y <= by + (1 + margin) * bh
 
 
 def face_ellipse(box: tuple[int, int, int, int], scale: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -1383,7 +1397,7 @@ class PhotoSegmenter:
         """The careful path on `bgr`; `person`: its person mask, with halves."""
         h, w = bgr.shape[:2]
         pose = self.pose.process(bgr)
-        face = self.faces.process(bgr)
+        face = self.faces.process(bgr, pose)
         model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
         self.last_model = model
         if model is None:
