@@ -624,6 +624,25 @@ def test_black_trousers_under_dark_hair_are_still_garment():
     assert g[230:370, 66:92].mean() > 0.9 and g[230:370, 108:134].mean() > 0.9   # both trouser legs
 
 
+def test_a_dark_lock_over_her_top_is_not_garment_though_her_trousers_are_its_colour():
+    # black trousers put near-black in the garment's colours, so GrabCut would
+    # take the lock hanging from her head over her pink top back; being far
+    # nearer her hair's colour than her top's, it is surely hair
+    hair, skin = (25, 22, 20), (150, 170, 220)
+    img, _, seg, pose = _figure((120, 60, 230), hair, skirt=False)
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
+    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
+    lock = np.array([[76, 30], [90, 30], [84, 150], [70, 150]], np.int32)
+    cv2.fillPoly(img, [lock], hair)
+    cv2.fillPoly(person, [lock], 1.0)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[75:145, 72:80].mean() < 0.2                                            # the lock
+    assert g[90:175, 90:135].mean() > 0.95 and g[230:370, 66:92].mean() > 0.9      # top and trousers
+
+
 def test_a_ponytail_of_her_tops_colour_is_not_garment():
     # hair and top the same near-black, so colour cannot tell them; a
     # ponytail swinging out beside her head, above her chin, is still hair

@@ -510,6 +510,11 @@ class GarmentModel:
                 not_cloth |= hair
                 seeds &= ~hair
                 gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
+                # where it is much nearer her hair's colour than her top's, it
+                # is surely hair: GrabCut would take a dark lock back for a top
+                # that has that colour anywhere (dark trousers), a beige knit's
+                # sides near blonde hair stay its call
+                gc[hair & (gc == cv2.GC_PR_BGD) & _nearer(lab, hair, chest & ~hair, HAIR_SURE)] = cv2.GC_BGD
             elif layout.shoulder_y > layout.chin_y:
                 # a top of her hair's colour: her hair is still hair above
                 # her chin (if pose has her shoulders below it at all); a
@@ -1187,6 +1192,18 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     n, labels = cv2.connectedComponents(grown, connectivity=8)
     on_head = np.unique(labels[(ring > 0) & out])
     return out & np.isin(labels, on_head[on_head > 0])
+
+
+HAIR_SURE = 2.0   # hair this many times nearer (Lab) her hair's median colour than her top's is surely hair
+
+
+def _nearer(lab: np.ndarray, a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
+    """Pixels k times nearer (Lab distance) region `a`'s median colour than region `b`'s."""
+    if not a.any() or not b.any():
+        return np.zeros(lab.shape[:2], bool)
+    labf = lab.astype(np.float32)
+    ra, rb = np.median(labf[a], axis=0), np.median(labf[b], axis=0)
+    return k * np.linalg.norm(labf - ra, axis=-1) < np.linalg.norm(labf - rb, axis=-1)
 
 
 HAIR_SHOULDER = 0.2   # hair above her chin is taken out only this far (share of her shoulders) above them
