@@ -282,18 +282,53 @@ def test_a_long_coat_or_a_dress_over_legs_of_its_colour_ends_at_its_hem(legs):
     assert not up[315:].any() and lo[315:].sum() == seg[315:].sum()
 
 
-def test_a_dress_under_an_open_jacket_is_upper_as_a_whole():
-    # a red dress to below her knees; an open denim jacket's sleeves and fronts
-    # make her top's sample two colours, but her chest is the dress's cloth
-    dress, denim = (40, 40, 200), (150, 100, 60)
+@pytest.mark.parametrize("below_knee", ["tan boots", "a crease"])
+def test_one_colour_trousers_with_the_legs_together_end_at_the_waist_whatever_is_below_the_knees(below_knee):
+    # boots of another colour are no tights under a skirt, and a line across
+    # the knees no coat's hem: above them the trousers are no wider than below
+    black = (30, 30, 30)
+    img, _, seg, pose = _figure(black, black, skirt=True)
+    img[185:], seg[185:] = 235, 0
+    legs = np.array([[60, 185], [140, 185], [122, 385], [78, 385]], np.int32)
+    cv2.fillConvexPoly(img, legs, black)
+    cv2.fillConvexPoly(seg, legs, 1)
+    if below_knee == "tan boots":
+        img[300:386][seg[300:386] > 0] = (60, 120, 170)
+    else:
+        img[288:291][seg[288:291] > 0] = (40, 40, 40)
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "one_colour" and not (parts.masks["upper"] > 0)[200:].any()
+
+
+def _dress_under_open_jacket(dress, jacket):
+    """A dress to below her knees; an open jacket's sleeves down her sides and its fronts."""
     img, _, seg, pose = _figure(dress, dress, skirt=True)
     for s_i, e_i, w_i, (sx, ex, wx) in ((11, 13, 15, (135, 150, 152)), (12, 14, 16, (65, 50, 48))):
         pose[e_i], pose[w_i] = (ex, 140, 0.99), (wx, 195, 0.99)
         for a, b, t in (((sx, 80), (ex, 140), 18), ((ex, 140), (wx, 195), 16)):
-            cv2.line(img, a, b, denim, t)
+            cv2.line(img, a, b, jacket, t)
             cv2.line(seg, a, b, 1, t)
     for x0, x1 in ((60, 80), (120, 140)):
-        cv2.rectangle(img, (x0, 70), (x1, 205), denim, -1)
+        cv2.rectangle(img, (x0, 70), (x1, 205), jacket, -1)
+    return img, seg, pose
+
+
+def test_a_dress_under_an_open_jacket_over_tights_of_the_jackets_colour_ends_at_its_hem():
+    img, seg, pose = _dress_under_open_jacket((40, 40, 200), (30, 30, 30))
+    for x0 in (74, 104):
+        cv2.rectangle(img, (x0, 320), (x0 + 22, 385), (30, 30, 30), -1)
+        cv2.rectangle(seg, (x0, 320), (x0 + 22, 385), 1, -1)
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "dress"
+    assert up[70:318].sum() > 0.99 * seg[70:318].sum() and not up[322:].any()
+
+
+def test_a_dress_under_an_open_jacket_is_upper_as_a_whole():
+    # a red dress; an open denim jacket's sleeves and fronts make her top's
+    # sample two colours, but her chest is the dress's cloth
+    dress, denim = (40, 40, 200), (150, 100, 60)
+    img, seg, pose = _dress_under_open_jacket(dress, denim)
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "dress"
     assert ((parts.masks["upper"] > 0) == (seg > 0)).all() and not parts.masks["lower"].any()
@@ -322,9 +357,12 @@ def test_a_short_dress_is_a_dress(hem):
     assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == (seg > 0)).all()
 
 
-def test_one_colour_shorts_are_not_a_short_dress():
-    legs = [np.array([[x0, 185], [x0 + 34, 185], [x0 + 34, 255], [x0, 255]], np.int32) for x0 in (62, 104)]
-    img, seg, pose = _bare_legged((40, 40, 200), legs + [np.array([[62, 185], [138, 185], [138, 212], [62, 212]], np.int32)])
+@pytest.mark.parametrize("crotch", [212, 236])
+def test_one_colour_shorts_are_not_a_short_dress(crotch):
+    # their legs leave the middle open below the crotch; a crotch reaching a
+    # few rows into the gap's strip (y 236) is no skirt's length either
+    legs = [np.array([[x0, 185], [x0 + 30, 185], [x0 + 30, 255], [x0, 255]], np.int32) for x0 in (62, 108)]
+    img, seg, pose = _bare_legged((40, 40, 200), legs + [np.array([[62, 185], [138, 185], [138, crotch], [62, crotch]], np.int32)])
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "one_colour"
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()

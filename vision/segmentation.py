@@ -127,6 +127,9 @@ class PoseEstimator:
         return np.array([[p.x * w, p.y * h, p.visibility] for p in res.pose_landmarks.landmark], np.float32)
 
 
+FACE_NOSE_MARGIN = 0.5   # pose's nose may lie this share of the face box's size outside it
+
+
 class FaceFinder:
     """MediaPipe face detection: a face's box (x, y, w, h) in pixels, or None.
 
@@ -153,8 +156,6 @@ class FaceFinder:
             boxes = [b for b in boxes if _holds(b, nx, ny, FACE_NOSE_MARGIN)]
         return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
 
-
-FACE_NOSE_MARGIN = 0.5   # pose's nose may lie this share of the face box's size outside it
 
 
 def _holds(box: tuple[int, int, int, int], x: float, y: float, margin: float) -> bool:
@@ -701,6 +702,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     if (over := _top_over_thighs(lab, g, up_seed, lo_seed)) is not None:
         lo_seed &= ~over
 
+    under = chest & up_seed       # her top's sample without the sleeves (an open jacket's)
     geometric_upper = g & ((below < 0) | (arms > 0))
     kind = "separates"
     # the torso's upper half is surely the top, wherever the waist is
@@ -742,8 +744,9 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     else:
         filled = len(knees) == 2 and (_gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
                                       or _short_skirt(g, mid_h, knees))
-        skirt = filled and (_legwear(lab, g, pose, lo_seed) is not None or not _trouser_legs(g, pose, mid_h))
-        under = chest & up_seed
+        # legs of another colour under a flare are tights or boots under a skirt
+        skirt = filled and ((_legwear(lab, g, pose, lo_seed) is not None and _flares_over_shins(g, pose))
+                            or not _trouser_legs(g, pose, mid_h))
         if not _same_cloth(lab, up_seed, lo_seed) and not (
                 skirt and under.sum() >= 15 and _same_cloth(lab, under, lo_seed)):
             upper = _grabcut_split(img, g, up_seed, lo_seed, below)
@@ -755,13 +758,18 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             # over the gap between her knees, a long coat or a dress may hang lower than a jacket
             upper = _one_colour_top(lab, g, below, arms, hip_xs, HEM_MAX_LONG if filled else HEM_MAX)
             kind = "one_colour"
-    if kind == "dress" and (legs := _legwear(lab, g, pose, up_seed | lo_seed)) is not None:
+    if kind == "dress" and (legs := _legwear(lab, g, pose, under | lo_seed)) is not None:
         # the dress ends where its colours give way to her tights' or boots'
-        upper = _grabcut_split(img, g, up_seed | lo_seed, legs & ~up_seed & ~lo_seed, below)
+        # (sampled without the sleeves: an open jacket may be the tights'
+        # colour); down to her crotch it is all dress, or what is over it
+        upper = _grabcut_split(img, g, under | lo_seed, legs & ~under & ~lo_seed, below)
+        upper |= g & (below < LEGS_BELOW)
     upper = upper & g
     lower = g & ~upper
     if kind == "dress":
-        lower = np.zeros_like(g)         # a dress is an upper garment as a whole; she wears no trousers or skirt
+        # a dress is an upper garment as a whole; she wears no trousers or
+        # skirt (tights or boots under it are in no part, only in `full`)
+        lower = np.zeros_like(g)
         dress = upper
     elif kind == "one_colour":
         dress = g if len(knees) < 2 else upper
@@ -848,7 +856,7 @@ def _one_colour_top(lab: np.ndarray, g: np.ndarray, below: np.ndarray, arms: np.
     hem (which lies lower than a tucked-in top's waistband), and the sleeves.
     With no jacket's hem, a longer one is looked for down to `hem_max`."""
     level = _hem_level(lab, g, below, hip_xs)
-    if not level and hem_max > HEM_MAX:
+    if level == 0.0 and hem_max > HEM_MAX:
         level = _hem_level(lab, g, below, hip_xs, HEM_MAX, hem_max)
     return g & ((below < level) | (arms > 0))
 
@@ -875,6 +883,8 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
     if not look.any():
         return 0.0
     i = int(np.flatnonzero(look)[np.argmax(prof[look])])
+    # (the outfit's usual shading: the median over all the rows looked at, so
+    # the long search's baseline takes in her legs too)
     if prof[i] < max(HEM_EDGE * np.nanmedian(prof), HEM_MIN_EDGE):
         return 0.0
     # a hem runs right across her; a leg's or an arm's edge crosses only part of it
@@ -884,7 +894,17 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
     # ... and the trousers go on below it (a shorts' hem over a bare thigh is not a jacket's)
     under = front & (below >= steps[i] + 0.08) & (below < steps[i] + 0.14)
     goes_on = under.any(axis=0)[present].mean()
-    return float(steps[i]) if strong[present].mean() >= HEM_ACROSS and goes_on >= HEM_ACROSS else 0.0
+    if strong[present].mean() < HEM_ACROSS or goes_on < HEM_ACROSS:
+        return 0.0
+    if start >= HEM_MAX:
+        # below a jacket's length, a hem is a coat's or a dress's over her
+        # legs: wider than they are (a crease across trousers is not)
+        above = g & (below >= steps[i] - 0.1) & (below < steps[i] - 0.02)
+        under = g & (below >= steps[i] + 0.04) & (below < steps[i] + 0.12)
+        rows_a, rows_u = above.any(1), under.any(1)
+        if _cover(g & (below < steps[i]), rows_a) < FLARE * _cover(g & (below > steps[i]), rows_u):
+            return 0.0
+    return float(steps[i])
 
 
 def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
@@ -958,6 +978,25 @@ def _shins(g: np.ndarray, pose: np.ndarray) -> np.ndarray:
                      max(2, round(0.08 * sw)))
     on = (m > 0) & g
     return on if on.sum() >= LEGWEAR_COVER * max(1, int(m.sum())) else np.zeros_like(on)
+
+
+FLARE = 1.25   # a skirt or a coat over her legs covers this many times the width her legs do below it
+
+
+def _cover(g: np.ndarray, rows: np.ndarray) -> float:
+    """Garment pixels per row over `rows` (bool, one per image row)."""
+    n = int(rows.sum())
+    return float(g[rows].sum() / n) if n else 0.0
+
+
+def _flares_over_shins(g: np.ndarray, pose: np.ndarray) -> bool:
+    """Her thighs' garment is wider than her shins' (FLARE): a skirt or a coat
+    over tights or boots, not trousers tucked into boots."""
+    ys = np.arange(g.shape[0])
+    hip, knee, ankle = ((pose[a, 1] + pose[b, 1]) / 2 for a, b in ((23, 24), (25, 26), (27, 28)))
+    thigh, shin = hip + 0.6 * (knee - hip), knee + 0.5 * (ankle - knee)
+    band = max(2.0, 0.05 * float(ankle - hip))
+    return _cover(g, np.abs(ys - thigh) <= band) >= FLARE * _cover(g, np.abs(ys - shin) <= band)
 
 
 def _legwear(lab: np.ndarray, g: np.ndarray, pose: np.ndarray, cloth: np.ndarray) -> np.ndarray | None:
@@ -1096,10 +1135,10 @@ def _short_skirt(g: np.ndarray, mid_h: np.ndarray, knees: list[np.ndarray]) -> b
     per_row = (g & strip)[ys].sum(1) / strip[ys].sum(1)
     short = per_row < DRESS_GAP_FILL
     run = int(np.argmax(short)) if short.any() else len(ys)
-    return run >= MINI_ROWS * len(ys) and bool((per_row[run:] < 0.1).all())
+    return run >= MINI_ROWS * len(ys) and bool((per_row[run:] < GAP_BARE).all())
 
 
-LEGS_BELOW = 0.5   # a piece lying mostly this far below the waist line (torso lengths) is on her legs
+LEGS_BELOW = 0.5   # below the waist line by this much (torso lengths) is her legs
 
 
 def _grabcut_split(img: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray,
@@ -1125,16 +1164,9 @@ def _grabcut_split(img: np.ndarray, g: np.ndarray, up_seed: np.ndarray, lo_seed:
     out = np.zeros_like(g)
     out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     # keep the pieces joined to the top (a speck on the trousers that shares its colour is not it)
-    out = _keep_big_parts(out.astype(np.uint8), up_seed) > 0
     # ... and of those apart from it, none lying on her legs: tights or boots
     # of the top's colour below a skirt are not the top
-    n, labels = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
-    count = np.bincount(labels.ravel(), minlength=n)
-    depth = np.bincount(labels.ravel(), weights=below.ravel(), minlength=n) / np.maximum(count, 1)
-    drop = depth > LEGS_BELOW
-    drop[np.unique(labels[up_seed & out])] = False
-    drop[0] = False
-    return out & ~drop[labels]
+    return _keep_big_parts(out.astype(np.uint8), up_seed, below > LEGS_BELOW) > 0
 
 
 def _like(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
