@@ -244,13 +244,18 @@ def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
+def _tights(img, seg, colour):
+    """Her legs below a skirt to y 320, down to her shoes, in `colour`."""
+    for x0 in (74, 104):
+        cv2.rectangle(img, (x0, 320), (x0 + 22, 385), colour, -1)
+        cv2.rectangle(seg, (x0, 320), (x0 + 22, 385), 1, -1)
+
+
 def test_a_dress_over_black_tights_is_the_dress_alone():
     # a red dress to below the knees, black tights down to the shoes: her legs
     # go on as two legs, but not in the dress's colour, so it is no trouser suit
     img, _, seg, pose = _figure((40, 40, 200), (40, 40, 200), skirt=True)
-    for x0 in (74, 104):
-        cv2.rectangle(img, (x0, 320), (x0 + 22, 385), (25, 25, 25), -1)
-        cv2.rectangle(seg, (x0, 320), (x0 + 22, 385), 1, -1)
+    _tights(img, seg, (25, 25, 25))
     parts = _split_drawn(img, seg, pose)
     up = parts.masks["upper"] > 0
     assert parts.kind == "dress"
@@ -315,9 +320,7 @@ def _dress_under_open_jacket(dress, jacket):
 
 def test_a_dress_under_an_open_jacket_over_tights_of_the_jackets_colour_ends_at_its_hem():
     img, seg, pose = _dress_under_open_jacket((40, 40, 200), (30, 30, 30))
-    for x0 in (74, 104):
-        cv2.rectangle(img, (x0, 320), (x0 + 22, 385), (30, 30, 30), -1)
-        cv2.rectangle(seg, (x0, 320), (x0 + 22, 385), 1, -1)
+    _tights(img, seg, (30, 30, 30))
     parts = _split_drawn(img, seg, pose)
     up = parts.masks["upper"] > 0
     assert parts.kind == "dress"
@@ -645,17 +648,26 @@ def test_her_forearm_split_off_at_the_elbow_is_still_hers():
 
 
 
+HAIR, SKIN = (25, 22, 20), (150, 170, 220)
+
+
+def _dark_haired(top, bottom):
+    """The drawn figure with a head of near-black hair round her face; the
+    person mask (float) takes the head in."""
+    img, _, seg, pose = _figure(top, bottom, skirt=False)
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, HAIR, -1)
+    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, SKIN, -1)      # her face in the hair
+    return img, person, pose
+
+
 def test_black_trousers_under_dark_hair_are_still_garment():
     # hair sampled round her head is near-black, as are her trousers; hair
-    # ends above her hips, so the trousers must not be taken for it (a lock
-    # on her top stays colour's call: black is in her outfit)
-    hair, skin = (25, 22, 20), (150, 170, 220)
-    img, _, seg, pose = _figure((120, 60, 230), hair, skirt=False)
-    person = seg.astype(np.float32)
-    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
-    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
-    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)      # her face in the hair
-    cv2.rectangle(img, (70, 70), (82, 150), hair, -1)                # a lock lying on her top
+    # ends above her hips, so the trousers must not be taken for it (a dark
+    # patch on her top, apart from her hair, stays colour's call)
+    img, person, pose = _dark_haired((120, 60, 230), HAIR)
+    cv2.rectangle(img, (70, 70), (82, 150), HAIR, -1)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
@@ -666,14 +678,9 @@ def test_a_dark_lock_over_her_top_is_not_garment_though_her_trousers_are_its_col
     # black trousers put near-black in the garment's colours, so GrabCut would
     # take the lock hanging from her head over her pink top back; being far
     # nearer her hair's colour than her top's, it is surely hair
-    hair, skin = (25, 22, 20), (150, 170, 220)
-    img, _, seg, pose = _figure((120, 60, 230), hair, skirt=False)
-    person = seg.astype(np.float32)
-    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
-    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
-    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
+    img, person, pose = _dark_haired((120, 60, 230), HAIR)
     lock = np.array([[76, 30], [90, 30], [84, 150], [70, 150]], np.int32)
-    cv2.fillPoly(img, [lock], hair)
+    cv2.fillPoly(img, [lock], HAIR)
     cv2.fillPoly(person, [lock], 1.0)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
@@ -684,14 +691,9 @@ def test_a_dark_lock_over_her_top_is_not_garment_though_her_trousers_are_its_col
 def test_a_ponytail_of_her_tops_colour_is_not_garment():
     # hair and top the same near-black, so colour cannot tell them; a
     # ponytail swinging out beside her head, above her chin, is still hair
-    hair, skin = (25, 22, 20), (150, 170, 220)
-    img, _, seg, pose = _figure(hair, (120, 60, 20), skirt=False)
-    person = seg.astype(np.float32)
-    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 360, hair, -1)
-    cv2.ellipse(person, (100, 36), (26, 32), 0, 0, 360, 1.0, -1)
-    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
+    img, person, pose = _dark_haired(HAIR, (120, 60, 20))
     tail = np.array([[118, 20], [150, 26], [158, 72], [136, 72], [120, 44]], np.int32)   # down onto her shoulder
-    cv2.fillPoly(img, [tail], hair)
+    cv2.fillPoly(img, [tail], HAIR)
     cv2.fillPoly(person, [tail], 1.0)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
