@@ -157,8 +157,8 @@ class FaceFinder:
         return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
 
 
-
 def _holds(box: tuple[int, int, int, int], x: float, y: float, margin: float) -> bool:
+    """Point (x, y) lies in `box` grown by `margin` of its size on every side."""
     bx, by, bw, bh = box
     return bx - margin * bw <= x <= bx + (1 + margin) * bw and by - margin * bh <= y <= by + (1 + margin) * bh
 
@@ -899,10 +899,9 @@ def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int,
     if start >= HEM_MAX:
         # below a jacket's length, a hem is a coat's or a dress's over her
         # legs: wider than they are (a crease across trousers is not)
-        above = g & (below >= steps[i] - 0.1) & (below < steps[i] - 0.02)
-        under = g & (below >= steps[i] + 0.04) & (below < steps[i] + 0.12)
-        rows_a, rows_u = above.any(1), under.any(1)
-        if _cover(g & (below < steps[i]), rows_a) < FLARE * _cover(g & (below > steps[i]), rows_u):
+        rows_hem = (g & (below >= steps[i] - 0.1) & (below < steps[i] - 0.02)).any(1)
+        rows_legs = (g & (below >= steps[i] + 0.04) & (below < steps[i] + 0.12)).any(1)
+        if _cover(g & (below < steps[i]), rows_hem) < FLARE * _cover(g & (below > steps[i]), rows_legs):
             return 0.0
     return float(steps[i])
 
