@@ -855,55 +855,61 @@ def _one_colour_top(lab: np.ndarray, g: np.ndarray, below: np.ndarray, arms: np.
     """The top of a one-colour outfit: down to the waist line, or to a jacket's
     hem (which lies lower than a tucked-in top's waistband), and the sleeves.
     With no jacket's hem, a longer one is looked for down to `hem_max`."""
-    level = _hem_level(lab, g, below, hip_xs)
-    if level == 0.0 and hem_max > HEM_MAX:
-        level = _hem_level(lab, g, below, hip_xs, HEM_MAX, hem_max)
-    return g & ((below < level) | (arms > 0))
+    return g & ((below < _hem_level(lab, g, below, hip_xs, hem_max)) | (arms > 0))
 
 
 def _hem_level(lab: np.ndarray, g: np.ndarray, below: np.ndarray, xs: tuple[int, int],
-               start: float = 0.05, hem_max: float = HEM_MAX) -> float:
+               hem_max: float = HEM_MAX) -> float:
     """Where a one-colour top ends, in torso lengths below the waist line: a
     jacket's hem is a line of strong up-down shading change across her front,
     well above what the cloth's folds make; without one, the waist line (0).
-    It is looked for from `start` down to `hem_max`."""
+    A jacket's hem is looked for down to HEM_MAX; without one, a longer hem
+    below that, down to `hem_max`. The shading profile is measured once."""
     L = cv2.GaussianBlur(lab[..., 0], (3, 3), 0).astype(np.float32)
     edge = np.abs(cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3))
     front = cv2.erode(g.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0     # not her outline
     cols = np.zeros_like(front)
     cols[:, max(0, xs[0]):max(0, xs[1] + 1)] = True
     front &= cols
-    steps = np.arange(-0.2, hem_max + 0.1, 0.02)
+    steps = np.arange(-0.2, max(hem_max, HEM_MAX) + 0.1, 0.02)
     prof = np.full(len(steps), np.nan)
     for i, b in enumerate(steps):
         band = front & (below >= b - 0.02) & (below < b + 0.02)
         if band.sum() >= 10:
             prof[i] = edge[band].mean()
-    look = (steps >= start) & (steps <= hem_max) & ~np.isnan(prof)
-    if not look.any():
-        return 0.0
-    i = int(np.flatnonzero(look)[np.argmax(prof[look])])
-    # (the outfit's usual shading: the median over all the rows looked at, so
-    # the long search's baseline takes in her legs too)
-    if prof[i] < max(HEM_EDGE * np.nanmedian(prof), HEM_MIN_EDGE):
-        return 0.0
-    # a hem runs right across her; a leg's or an arm's edge crosses only part of it
-    band = front & (below >= steps[i] - 0.03) & (below < steps[i] + 0.03)
-    strong = np.where(band, edge, 0.0).max(axis=0) >= HEM_MIN_EDGE
-    present = band.any(axis=0)
-    # ... and the trousers go on below it (a shorts' hem over a bare thigh is not a jacket's)
-    under = front & (below >= steps[i] + 0.08) & (below < steps[i] + 0.14)
-    goes_on = under.any(axis=0)[present].mean()
-    if strong[present].mean() < HEM_ACROSS or goes_on < HEM_ACROSS:
-        return 0.0
-    if start >= HEM_MAX:
-        # below a jacket's length, a hem is a coat's or a dress's over her
-        # legs: wider than they are (a crease across trousers is not)
-        rows_hem = (g & (below >= steps[i] - 0.1) & (below < steps[i] - 0.02)).any(1)
-        rows_legs = (g & (below >= steps[i] + 0.04) & (below < steps[i] + 0.12)).any(1)
-        if _cover(g & (below < steps[i]), rows_hem) < FLARE * _cover(g & (below > steps[i]), rows_legs):
+
+    def search(start: float, stop: float) -> float:
+        # (the outfit's usual shading: the median over the rows down to 0.1
+        # past `stop`, so the long search's baseline takes in her legs too)
+        seen = prof[:len(np.arange(-0.2, stop + 0.1, 0.02))]
+        look = (steps[:len(seen)] >= start) & (steps[:len(seen)] <= stop) & ~np.isnan(seen)
+        if not look.any():
             return 0.0
-    return float(steps[i])
+        i = int(np.flatnonzero(look)[np.argmax(seen[look])])
+        if seen[i] < max(HEM_EDGE * np.nanmedian(seen), HEM_MIN_EDGE):
+            return 0.0
+        # a hem runs right across her; a leg's or an arm's edge crosses only part of it
+        band = front & (below >= steps[i] - 0.03) & (below < steps[i] + 0.03)
+        strong = np.where(band, edge, 0.0).max(axis=0) >= HEM_MIN_EDGE
+        present = band.any(axis=0)
+        # ... and the trousers go on below it (a shorts' hem over a bare thigh is not a jacket's)
+        under = front & (below >= steps[i] + 0.08) & (below < steps[i] + 0.14)
+        goes_on = under.any(axis=0)[present].mean()
+        if strong[present].mean() < HEM_ACROSS or goes_on < HEM_ACROSS:
+            return 0.0
+        if start >= HEM_MAX:
+            # below a jacket's length, a hem is a coat's or a dress's over her
+            # legs: wider than they are (a crease across trousers is not)
+            rows_hem = (g & (below >= steps[i] - 0.1) & (below < steps[i] - 0.02)).any(1)
+            rows_legs = (g & (below >= steps[i] + 0.04) & (below < steps[i] + 0.12)).any(1)
+            if _cover(g & (below < steps[i]), rows_hem) < FLARE * _cover(g & (below > steps[i]), rows_legs):
+                return 0.0
+        return float(steps[i])
+
+    level = search(0.05, HEM_MAX)
+    if level == 0.0 and hem_max > HEM_MAX:
+        level = search(HEM_MAX, hem_max)
+    return level
 
 
 def _same_cloth(lab: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
