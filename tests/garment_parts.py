@@ -3,6 +3,11 @@
 Run `python -m tests.garment_parts tune|holdout|all` for the table. The photos
 live in tests/data/unseen/garments (not committed; PROVENANCE.md there says how
 to fetch them again).
+
+`--heights 0,700,1000,1400 --mirror` scores every photo at those heights (0 =
+as it is) and mirrored left to right as well, and averages them: the same
+photos in other pixels. The spread between a photo's variants shows where a
+rule is knife-edged, which a single run hides.
 """
 
 from __future__ import annotations
@@ -51,7 +56,18 @@ def iou(mine: np.ndarray, want: np.ndarray, ignore: np.ndarray) -> float:
     return float(((mine & want) & keep).sum() / union) if union else 1.0
 
 
-def evaluate(split: str, segmenter=None) -> list[dict]:
+def _variant(img: np.ndarray, height: int, mirror: bool) -> np.ndarray:
+    if mirror:
+        img = np.ascontiguousarray(img[:, ::-1])
+    if height:
+        s = height / img.shape[0]
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    return img
+
+
+def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False) -> list[dict]:
+    """One row per photo: its IoU per part, with the photo resized to
+    `height` (0: as it is) and/or mirrored; scored at the photo's own size."""
     from vision.segmentation import PhotoSegmenter
     seg = segmenter or PhotoSegmenter()
     rows = []
@@ -60,19 +76,53 @@ def evaluate(split: str, segmenter=None) -> list[dict]:
         if img is None:
             raise FileNotFoundError(f"{PHOTOS / spec['image']} is missing; see PROVENANCE.md there")
         want, ignore = truth(spec, img.shape[:2])
+        shown = _variant(img, height, mirror)
         row = {"name": spec["name"], "split": spec["split"]}
         for part in ("upper", "lower", "full"):
-            row[part] = round(iou(seg.garment(img, part=part) >= 0.5, want[part], ignore), 3)
+            m = cv2.resize(seg.garment(shown, part=part), (img.shape[1], img.shape[0]))
+            if mirror:
+                m = m[:, ::-1]
+            row[part] = round(iou(m >= 0.5, want[part], ignore), 3)
         row["kind"] = seg.last_model.parts.kind if seg.last_model and seg.last_model.parts else "-"
         rows.append(row)
     return rows
 
 
+def main(argv: list[str]) -> None:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m tests.garment_parts",
+                                 description="IoU of PhotoSegmenter's parts against the traced truth.")
+    ap.add_argument("split", nargs="?", default="tune", choices=["tune", "holdout", "all"])
+    ap.add_argument("--heights", default="0", help="comma-separated heights in px to score each photo at (0: as it is)")
+    ap.add_argument("--mirror", action="store_true", help="also score every photo mirrored left to right")
+    args = ap.parse_args(argv)
+    try:
+        heights = [int(h) for h in args.heights.split(",")]
+    except ValueError:
+        ap.error(f"--heights takes numbers like 0,700,1000, not {args.heights!r}")
+    variants = [(h, m) for m in ([False, True] if args.mirror else [False]) for h in heights]
+    from vision.segmentation import PhotoSegmenter
+    seg = PhotoSegmenter()
+    runs = []
+    for i, (h, m) in enumerate(variants, 1):
+        print(f"[{i}/{len(variants)}] height {h or 'as is'}{', mirrored' if m else ''}", file=sys.stderr, flush=True)
+        runs.append(evaluate(args.split, seg, h, m))
+    parts = ("upper", "lower", "full")
+    print(f"{'photo':32} {'split':8} {'upper':>6} {'lower':>6} {'full':>6}  {'upper range':>11}  kind")
+    for k, row in enumerate(runs[0]):
+        mine = [run[k] for run in runs]
+        ups = [r["upper"] for r in mine]
+        kinds = sorted({r["kind"] for r in mine})
+        print(f"{row['name']:32} {row['split']:8} " + " ".join(f"{np.mean([r[p] for r in mine]):6.3f}" for p in parts)
+              + f"  {max(ups) - min(ups):11.3f}  {'/'.join(kinds)}")
+    for p in parts:
+        per_photo = np.mean([[r[p] for r in run] for run in runs], axis=0)
+        print(f"{p}: mean {per_photo.mean():.3f} min {per_photo.min():.3f}")
+    if len(runs) > 1:
+        for (h, m), run in zip(variants, runs):
+            print(f"  height {h or 'as is':>5}{' mirrored' if m else '         '}: "
+                  + " ".join(f"{p} {np.mean([r[p] for r in run]):.3f}" for p in parts))
+
+
 if __name__ == "__main__":
-    rows = evaluate(sys.argv[1] if len(sys.argv) > 1 else "tune")
-    print(f"{'photo':32} {'split':8} {'upper':>6} {'lower':>6} {'full':>6}  kind")
-    for r in rows:
-        print(f"{r['name']:32} {r['split']:8} {r['upper']:6.3f} {r['lower']:6.3f} {r['full']:6.3f}  {r['kind']}")
-    for part in ("upper", "lower", "full"):
-        v = [r[part] for r in rows]
-        print(f"{part}: mean {np.mean(v):.3f} min {np.min(v):.3f}")
+    main(sys.argv[1:])
