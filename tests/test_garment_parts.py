@@ -244,11 +244,11 @@ def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
-def _tights(img, seg, colour):
-    """Her legs below a skirt to y 320, down to her shoes, in `colour`."""
+def _tights(img, seg, colour, top=320):
+    """Her legs from y `top` (below a skirt) down to her shoes, in `colour`."""
     for x0 in (74, 104):
-        cv2.rectangle(img, (x0, 320), (x0 + 22, 385), colour, -1)
-        cv2.rectangle(seg, (x0, 320), (x0 + 22, 385), 1, -1)
+        cv2.rectangle(img, (x0, top), (x0 + 22, 385), colour, -1)
+        cv2.rectangle(seg, (x0, top), (x0 + 22, 385), 1, -1)
 
 
 def test_a_dress_over_black_tights_is_the_dress_alone():
@@ -377,9 +377,7 @@ def test_tights_of_her_tops_colour_below_a_skirt_are_not_the_top(hem):
     black, red = (30, 30, 30), (40, 40, 200)
     img, _, seg, pose = _figure(black, red, skirt=True)
     img[185:], seg[185:] = 235, 0
-    for x0 in (74, 104):
-        cv2.rectangle(img, (x0, 250), (x0 + 22, 385), black, -1)
-        cv2.rectangle(seg, (x0, 250), (x0 + 22, 385), 1, -1)
+    _tights(img, seg, black, top=250)
     skirt = np.array([[60, 185], [140, 185], [150, hem], [50, hem]], np.int32)
     cv2.fillConvexPoly(img, skirt, red)
     cv2.fillConvexPoly(seg, skirt, 1)
