@@ -371,6 +371,40 @@ def test_one_colour_shorts_are_not_a_short_dress(crotch):
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
+def _sitting(top, legs):
+    """Sitting with her knees raised and apart (hips at y 200, knees at 165,
+    feet at 262): her lap between them, her thighs no lower than her waist."""
+    img = np.full((H, W, 3), 235, np.uint8)
+    seg = np.zeros((H, W), np.uint8)
+    bones = [((122, 200), (178, 165)), ((178, 165), (188, 262)), ((78, 200), (22, 165)), ((22, 165), (12, 262))]
+    for m, v in ((img, legs), (seg, 1)):
+        cv2.rectangle(m, (62, 185), (138, 215), v, -1)
+        for a, b in bones:
+            cv2.line(m, a, b, v, 28)
+    for m, v in ((img, top), (seg, 1)):
+        cv2.rectangle(m, (60, 70), (140, 184), v, -1)
+    *_, pose = _figure(top, legs, skirt=False)
+    pose[25:29, :2] = [(178, 165), (22, 165), (188, 262), (12, 262)]
+    return img, seg, pose
+
+
+@pytest.mark.parametrize("top, legs", [((30, 30, 30), (30, 30, 30)), ((40, 40, 200), (40, 40, 200)),
+                                       ((40, 40, 200), (120, 60, 20))])
+def test_sitting_with_raised_knees_her_legs_are_not_her_top(top, legs):
+    # before: her lap filled the gap between her knees (a dress), or her
+    # thighs lay above the waist line (no sample of the bottom at all)
+    img, seg, pose = _sitting(top, legs)
+    parts = _split_drawn(img, seg, pose)
+    up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
+    torso = np.zeros_like(up)
+    torso[72:178, 60:141] = True
+    leg = (seg > 0) & ~torso
+    leg[:190, 55:146] = False      # (the waistband's rows are either's)
+    assert parts.kind != "dress"
+    assert up[torso].mean() > 0.95 and not (up & leg).any()
+    assert lo[leg].mean() > 0.95
+
+
 @pytest.mark.parametrize("hem", [260, 300])
 def test_tights_of_her_tops_colour_below_a_skirt_are_not_the_top(hem):
     # a black top, a red skirt, black tights: the top's colour again, but on her legs and apart from it

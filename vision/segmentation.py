@@ -607,6 +607,7 @@ SHADE_RATIO = 0.65       # lightness ratio down to which one cloth may be half i
 SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (printed) cloth
 CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
+KNEES_DOWN = 0.4        # ... looked at only with both knees this far below the waist line (torso lengths)
 
 
 class PartError(ValueError):
@@ -669,6 +670,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     waist = mid_h - axis * WAIST_FRAC * torso_len
     # signed distance below the waist line, in torso lengths
     below = ((xs - waist[0]) * axis[0] + (ys - waist[1]) * axis[1]) / torso_len
+    below = _along_legs(below, pose, waist, axis, torso_len, xs, ys)
 
     arms = np.zeros((h, w), np.uint8)
     thick = max(2, round(0.22 * sw))
@@ -742,8 +744,10 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         else:
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
-        filled = len(knees) == 2 and (_gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
-                                      or _short_skirt(g, mid_h, knees))
+        # (knees raised to her hips, sitting, leave her lap between them: no skirt's test)
+        lowered = all(_below_point(k, waist, axis, torso_len) >= KNEES_DOWN for k in knees)
+        filled = len(knees) == 2 and lowered and (_gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
+                                                  or _short_skirt(g, mid_h, knees))
         # legs of another colour under a flare are tights or boots under a skirt
         skirt = filled and ((_legwear(lab, g, pose, lo_seed) is not None and _flares_over_shins(g, pose))
                             or not _trouser_legs(g, pose, mid_h))
@@ -777,6 +781,54 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         dress = upper | (lower & _like(lab, upper, lower))
     return Parts({"upper": upper.astype(np.uint8), "lower": lower.astype(np.uint8),
                   "dress": dress.astype(np.uint8)}, kind)
+
+
+LEG_FROM = 0.3   # share of the thigh from the hip after which her leg, not the waist line, says how far down she is
+HIP_FLANK = 0.5  # her torso reaches past each hip joint by this share of the distance between them
+
+
+def _below_point(p: np.ndarray, waist: np.ndarray, axis: np.ndarray, torso_len: float) -> float:
+    """How far point `p` lies below the waist line, in torso lengths (as `below`)."""
+    return float((p - waist) @ axis) / torso_len
+
+
+def _seg_dist(xs: np.ndarray, ys: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of each pixel from segment a-b, and where along it (0..1) it lies."""
+    d = b - a
+    t = np.clip(((xs - a[0]) * d[0] + (ys - a[1]) * d[1]) / max(1e-6, float(d @ d)), 0.0, 1.0)
+    return np.hypot(xs - (a[0] + t * d[0]), ys - (a[1] + t * d[1])), t
+
+
+def _along_legs(below: np.ndarray, pose: np.ndarray, waist: np.ndarray, axis: np.ndarray,
+                torso_len: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """`below` (torso lengths under the waist line) where her legs go: a
+    sitting woman's raised thighs are as far down her body as a standing
+    one's, though the waist line's straight measure puts them at or above
+    her waist. For a knee under KNEES_DOWN, pixels off her torso and nearer
+    that thigh (past LEG_FROM of it) or shin than her torso's axis take their
+    distance along the leg, if that is further. (A standing or walking leg
+    keeps the straight measure the split's rules were made on.)"""
+    lh, rh = pose[23, :2], pose[24, :2]
+    flank = HIP_FLANK * (lh - rh)
+    torso = np.zeros(below.shape, np.uint8)
+    cv2.fillConvexPoly(torso, np.round(np.array([pose[11, :2], pose[12, :2], rh - flank, lh + flank])).astype(np.int32), 1)
+    off = torso == 0
+    torso_d, _ = _seg_dist(xs, ys, (pose[11, :2] + pose[12, :2]) / 2, (lh + rh) / 2)
+    out = below
+    for hip, knee, ankle in ((23, 25, 27), (24, 26, 28)):
+        if not _vis(pose, knee, 0.3) or _below_point(pose[knee, :2], waist, axis, torso_len) >= KNEES_DOWN:
+            continue
+        h_pt, k_pt = pose[hip, :2], pose[knee, :2]
+        thigh = float(np.linalg.norm(k_pt - h_pt))
+        d, t = _seg_dist(xs, ys, h_pt, k_pt)
+        along = (WAIST_FRAC * torso_len + t * thigh) / torso_len
+        out = np.where(off & (d < torso_d) & (t >= LEG_FROM), np.maximum(out, along), out)
+        if _vis(pose, ankle, 0.3):
+            a_pt = pose[ankle, :2]
+            d2, t2 = _seg_dist(xs, ys, k_pt, a_pt)
+            along2 = (WAIST_FRAC * torso_len + thigh + t2 * float(np.linalg.norm(a_pt - k_pt))) / torso_len
+            out = np.where(off & (d2 < torso_d) & (d2 < d), np.maximum(out, along2), out)
+    return out
 
 
 GAP_BARE = 0.1     # garment share of a row across her middle that makes it bare skin
