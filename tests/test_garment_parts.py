@@ -371,9 +371,10 @@ def test_one_colour_shorts_are_not_a_short_dress(crotch):
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
-def _sitting(top, legs):
+def _sitting(top, legs, forearms=False):
     """Sitting with her knees raised and apart (hips at y 200, knees at 165,
-    feet at 262): her lap between them, her thighs no lower than her waist."""
+    feet at 262): her lap between them, her thighs no lower than her waist;
+    with `forearms`, pose has her forearms resting on her knees."""
     img = np.full((H, W, 3), 235, np.uint8)
     seg = np.zeros((H, W), np.uint8)
     bones = [((122, 200), (178, 165)), ((178, 165), (188, 262)), ((78, 200), (22, 165)), ((22, 165), (12, 262))]
@@ -385,15 +386,19 @@ def _sitting(top, legs):
         cv2.rectangle(m, (60, 70), (140, 184), v, -1)
     *_, pose = _figure(top, legs, skirt=False)
     pose[25:29, :2] = [(178, 165), (22, 165), (188, 262), (12, 262)]
+    if forearms:
+        pose[13:17] = [(150, 135, 0.99), (50, 135, 0.99), (190, 170, 0.99), (10, 170, 0.99)]
     return img, seg, pose
 
 
+@pytest.mark.parametrize("forearms", [False, True])
 @pytest.mark.parametrize("top, legs", [((30, 30, 30), (30, 30, 30)), ((40, 40, 200), (40, 40, 200)),
                                        ((40, 40, 200), (120, 60, 20))])
-def test_sitting_with_raised_knees_her_legs_are_not_her_top(top, legs):
+def test_sitting_with_raised_knees_her_legs_are_not_her_top(top, legs, forearms):
     # before: her lap filled the gap between her knees (a dress), or her
-    # thighs lay above the waist line (no sample of the bottom at all)
-    img, seg, pose = _sitting(top, legs)
+    # thighs lay above the waist line (no sample of the bottom at all); and
+    # a sleeve's place along her forearms took the knees they rest on
+    img, seg, pose = _sitting(top, legs, forearms)
     parts = _split_drawn(img, seg, pose)
     up, lo = parts.masks["upper"] > 0, parts.masks["lower"] > 0
     torso = np.zeros_like(up)

@@ -670,6 +670,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     waist = mid_h - axis * WAIST_FRAC * torso_len
     # signed distance below the waist line, in torso lengths
     below = ((xs - waist[0]) * axis[0] + (ys - waist[1]) * axis[1]) / torso_len
+    straight = below
     below = _along_legs(below, pose, waist, axis, torso_len, xs, ys)
 
     arms = np.zeros((h, w), np.uint8)
@@ -680,6 +681,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             if _vis(pose, w_i, 0.3):
                 pts.append(pose[e_i, :2] + 0.7 * (pose[w_i, :2] - pose[e_i, :2]))
             cv2.polylines(arms, [np.round(np.array(pts)).astype(np.int32)], False, 1, thick)
+    # her forearms resting on raised knees: there the cloth is her legs'
+    arms[below > straight] = 0
     chest = _torso_core(layout, (h, w)) & (below < -0.15)
     thighs = np.zeros((h, w), np.uint8)
     knees = []
