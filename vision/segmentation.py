@@ -811,6 +811,10 @@ def _along_legs(below: np.ndarray, pose: np.ndarray, waist: np.ndarray, axis: np
     that thigh (past LEG_FROM of it) or shin than her torso's axis take their
     distance along the leg, if that is further. (A standing or walking leg
     keeps the straight measure the split's rules were made on.)"""
+    raised = [leg for leg in ((23, 25, 27), (24, 26, 28)) if _vis(pose, leg[1], 0.3)
+              and _below_point(pose[leg[1], :2], waist, axis, torso_len) < KNEES_DOWN]
+    if not raised:
+        return below
     lh, rh = pose[23, :2], pose[24, :2]
     flank = HIP_FLANK * (lh - rh)
     torso = np.zeros(below.shape, np.uint8)
@@ -818,9 +822,7 @@ def _along_legs(below: np.ndarray, pose: np.ndarray, waist: np.ndarray, axis: np
     off = torso == 0
     torso_d, _ = _seg_dist(xs, ys, (pose[11, :2] + pose[12, :2]) / 2, (lh + rh) / 2)
     out = below
-    for hip, knee, ankle in ((23, 25, 27), (24, 26, 28)):
-        if not _vis(pose, knee, 0.3) or _below_point(pose[knee, :2], waist, axis, torso_len) >= KNEES_DOWN:
-            continue
+    for hip, knee, ankle in raised:
         h_pt, k_pt = pose[hip, :2], pose[knee, :2]
         thigh = float(np.linalg.norm(k_pt - h_pt))
         d, t = _seg_dist(xs, ys, h_pt, k_pt)
