@@ -669,7 +669,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     waist = mid_h - axis * WAIST_FRAC * torso_len
     # signed distance below the waist line, in torso lengths
-    below = ((xs - waist[0]) * axis[0] + (ys - waist[1]) * axis[1]) / torso_len
+    below = _below(xs, ys, waist, axis, torso_len)
     straight = below
     below = _along_legs(below, pose, waist, axis, torso_len, xs, ys)
 
@@ -748,7 +748,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
         # (knees raised to her hips, sitting, leave her lap between them: no skirt's test)
-        lowered = all(_below_point(k, waist, axis, torso_len) >= KNEES_DOWN for k in knees)
+        lowered = all(_below(*k, waist, axis, torso_len) >= KNEES_DOWN for k in knees)
         filled = len(knees) == 2 and lowered and (_gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
                                                   or _short_skirt(g, mid_h, knees))
         # legs of another colour under a flare are tights or boots under a skirt
@@ -790,9 +790,10 @@ LEG_FROM = 0.3   # share of the thigh from the hip after which her leg, not the 
 HIP_FLANK = 0.5  # her torso reaches past each hip joint by this share of the distance between them
 
 
-def _below_point(p: np.ndarray, waist: np.ndarray, axis: np.ndarray, torso_len: float) -> float:
-    """How far point `p` lies below the waist line, in torso lengths (as `below`)."""
-    return float((p - waist) @ axis) / torso_len
+def _below(x, y, waist: np.ndarray, axis: np.ndarray, torso_len: float):
+    """How far (x, y) lies below the waist line along her body's `axis`, in
+    torso lengths: pixel grids or one point."""
+    return ((x - waist[0]) * axis[0] + (y - waist[1]) * axis[1]) / torso_len
 
 
 def _seg_dist(xs: np.ndarray, ys: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -812,7 +813,7 @@ def _along_legs(below: np.ndarray, pose: np.ndarray, waist: np.ndarray, axis: np
     distance along the leg, if that is further. (A standing or walking leg
     keeps the straight measure the split's rules were made on.)"""
     raised = [leg for leg in ((23, 25, 27), (24, 26, 28)) if _vis(pose, leg[1], 0.3)
-              and _below_point(pose[leg[1], :2], waist, axis, torso_len) < KNEES_DOWN]
+              and _below(*pose[leg[1], :2], waist, axis, torso_len) < KNEES_DOWN]
     if not raised:
         return below
     lh, rh = pose[23, :2], pose[24, :2]
