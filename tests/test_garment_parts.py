@@ -16,7 +16,8 @@ import pytest
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
                                  _mark_shoes, _midriff_gap,
-                                 _skin_mask, body_layout, part_of_outline, refine_outline, split_parts)
+                                 _skin_mask, body_layout, part_of_outline, refine_outline, split_parts,
+                                 sure_person_box)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -448,6 +449,20 @@ def test_someone_else_in_the_photo_is_not_part_of_her_outfit():
     assert not mine[:, 170:].any() and (mine[:, :160] == inside[:, :160]).all()
     pose[:, 2] = 0.0                                      # no pose point seen: nothing to go by
     assert (_her_pieces(inside, pose) == inside).all()
+
+
+def test_a_photo_is_cropped_to_all_of_her_though_the_model_is_half_sure_of_her_torso():
+    # bent over a table: sure of her legs, half sure of her torso between them
+    person = np.zeros((180, 256), np.float32)
+    person[20:70, 150:215] = 0.35                         # her torso, half sure
+    person[25:60, 160:200] = 0.7                          # ... its surest part
+    person[70:170, 160:175] = 0.9                         # her legs
+    person[70:165, 195:208] = 0.9
+    person[100:110, 20:40] = 0.9                          # someone far off, apart from her
+    assert sure_person_box(person) == (160, 25, 48, 145)
+    person[66:70, 150:215] = 0.1                          # her torso not joined to her legs: a leg alone
+    assert sure_person_box(person) == (160, 70, 15, 100)
+    assert sure_person_box(np.full((180, 256), 0.3, np.float32)) is None
 
 
 def test_a_foot_she_stands_on_is_never_garment_a_raised_one_only_probably():

@@ -43,6 +43,8 @@ SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model can
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
 HALF = 0.6               # a photo's person mask is also made on its top and bottom 60% (PersonSegmenter)
+PERSON_WEAK = 0.2        # a photo's person box: pieces of sure person (> 0.5) joined above this
+PERSON_PIECE = 0.25      # ... count if at least this share of the biggest piece's size
 HALF_COVER = 0.4         # ... unless she covers this share of the photo (whole bodies: 0.13-0.31)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
@@ -184,6 +186,28 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (img.shape[1], img.shape[0]) == (w, h):
         return img
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def sure_person_box(person: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) in `person`'s pixels around the biggest piece of sure
+    person, or None if there is none big enough.
+
+    Bent over, the model can be only half sure of her torso, and one leg
+    alone was the biggest piece: a crop to it cut the rest of her off. Pieces
+    of a comparable size, joined to it by weaker evidence, are her too."""
+    strong = (person > 0.5).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
+    areas = stats[:, cv2.CC_STAT_AREA].copy()
+    areas[0] = 0
+    i = int(np.argmax(areas))
+    if n < 2 or areas[i] < 0.005 * strong.size:
+        return None
+    _, weak = cv2.connectedComponents((person > PERSON_WEAK).astype(np.uint8), connectivity=8)
+    joined = np.unique(labels[weak == weak[labels == i][0]])
+    mine = stats[[j for j in joined if areas[j] >= PERSON_PIECE * areas[i]]]
+    x0, y0 = mine[:, 0].min(), mine[:, 1].min()
+    x1, y1 = (mine[:, 0] + mine[:, 2]).max(), (mine[:, 1] + mine[:, 3]).max()
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
 def _resize_to(img: np.ndarray, width: int) -> np.ndarray:
@@ -1488,12 +1512,9 @@ class PhotoSegmenter:
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
         """The biggest person's box with a margin, in pixels of `bgr`, or None."""
         h, w = bgr.shape[:2]
-        mask = (person > 0.5).astype(np.uint8)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        if n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= 0.005 * mask.size:
-            i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            s = w / mask.shape[1]
-            x, y, bw, bh = (float(v) * s for v in stats[i, :4])
+        sure = sure_person_box(person)
+        if sure is not None:
+            x, y, bw, bh = (v * w / person.shape[1] for v in sure)
         else:
             # Too small for the selfie model at 256 px; the face detector
             # still finds her face, and a body is about four faces wide.
