@@ -16,7 +16,7 @@ import pytest
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
                                  _mark_shoes, _midriff_gap,
-                                 _skin_mask, body_layout, part_of_outline, refine_outline, split_parts,
+                                 _skin_mask, _sleeves_like, body_layout, part_of_outline, refine_outline, split_parts,
                                  sure_person_box)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
@@ -775,6 +775,21 @@ def test_a_black_jacket_open_over_a_red_top_on_a_dark_haired_woman_is_garment():
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 64:78].mean() > 0.9 and g[90:175, 122:136].mean() > 0.9     # both fronts
     assert g[100:130, 138:146].mean() > 0.8                                      # a sleeve
+
+
+@pytest.mark.parametrize("lit", [13, 14])
+def test_one_elbow_of_her_hairs_colour_is_a_sleeve_of_it_though_the_other_is_in_shade(lit):
+    # light from one side puts the other sleeve in another shade; which
+    # side that is must not matter (a mirrored photo's top was taken as hair)
+    pose = np.zeros((33, 3), np.float32)
+    pose[[11, 12, 13, 14], :] = [[140, 50, .99], [60, 50, .99], [150, 120, .99], [50, 120, .99]]
+    inside = np.ones((200, 200), bool)
+    hair = np.zeros((200, 200), np.uint8)
+    x, y = (int(v) for v in pose[lit, :2])
+    cv2.circle(hair, (x, y), 10, 1, -1)
+    hair[y + 6:, :] = 0                                   # most of that elbow, none of the other
+    assert _sleeves_like(hair > 0, inside, pose)
+    assert not _sleeves_like(np.zeros((200, 200), bool), inside, pose)
 
 
 def test_bare_arms_and_legs_over_half_of_her_are_still_skin():

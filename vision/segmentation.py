@@ -1355,12 +1355,14 @@ def _sleeves_like(hair: np.ndarray, inside: np.ndarray, pose: np.ndarray | None)
         return False
     h, w = hair.shape
     sw = float(np.linalg.norm(pose[11, :2] - pose[12, :2]))
-    ring = np.zeros((h, w), np.uint8)
     for i in (13, 14):
         if _vis(pose, i):
+            ring = np.zeros((h, w), np.uint8)
             cv2.circle(ring, (round(float(pose[i, 0])), round(float(pose[i, 1]))), max(1, round(0.12 * sw)), 1, -1)
-    at = (ring > 0) & inside
-    return at.sum() >= 10 and (hair & at).sum() >= SLEEVE_HAIR * at.sum()
+            at = (ring > 0) & inside
+            if at.sum() >= 10 and (hair & at).sum() >= SLEEVE_HAIR * at.sum():
+                return True
+    return False
 
 
 def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
