@@ -17,7 +17,7 @@ from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
                                  _mark_shoes, _midriff_gap,
                                  _skin_mask, _sleeves_like, body_layout, part_of_outline, refine_outline, split_parts,
-                                 sure_person_box)
+                                 person_extent)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -459,10 +459,15 @@ def test_a_photo_is_cropped_to_all_of_her_though_the_model_is_half_sure_of_her_t
     person[70:170, 160:175] = 0.9                         # her legs
     person[70:165, 195:208] = 0.9
     person[100:110, 20:40] = 0.9                          # someone far off, apart from her
-    assert sure_person_box(person) == (160, 25, 48, 145)
+    person[150:160, 208:225] = 0.3                        # a bag beside her, joined through the blur,
+    person[160:175, 215:235] = 0.9                        # ... too small to be part of her
+    assert person_extent(person) == (160, 25, 48, 145)
     person[66:70, 150:215] = 0.1                          # her torso not joined to her legs: a leg alone
-    assert sure_person_box(person) == (160, 70, 15, 100)
-    assert sure_person_box(np.full((180, 256), 0.3, np.float32)) is None
+    assert person_extent(person) == (160, 70, 15, 100)
+    assert person_extent(np.full((180, 256), 0.3, np.float32)) is None
+    speck = np.zeros((180, 256), np.float32)
+    speck[10:15, 10:15] = 0.9                             # under PERSON_MIN of the photo
+    assert person_extent(speck) is None
 
 
 def test_a_foot_she_stands_on_is_never_garment_a_raised_one_only_probably():
@@ -790,6 +795,8 @@ def test_one_elbow_of_her_hairs_colour_is_a_sleeve_of_it_though_the_other_is_in_
     hair[y + 6:, :] = 0                                   # most of that elbow, none of the other
     assert _sleeves_like(hair > 0, inside, pose)
     assert not _sleeves_like(np.zeros((200, 200), bool), inside, pose)
+    hair[y - 2:, :] = 0                                   # long hair reaching a third of an elbow
+    assert not _sleeves_like(hair > 0, inside, pose)
 
 
 def test_bare_arms_and_legs_over_half_of_her_are_still_skin():

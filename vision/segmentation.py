@@ -43,8 +43,9 @@ SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model can
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
 HALF = 0.6               # a photo's person mask is also made on its top and bottom 60% (PersonSegmenter)
-PERSON_WEAK = 0.2        # a photo's person box: pieces of sure person (> 0.5) joined above this
-PERSON_PIECE = 0.25      # ... count if at least this share of the biggest piece's size
+PERSON_MIN = 0.005       # a photo's crop: the biggest piece of sure person (> 0.5) must be this share of it
+PERSON_WEAK = 0.2        # ... other pieces joined to it above this
+PERSON_PIECE = 0.25      # ... count if at least this share of its size
 HALF_COVER = 0.4         # ... unless she covers this share of the photo (whole bodies: 0.13-0.31)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
@@ -188,22 +189,26 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def sure_person_box(person: np.ndarray) -> tuple[int, int, int, int] | None:
+def person_extent(person: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) in `person`'s pixels around the biggest piece of sure
-    person, or None if there is none big enough.
+    person (over 0.5) and the big pieces joined to it, or None if the biggest
+    is under PERSON_MIN of the mask.
 
     Bent over, the model can be only half sure of her torso, and one leg
     alone was the biggest piece: a crop to it cut the rest of her off. Pieces
-    of a comparable size, joined to it by weaker evidence, are her too."""
+    joined to it through weaker evidence (over PERSON_WEAK) are her too if at
+    least PERSON_PIECE of its size; a smaller one (a hand, or a thing beside
+    her joined through the blur) adds little but could widen the crop and
+    cost her pixels."""
     strong = (person > 0.5).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(strong, connectivity=8)
     areas = stats[:, cv2.CC_STAT_AREA].copy()
     areas[0] = 0
     i = int(np.argmax(areas))
-    if n < 2 or areas[i] < 0.005 * strong.size:
+    if n < 2 or areas[i] < PERSON_MIN * strong.size:
         return None
     _, weak = cv2.connectedComponents((person > PERSON_WEAK).astype(np.uint8), connectivity=8)
-    joined = np.unique(labels[weak == weak[labels == i][0]])
+    joined = np.unique(labels[(weak == weak[labels == i][0]) & (strong > 0)])
     mine = stats[[j for j in joined if areas[j] >= PERSON_PIECE * areas[i]]]
     x0, y0 = mine[:, 0].min(), mine[:, 1].min()
     x1, y1 = (mine[:, 0] + mine[:, 2]).max(), (mine[:, 1] + mine[:, 3]).max()
@@ -1344,13 +1349,14 @@ def _hair_above_chin(hair: np.ndarray, layout: Layout, pose: np.ndarray) -> np.n
     return out & (arms == 0)
 
 
-SLEEVE_HAIR = 0.5   # share of her elbows coloured like her hair that makes it a sleeve's colour
+SLEEVE_HAIR = 0.5   # share of either elbow's disc coloured like her hair that makes it a sleeve's colour
 
 
 def _sleeves_like(hair: np.ndarray, inside: np.ndarray, pose: np.ndarray | None) -> bool:
-    """Whether her elbows are hair-coloured: hair falls to her shoulders and
-    back, not round her elbows, so there that colour is a jacket's sleeves (a
-    black coat worn open over a red top, on a dark-haired woman)."""
+    """Whether either elbow is hair-coloured: hair falls to her shoulders and
+    back, rarely round an elbow, so there that colour is a jacket's sleeves (a
+    black coat worn open over a red top, on a dark-haired woman). One is
+    enough: light from one side puts the other sleeve in another shade."""
     if pose is None:
         return False
     h, w = hair.shape
@@ -1512,11 +1518,11 @@ class PhotoSegmenter:
         return self._garment(bgr, feather_px, self.person.add_halves(bgr, person), part)
 
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
-        """The biggest person's box with a margin, in pixels of `bgr`, or None."""
+        """Her box (x0, y0, x1, y1) with a margin, in pixels of `bgr`, or None."""
         h, w = bgr.shape[:2]
-        sure = sure_person_box(person)
-        if sure is not None:
-            x, y, bw, bh = (v * w / person.shape[1] for v in sure)
+        extent = person_extent(person)
+        if extent is not None:
+            x, y, bw, bh = (v * w / person.shape[1] for v in extent)
         else:
             # Too small for the selfie model at 256 px; the face detector
             # still finds her face, and a body is about four faces wide.
