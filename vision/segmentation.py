@@ -43,10 +43,10 @@ SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model can
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
 HALF = 0.6               # a photo's person mask is also made on its top and bottom 60% (PersonSegmenter)
+HALF_COVER = 0.4         # ... unless she covers this share of the photo (whole bodies: 0.13-0.31)
 PERSON_MIN = 0.005       # a photo's crop: the biggest piece of sure person (> 0.5) must be this share of it
 PERSON_WEAK = 0.2        # ... other pieces joined to it above this
 PERSON_PIECE = 0.25      # ... count if at least this share of its size
-HALF_COVER = 0.4         # ... unless she covers this share of the photo (whole bodies: 0.13-0.31)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
 
 
