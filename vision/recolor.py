@@ -58,9 +58,10 @@ def recolor(bgr: np.ndarray, alpha: np.ndarray, color_bgr: tuple[int, int, int],
     else:
         mean_l, std_l = float(L.mean()), 1.0
     # The new colour depends on the old lightness alone, so it is a 256-entry table, built in
-    # Lab and turned to BGR once: the frame pays for one lookup per pixel, not a Lab round trip.
+    # Lab and turned to BGR once: the frame pays for one lookup per pixel, not a Lab round trip
+    # (a colour map reads one channel and writes three: no merged copy of L to look up).
     lut = _lut(mean_l, std_l, target_lab(color_bgr))
-    rec = cv2.LUT(cv2.merge([L, L, L]), lut[:, None, :])
+    rec = cv2.applyColorMap(L, lut[:, None, :])
     a = np.clip(a, 0.0, 1.0)
     out[y0:y1, x0:x1] = cv2.blendLinear(rec, roi, a, 1.0 - a)
     return out
