@@ -658,13 +658,16 @@ def test_a_printed_dress_is_one_cloth_though_its_median_moves():
     assert ((parts.masks["upper"] > 0) == m).all() and not parts.masks["lower"].any()
 
 
-def test_a_long_dress_over_knees_pose_cannot_see_is_a_dress():
+@pytest.mark.parametrize("seen", [(), (25,), (26,)])
+def test_a_long_dress_over_knees_pose_cannot_see_is_a_dress(seen):
     img, _, seg, pose = _figure((0, 0, 0), (0, 0, 0), skirt=True)
     long_skirt = np.array([[60, 185], [140, 185], [165, 385], [35, 385]], np.int32)
     cv2.fillConvexPoly(seg, long_skirt, 1)
     m = seg > 0
     _print(img, m, (40, 40, 200), (200, 60, 40), 0.5, 3)
-    pose[25:29, 2] = 0.1                      # knees and ankles hidden under it
+    pose[25:29, 2] = 0.1                      # knees and ankles hidden under it,
+    for i in seen:                            # ... or one knee made out through the cloth
+        pose[i, 2] = 0.9
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == m).all()
 

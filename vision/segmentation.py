@@ -776,10 +776,13 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         else:
             upper, kind = _one_colour_top(lab, g, below, arms, hip_xs), "one_colour"
     else:
+        # a knee pose cannot see is often under the skirt itself: it is still
+        # where pose puts it, and the gap between the knees is tested
+        pair = [pose[25, :2], pose[26, :2]] if knees else knees
         # (knees raised to her hips, sitting, leave her lap between them: no skirt's test)
-        lowered = all(_below(*k, waist, axis, torso_len) >= KNEES_DOWN for k in knees)
-        filled = len(knees) == 2 and lowered and (_gap_fill(g, mid_h, knees) >= DRESS_GAP_FILL
-                                                  or _short_skirt(g, mid_h, knees))
+        lowered = all(_below(*k, waist, axis, torso_len) >= KNEES_DOWN for k in pair)
+        filled = len(pair) == 2 and lowered and (_gap_fill(g, mid_h, pair) >= DRESS_GAP_FILL
+                                                 or _short_skirt(g, mid_h, pair))
         # legs of another colour under a flare are tights or boots under a skirt
         skirt = filled and ((_legwear(lab, g, pose, lo_seed) is not None and _flares_over_shins(g, pose))
                             or not _trouser_legs(g, pose, mid_h))
