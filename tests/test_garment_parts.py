@@ -672,6 +672,18 @@ def test_a_long_dress_over_knees_pose_cannot_see_is_a_dress(seen):
     assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == m).all()
 
 
+def test_a_long_dress_with_one_knee_a_little_raised_is_still_a_dress():
+    # sitting on a stool, legs crossed: one knee 0.37 torso lengths below her
+    # waist, the other 0.87; that is no lap between raised knees
+    img, _, seg, pose = _figure((0, 0, 0), (0, 0, 0), skirt=True)
+    long_skirt = np.array([[60, 185], [140, 185], [165, 385], [35, 385]], np.int32)
+    cv2.fillConvexPoly(seg, long_skirt, 1)
+    cv2.fillConvexPoly(img, long_skirt, (0, 0, 0))
+    pose[26, :2] = (78, 230)
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == (seg > 0)).all()
+
+
 def test_a_tall_photo_is_not_upscaled_past_the_work_budget():
     # the work image is 320 wide at most and WORK_PIXELS in all: a 1:4 photo
     # is worked on narrower rather than scaled up to 320x1280

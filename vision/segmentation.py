@@ -636,7 +636,7 @@ SHADE_RATIO = 0.65       # lightness ratio down to which one cloth may be half i
 SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (printed) cloth
 CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
-KNEES_DOWN = 0.4        # ... looked at only with both knees this far below the waist line (torso lengths)
+KNEES_DOWN = 0.4        # ... looked at only with her knees this far below the waist line on average (torso lengths)
 
 
 class PartError(ValueError):
@@ -779,8 +779,9 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         # a knee pose cannot see is often under the skirt itself: it is still
         # where pose puts it, and the gap between the knees is tested
         pair = [pose[25, :2], pose[26, :2]] if knees else knees
-        # (knees raised to her hips, sitting, leave her lap between them: no skirt's test)
-        lowered = all(_below(*k, waist, axis, torso_len) >= KNEES_DOWN for k in pair)
+        # (knees raised to her hips, sitting, leave her lap between them: no skirt's test;
+        # one knee a little raised, legs crossed on a stool, is no lap: on average)
+        lowered = not pair or np.mean([_below(*k, waist, axis, torso_len) for k in pair]) >= KNEES_DOWN
         filled = len(pair) == 2 and lowered and (_gap_fill(g, mid_h, pair) >= DRESS_GAP_FILL
                                                  or _short_skirt(g, mid_h, pair))
         # legs of another colour under a flare are tights or boots under a skirt
