@@ -451,6 +451,16 @@ def test_someone_else_in_the_photo_is_not_part_of_her_outfit():
     assert (_her_pieces(inside, pose) == inside).all()
 
 
+def test_a_table_she_leans_a_hand_on_is_not_part_of_her_outfit():
+    _, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=False)
+    inside = seg > 0
+    inside[150:290, 160:200] = True                       # a table the person mask took, apart from her
+    pose[16] = (180, 160, 0.99)                           # her hand resting on it
+    mine = _her_pieces(inside, pose)
+    assert mine[:, :150].sum() == inside[:, :150].sum()   # all of her
+    assert 0 < mine[150:290, 160:200].sum() < 0.1 * inside[150:290, 160:200].sum()   # of the table, her hand
+
+
 def test_a_photo_is_cropped_to_all_of_her_though_the_model_is_half_sure_of_her_torso():
     # bent over a table: sure of her legs, half sure of her torso between them
     person = np.zeros((180, 256), np.float32)

@@ -1375,16 +1375,29 @@ def _sleeves_like(hair: np.ndarray, inside: np.ndarray, pose: np.ndarray | None)
     return False
 
 
+HAND_POINTS = range(15, 23)   # pose's wrists, pinkies, index fingers and thumbs
+HAND_PIECE = 0.15             # a piece holding only those, this share of her size or less, is her forearm
+
 def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """The pieces of the person mask that hold one of her pose points: someone
     else in the photo (further back on a runway, a friend beside her) is not
     part of her outfit."""
     h, w = inside.shape
     near = np.zeros((h, w), np.uint8)
+    hands = np.zeros((h, w), np.uint8)
     r = max(2, round(0.03 * w))       # a wrist point just off a forearm's edge still counts
-    for x, y in pose[:, :2][pose[:, 2] >= 0.5]:
-        cv2.circle(near, (round(float(x)), round(float(y))), r, 1, -1)
-    return _joined_to(inside, near > 0)
+    for i, (x, y) in enumerate(pose[:, :2]):
+        if pose[i, 2] >= 0.5:
+            cv2.circle(hands if i in HAND_POINTS else near, (round(float(x)), round(float(y))), r, 1, -1)
+    mine = _joined_to(inside, near > 0)
+    # a piece that holds only her hand is her forearm split off at the elbow,
+    # if small; a big one is a table she leans on or someone she holds by the
+    # hand, and of it only her hand counts
+    _, labels, stats, _ = cv2.connectedComponentsWithStats((inside & ~mine).astype(np.uint8), connectivity=8)
+    held = np.unique(labels[hands > 0])
+    small = [j for j in held[held > 0] if stats[j, cv2.CC_STAT_AREA] <= HAND_PIECE * max(1, int(mine.sum()))]
+    return mine | np.isin(labels, small) | (inside & (hands > 0))
+
 
 
 def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray, unlikely: np.ndarray | None = None) -> np.ndarray:
