@@ -7,7 +7,9 @@ to fetch them again).
 `--heights 0,700,1000,1400 --mirror` scores every photo at those heights (0 =
 as it is) and mirrored left to right as well, and averages them: the same
 photos in other pixels. The spread between a photo's variants shows where a
-rule is knife-edged, which a single run hides.
+rule is knife-edged, which a single run hides. `--crop 0.05` first cuts each
+photo to her (the person mask's box and that share of its size around it), as
+a tight fashion photo would be framed.
 """
 
 from __future__ import annotations
@@ -65,9 +67,24 @@ def _variant(img: np.ndarray, height: int, mirror: bool) -> np.ndarray:
     return img
 
 
-def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False) -> list[dict]:
-    """One row per photo: its IoU per part, with the photo resized to
-    `height` (0: as it is) and/or mirrored; scored at the photo's own size."""
+def _around_her(img: np.ndarray, person: np.ndarray, margin: float) -> tuple[slice, slice]:
+    """Rows and columns of `img` round the person mask's extent, `margin` of its size around it."""
+    from vision.segmentation import person_extent
+    extent = person_extent(person)
+    if extent is None:
+        return slice(None), slice(None)
+    s = img.shape[1] / person.shape[1]
+    x, y, w, h = (v * s for v in extent)
+    m = margin * max(w, h)
+    return (slice(max(0, int(y - m)), min(img.shape[0], int(y + h + m))),
+            slice(max(0, int(x - m)), min(img.shape[1], int(x + w + m))))
+
+
+def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,
+             crop: float | None = None) -> list[dict]:
+    """One row per photo: its IoU per part, with the photo cut to her with
+    `crop` of her size around her (None: not cut), resized to `height` (0: as
+    it is) and/or mirrored; scored at the (cut) photo's own size."""
     from vision.segmentation import PhotoSegmenter
     seg = segmenter or PhotoSegmenter()
     rows = []
@@ -76,6 +93,10 @@ def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False) 
         if img is None:
             raise FileNotFoundError(f"{PHOTOS / spec['image']} is missing; see PROVENANCE.md there")
         want, ignore = truth(spec, img.shape[:2])
+        if crop is not None:
+            rows_, cols = _around_her(img, seg.person.process(img), crop)
+            img, ignore = img[rows_, cols], ignore[rows_, cols]
+            want = {k: v[rows_, cols] for k, v in want.items()}
         shown = _variant(img, height, mirror)
         row = {"name": spec["name"], "split": spec["split"]}
         for part in ("upper", "lower", "full"):
@@ -95,6 +116,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("split", nargs="?", default="tune", choices=["tune", "holdout", "all"])
     ap.add_argument("--heights", default="0", help="comma-separated heights in px to score each photo at (0: as it is)")
     ap.add_argument("--mirror", action="store_true", help="also score every photo mirrored left to right")
+    ap.add_argument("--crop", type=float, default=None, metavar="MARGIN",
+                    help="first cut each photo to her, with MARGIN of her size around her (e.g. 0.05)")
     args = ap.parse_args(argv)
     try:
         heights = [int(h) for h in args.heights.split(",")]
@@ -106,7 +129,7 @@ def main(argv: list[str]) -> None:
     runs = []
     for i, (h, m) in enumerate(variants, 1):
         print(f"[{i}/{len(variants)}] height {h or 'as is'}{', mirrored' if m else ''}", file=sys.stderr, flush=True)
-        runs.append(evaluate(args.split, seg, h, m))
+        runs.append(evaluate(args.split, seg, h, m, args.crop))
     parts = ("upper", "lower", "full")
     print(f"{'photo':32} {'split':8} {'upper':>6} {'lower':>6} {'full':>6}  {'upper range':>11}  kind")
     for k, row in enumerate(runs[0]):
