@@ -69,15 +69,13 @@ def _variant(img: np.ndarray, height: int, mirror: bool) -> np.ndarray:
 
 def _around_her(img: np.ndarray, person: np.ndarray, margin: float) -> tuple[slice, slice]:
     """Rows and columns of `img` round the person mask's extent, `margin` of its size around it."""
-    from vision.segmentation import person_extent
+    from vision.segmentation import box_with_margin, person_extent
     extent = person_extent(person)
     if extent is None:
         return slice(None), slice(None)
     s = img.shape[1] / person.shape[1]
-    x, y, w, h = (v * s for v in extent)
-    m = margin * max(w, h)
-    return (slice(max(0, int(y - m)), min(img.shape[0], int(y + h + m))),
-            slice(max(0, int(x - m)), min(img.shape[1], int(x + w + m))))
+    x0, y0, x1, y1 = box_with_margin(*(v * s for v in extent), margin, (img.shape[1], img.shape[0]))
+    return slice(y0, y1), slice(x0, x1)
 
 
 def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,

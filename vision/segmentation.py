@@ -215,6 +215,14 @@ def person_extent(person: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
+def box_with_margin(x: float, y: float, w: float, h: float, margin: float,
+                    size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the box (x, y, w, h) grown by `margin` of its longer
+    side all round, clipped to an image of `size` (width, height)."""
+    m = margin * max(w, h)
+    return (max(0, int(x - m)), max(0, int(y - m)), min(size[0], int(x + w + m)), min(size[1], int(y + h + m)))
+
+
 def _resize_to(img: np.ndarray, width: int) -> np.ndarray:
     h, w = img.shape[:2]
     return shrink(img, (width, max(1, round(h * width / w))))
@@ -781,9 +789,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
         pair = [pose[25, :2], pose[26, :2]] if knees else knees
         # (knees raised to her hips, sitting, leave her lap between them: no skirt's test;
         # one knee a little raised, legs crossed on a stool, is no lap: on average)
-        lowered = not pair or np.mean([_below(*k, waist, axis, torso_len) for k in pair]) >= KNEES_DOWN
-        filled = len(pair) == 2 and lowered and (_gap_fill(g, mid_h, pair) >= DRESS_GAP_FILL
-                                                 or _short_skirt(g, mid_h, pair))
+        lowered = bool(pair) and np.mean([_below(*k, waist, axis, torso_len) for k in pair]) >= KNEES_DOWN
+        filled = lowered and (_gap_fill(g, mid_h, pair) >= DRESS_GAP_FILL or _short_skirt(g, mid_h, pair))
         # legs of another colour under a flare are tights or boots under a skirt
         skirt = filled and ((_legwear(lab, g, pose, lo_seed) is not None and _flares_over_shins(g, pose))
                             or not _trouser_legs(g, pose, mid_h))
@@ -1378,6 +1385,7 @@ def _sleeves_like(hair: np.ndarray, inside: np.ndarray, pose: np.ndarray | None)
 HAND_POINTS = range(15, 23)   # pose's wrists, pinkies, index fingers and thumbs
 HAND_PIECE = 0.15             # a piece holding only those, this share of her size or less, is her forearm
 
+
 def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """The pieces of the person mask that hold one of her pose points: someone
     else in the photo (further back on a runway, a friend beside her) is not
@@ -1397,7 +1405,6 @@ def _her_pieces(inside: np.ndarray, pose: np.ndarray) -> np.ndarray:
     held = np.unique(labels[hands > 0])
     small = [j for j in held[held > 0] if stats[j, cv2.CC_STAT_AREA] <= HAND_PIECE * max(1, int(mine.sum()))]
     return mine | np.isin(labels, small) | (inside & (hands > 0))
-
 
 
 def _keep_big_parts(seg: np.ndarray, seeds: np.ndarray, unlikely: np.ndarray | None = None) -> np.ndarray:
@@ -1548,8 +1555,7 @@ class PhotoSegmenter:
                 return None
             fx, fy, fw, fh = face
             x, y, bw, bh = fx - 1.8 * fw, fy - 0.6 * fh, 4.6 * fw, 9.0 * fh
-        m = 0.15 * max(bw, bh)
-        return (max(0, int(x - m)), max(0, int(y - m)), min(w, int(x + bw + m)), min(h, int(y + bh + m)))
+        return box_with_margin(x, y, bw, bh, 0.15, (w, h))
 
     def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray, part: str) -> np.ndarray:
         """The careful path on `bgr`; `person`: its person mask, with halves."""
