@@ -10,12 +10,19 @@ photos in other pixels. The spread between a photo's variants shows where a
 rule is knife-edged, which a single run hides. `--crop 0.05` first cuts each
 photo to her (the person mask's box and that share of its size around it), as
 a tight fashion photo would be framed.
+
+`python -m tests.garment_parts rebuild OWNER/NAME=GIT_DIR ...` copies the photos
+back from local git mirrors of their sources, as PROVENANCE.md's table lists
+them (a byte copy checked against its git blob, or a clip's frame written as PNG).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -107,7 +114,58 @@ def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,
     return rows
 
 
+def provenance_rows() -> list[dict]:
+    """The Files table of PROVENANCE.md: split, name, repo, commit, path, blob."""
+    rows = []
+    for line in (PHOTOS / "PROVENANCE.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in ("tune", "holdout"):
+            rows.append(dict(zip(("split", "name", "repo", "commit", "path", "blob"), cells)))
+    return rows
+
+
+def _git(git_dir: str, *args: str) -> bytes:
+    return subprocess.run(["git", "--git-dir", git_dir, *args], capture_output=True, check=True).stdout
+
+
+def rebuild(mirrors: dict[str, str]) -> None:
+    done = bad = missing = 0
+    for r in provenance_rows():
+        dst = PHOTOS / r["split"] / r["name"]
+        git_dir = mirrors.get(r["repo"])
+        if dst.exists():
+            continue
+        if not git_dir:
+            missing += 1
+            continue
+        frame = re.fullmatch(r"(.+) \(frame (\d+)\)", r["path"])
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if frame is None:
+            # addressed by its blob hash, so git hands back exactly the traced bytes
+            dst.write_bytes(_git(git_dir, "cat-file", "blob", r["blob"]))
+            done += 1
+            continue
+        # a clip's frame: the commit cell holds the clip's commit, or its blob
+        kind = _git(git_dir, "cat-file", "-t", r["commit"]).decode().strip()
+        ref = r["commit"] if kind == "blob" else f"{r['commit']}:{frame[1]}"
+        with tempfile.NamedTemporaryFile(suffix=Path(frame[1]).suffix) as clip:
+            clip.write(_git(git_dir, "cat-file", "blob", ref))
+            clip.flush()
+            cap = cv2.VideoCapture(clip.name)
+            for _ in range(int(frame[2]) + 1):
+                ok, img = cap.read()
+            if not ok:
+                bad += 1
+                continue
+            cv2.imwrite(str(dst), img)
+            done += 1
+    print(f"wrote {done} photos; {missing} have no mirror given; {bad} could not be read")
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["rebuild"]:
+        rebuild(dict(a.split("=", 1) for a in argv[1:]))
+        return
     import argparse
     ap = argparse.ArgumentParser(prog="python -m tests.garment_parts",
                                  description="IoU of PhotoSegmenter's parts against the traced truth.")
