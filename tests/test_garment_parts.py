@@ -961,3 +961,16 @@ def test_every_pixel_of_the_refined_outline_goes_to_exactly_one_part():
     up = part_of_outline(fine, seg, upper.astype(np.uint8))
     lo = part_of_outline(fine, seg, (seg > 0) & ~upper)
     assert not (up & lo).any() and ((up | lo) == fine).all()
+
+
+def test_every_traced_photo_has_a_source_row_to_rebuild_it_from():
+    """`python -m tests.garment_parts rebuild` reads PROVENANCE.md's table:
+    a truth added without its row could never be measured again."""
+    from tests.garment_parts import PARTS_DIR, provenance_rows, specs
+    rows = {(r["split"], r["name"]): r for r in provenance_rows()}
+    traced = {tuple(s["image"].split("/", 1)) for s in specs("all")}
+    assert len(traced) == len(list(PARTS_DIR.glob("*.json")))
+    assert traced == set(rows)
+    for r in rows.values():
+        assert r["repo"].count("/") == 1 and len(r["commit"]) == 40, r
+        assert len(r["blob"]) == 40 or r["path"].endswith(")"), r
