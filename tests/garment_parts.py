@@ -140,16 +140,21 @@ def rebuild(mirrors: dict[str, str]) -> None:
             continue
         frame = re.fullmatch(r"(.+) \(frame (\d+)\)", r["path"])
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if frame is None:
-            # addressed by its blob hash, so git hands back exactly the traced bytes
-            dst.write_bytes(_git(git_dir, "cat-file", "blob", r["blob"]))
-            done += 1
+        try:
+            if frame is None:
+                # addressed by its blob hash, so git hands back exactly the traced bytes
+                dst.write_bytes(_git(git_dir, "cat-file", "blob", r["blob"]))
+                done += 1
+                continue
+            # a clip's frame: the commit cell holds the clip's commit, or its blob
+            kind = _git(git_dir, "cat-file", "-t", r["commit"]).decode().strip()
+            data = _git(git_dir, "cat-file", "blob", r["commit"] if kind == "blob" else f"{r['commit']}:{frame[1]}")
+        except subprocess.CalledProcessError:
+            print(f"{r['name']}: not in {git_dir} (fetch a newer mirror of {r['repo']})", file=sys.stderr)
+            bad += 1
             continue
-        # a clip's frame: the commit cell holds the clip's commit, or its blob
-        kind = _git(git_dir, "cat-file", "-t", r["commit"]).decode().strip()
-        ref = r["commit"] if kind == "blob" else f"{r['commit']}:{frame[1]}"
         with tempfile.NamedTemporaryFile(suffix=Path(frame[1]).suffix) as clip:
-            clip.write(_git(git_dir, "cat-file", "blob", ref))
+            clip.write(data)
             clip.flush()
             cap = cv2.VideoCapture(clip.name)
             for _ in range(int(frame[2]) + 1):
