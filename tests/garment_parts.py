@@ -13,7 +13,7 @@ a tight fashion photo would be framed.
 
 `python -m tests.garment_parts rebuild OWNER/NAME=GIT_DIR ...` copies the photos
 back from local git mirrors of their sources, as PROVENANCE.md's table lists
-them (a byte copy checked against its git blob, or a clip's frame written as PNG).
+them (a byte copy fetched by its git blob hash, or a clip's frame written as PNG).
 """
 
 from __future__ import annotations
@@ -76,12 +76,11 @@ def _variant(img: np.ndarray, height: int, mirror: bool) -> np.ndarray:
 
 def _around_her(img: np.ndarray, person: np.ndarray, margin: float) -> tuple[slice, slice]:
     """Rows and columns of `img` round the person mask's extent, `margin` of its size around it."""
-    from vision.segmentation import box_with_margin, person_extent
-    extent = person_extent(person)
-    if extent is None:
+    from vision.segmentation import person_box
+    box = person_box(person, (img.shape[1], img.shape[0]), margin)
+    if box is None:
         return slice(None), slice(None)
-    s = img.shape[1] / person.shape[1]
-    x0, y0, x1, y1 = box_with_margin(*(v * s for v in extent), margin, (img.shape[1], img.shape[0]))
+    x0, y0, x1, y1 = box
     return slice(y0, y1), slice(x0, x1)
 
 
@@ -159,6 +158,7 @@ def rebuild(mirrors: dict[str, str]) -> None:
             cap = cv2.VideoCapture(clip.name)
             for _ in range(int(frame[2]) + 1):
                 ok, img = cap.read()
+            cap.release()
             if not ok:
                 bad += 1
                 continue

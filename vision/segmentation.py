@@ -223,6 +223,16 @@ def box_with_margin(x: float, y: float, w: float, h: float, margin: float,
     return (max(0, int(x - m)), max(0, int(y - m)), min(size[0], int(x + w + m)), min(size[1], int(y + h + m)))
 
 
+def person_box(person: np.ndarray, size: tuple[int, int], margin: float) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) round her (`person_extent`) with `margin` of her size
+    around her, in pixels of an image of `size` (width, height), or None."""
+    extent = person_extent(person)
+    if extent is None:
+        return None
+    s = size[0] / person.shape[1]
+    return box_with_margin(*(v * s for v in extent), margin, size)
+
+
 def _resize_to(img: np.ndarray, width: int) -> np.ndarray:
     h, w = img.shape[:2]
     return shrink(img, (width, max(1, round(h * width / w))))
@@ -786,7 +796,7 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     else:
         # a knee pose cannot see is often under the skirt itself: it is still
         # where pose puts it, and the gap between the knees is tested
-        pair = [pose[25, :2], pose[26, :2]] if knees else knees
+        pair = [pose[25, :2], pose[26, :2]] if knees else []
         # (knees raised to her hips, sitting, leave her lap between them: no skirt's test;
         # one knee a little raised, legs crossed on a stool, is no lap: on average)
         lowered = bool(pair) and np.mean([_below(*k, waist, axis, torso_len) for k in pair]) >= KNEES_DOWN
@@ -1544,18 +1554,16 @@ class PhotoSegmenter:
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
         """Her box (x0, y0, x1, y1) with a margin, in pixels of `bgr`, or None."""
         h, w = bgr.shape[:2]
-        extent = person_extent(person)
-        if extent is not None:
-            x, y, bw, bh = (v * w / person.shape[1] for v in extent)
-        else:
-            # Too small for the selfie model at 256 px; the face detector
-            # still finds her face, and a body is about four faces wide.
-            face = self.faces.process(bgr)
-            if face is None:
-                return None
-            fx, fy, fw, fh = face
-            x, y, bw, bh = fx - 1.8 * fw, fy - 0.6 * fh, 4.6 * fw, 9.0 * fh
-        return box_with_margin(x, y, bw, bh, 0.15, (w, h))
+        box = person_box(person, (w, h), 0.15)
+        if box is not None:
+            return box
+        # Too small for the selfie model at 256 px; the face detector
+        # still finds her face, and a body is about four faces wide.
+        face = self.faces.process(bgr)
+        if face is None:
+            return None
+        fx, fy, fw, fh = face
+        return box_with_margin(fx - 1.8 * fw, fy - 0.6 * fh, 4.6 * fw, 9.0 * fh, 0.15, (w, h))
 
     def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray, part: str) -> np.ndarray:
         """The careful path on `bgr`; `person`: its person mask, with halves."""
