@@ -17,7 +17,7 @@ from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
                                  _mark_shoes, _midriff_gap,
                                  _skin_mask, _sleeves_like, body_layout, part_of_outline, refine_outline, split_parts,
-                                 person_extent)
+                                 person_extent, with_body)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -692,6 +692,51 @@ def test_a_long_dress_with_one_knee_a_little_raised_is_still_a_dress():
     pose[26, :2] = (78, 230)
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "dress" and ((parts.masks["upper"] > 0) == (seg > 0)).all()
+
+
+def test_pose_body_mask_decides_her_and_the_selfie_models_extra_is_only_maybe():
+    person = np.zeros((40, 20), np.float32)
+    person[5:35, 6:14] = 1.0                   # a whole body: 30% of the picture
+    assert with_body(person, None)[0] is person and with_body(person, None)[1] is None
+    body = np.zeros((80, 40), np.float32)      # pose's mask comes at the photo's size
+    body[10:60, 14:26] = 0.9
+    her, maybe = with_body(person, body)
+    assert her.shape == person.shape and (her[8:28, 8:12] > 0.5).all() and her[:, :6].max() == 0
+    assert (maybe == ((person > 0.5) & (her <= 0.5))).all() and maybe[20, 6] and not maybe[20, 10]
+    close = np.zeros((40, 20), np.float32)
+    close[10:, 2:18] = 1.0                     # a close-up, 60% of it: pose's mask is not asked
+    assert with_body(close, body)[0] is close and with_body(close, body)[1] is None
+    clutter = np.zeros((80, 40), np.float32)
+    clutter[40:70, 0:12] = 0.9                 # pose's "body" where the selfie model sees nobody
+    assert with_body(person, clutter)[0] is person and with_body(person, clutter)[1] is None
+
+
+def test_a_flared_skirt_past_the_body_mask_is_kept_and_the_floor_beside_her_is_not():
+    # pose's body mask is tight: it leaves out the skirt's flare; the selfie
+    # model takes the flare and also a dark patch of floor by her feet. The
+    # flare has her skirt's colour and is kept, the floor patch is not.
+    img, _, seg, pose = _figure((40, 40, 200), (150, 90, 30), skirt=True)
+    img[330:385, 30:170] = (70, 70, 70)
+    selfie = seg.astype(np.float32)
+    selfie[330:385, 30:170] = 1.0
+    body = np.zeros((H, W), np.float32)
+    body[70:186, 60:141] = 1.0
+    body[185:320, 72:129] = 1.0
+    body[320:380, 72:129] = 1.0        # her legs below the hem
+    img[320:380, 72:129] = (150, 170, 220)
+    her, maybe = with_body(selfie, body)
+
+    def garment(**kw):
+        model = GarmentModel.build(img, her, pose, **kw)
+        return cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+
+    g = garment(maybe=maybe)
+    flare = np.zeros((H, W), np.uint8)
+    cv2.fillConvexPoly(flare, np.array([[60, 185], [72, 185], [72, 318], [42, 318]], np.int32), 1)
+    flare = flare > 0
+    assert g[flare].mean() > 0.8 and g[80:180, 65:135].mean() > 0.9
+    assert g[335:385, 30:70].mean() < 0.1 and g[335:385, 130:170].mean() < 0.1
+    assert garment()[flare].mean() < 0.2       # without the selfie model's extra the flare is lost
 
 
 def test_a_tall_photo_is_not_upscaled_past_the_work_budget():

@@ -64,8 +64,9 @@ def face_detection():
     return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
 
-def pose(static: bool):
-    # complexity 1 is the only bundled pose landmark model (0 and 2 download)
+def pose(static: bool, body_mask: bool = False):
+    # complexity 1 is the only bundled pose landmark model (0 and 2 download);
+    # its body mask comes from the same model, so it costs no download either
     mp = _mp()
     return mp.solutions.pose.Pose(static_image_mode=static, model_complexity=1,
-                                  enable_segmentation=False, min_detection_confidence=0.5)
+                                  enable_segmentation=body_mask, min_detection_confidence=0.5)

@@ -48,6 +48,7 @@ PERSON_MIN = 0.005       # a photo's crop: the biggest piece of sure person (> 0
 PERSON_WEAK = 0.2        # ... other pieces joined to it above this
 PERSON_PIECE = 0.25      # ... count if at least this share of its size
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
+BODY_AGREE = 0.5         # share of pose's body mask the person mask must hold for it to count (`with_body`)
 
 
 class PersonSegmenter:
@@ -101,14 +102,22 @@ class PersonSegmenter:
 
 
 class PoseEstimator:
-    def __init__(self, static: bool = False):
+    """MediaPipe pose; with `body_mask`, also the pose model's own mask of the
+    body it found (see `with_body`)."""
+
+    def __init__(self, static: bool = False, body_mask: bool = False):
         self.static = static
-        self._model = models.pose(static)
+        self._model = models.pose(static, body_mask)
         self._lock = threading.Lock()
 
     def process(self, bgr: np.ndarray) -> np.ndarray | None:
         """(33, 3) array of x, y in pixels of `bgr` and visibility, or None."""
-        pts = self._run(bgr)
+        return self.landmarks_and_body(bgr)[0]
+
+    def landmarks_and_body(self, bgr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """`process`'s landmarks, and the body mask (float32 [0,1], `bgr`'s
+        size) when made with `body_mask` and a body was found, else None."""
+        pts, body = self._run(bgr)
         if pts is None and self.static:
             # The pose detector misses some tight portrait crops (arms raised
             # over the head) that it finds once the picture is padded square.
@@ -116,18 +125,46 @@ class PoseEstimator:
             side = max(h, w)
             x0 = (side - w) // 2
             padded = cv2.copyMakeBorder(bgr, 0, side - h, x0, side - w - x0, cv2.BORDER_REPLICATE)
-            pts = self._run(padded)
+            pts, body = self._run(padded)
             if pts is not None:
                 pts[:, 0] -= x0
-        return pts
+            if body is not None:
+                body = np.ascontiguousarray(body[:h, x0:x0 + w])
+        return pts, body
 
-    def _run(self, bgr: np.ndarray) -> np.ndarray | None:
+    def _run(self, bgr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         h, w = bgr.shape[:2]
         with self._lock:
             res = self._model.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         if not res.pose_landmarks:
-            return None
-        return np.array([[p.x * w, p.y * h, p.visibility] for p in res.pose_landmarks.landmark], np.float32)
+            return None, None
+        body = getattr(res, "segmentation_mask", None)
+        pts = np.array([[p.x * w, p.y * h, p.visibility] for p in res.pose_landmarks.landmark], np.float32)
+        return pts, None if body is None else body.astype(np.float32)
+
+
+def with_body(person: np.ndarray, body: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The person mask told by pose's body mask: (her, maybe).
+
+    The selfie model, made for faces near a webcam, takes a full-length body
+    loosely (the floor between her legs, her shadow, a lamp beside her) and
+    sometimes drops a sitting shin. Pose's mask is made for whole bodies and
+    follows her tightly, but cuts a flared skirt or a sheer dress short.
+    So `her` (float, `person`'s size) is the body mask, and `maybe` (bool) is
+    what only the selfie model takes: GrabCut may keep it if it has her
+    clothes' colours, starting from not garment. The person mask as it is,
+    and no maybe, with no body mask; when she fills `HALF_COVER` of the
+    picture (a close-up, where pose, made for whole bodies, can take raised
+    arms for a body); and when under `BODY_AGREE` of pose's body is in the
+    person mask (pose alone finds a body in a desk's clutter)."""
+    sure = person > 0.5
+    if body is None or sure.mean() >= HALF_COVER:
+        return person, None
+    body = cv2.resize(body, (person.shape[1], person.shape[0]), interpolation=cv2.INTER_AREA)
+    hers = body > 0.5
+    if (hers & sure).sum() < BODY_AGREE * max(1, hers.sum()):
+        return person, None
+    return body, sure & ~hers
 
 
 FACE_NOSE_MARGIN = 0.5   # pose's nose may lie this share of the face box's size outside it
@@ -441,9 +478,12 @@ class GarmentModel:
     @classmethod
     def build(cls, bgr: np.ndarray, person: np.ndarray, pose_px: np.ndarray | None,
               iterations: int = 3, depth_mm: np.ndarray | None = None,
-              face_box: tuple[int, int, int, int] | None = None) -> "GarmentModel | None":
+              face_box: tuple[int, int, int, int] | None = None,
+              maybe: np.ndarray | None = None) -> "GarmentModel | None":
         """`person`: float mask (any size); `pose_px`: landmarks in pixels of
-        `bgr`; `face_box`: a face detector's box in pixels of `bgr`."""
+        `bgr`; `face_box`: a face detector's box in pixels of `bgr`; `maybe`:
+        bool mask (any size) of pixels that may be hers though `person` says
+        not (see `with_body`)."""
         h0, w0 = bgr.shape[:2]
         # a width, and a pixel budget for tall images (a strip is not upscaled to 320x2560)
         img = _resize_to(bgr, min(WORK_WIDTH, max(16, int((WORK_PIXELS * w0 / h0) ** 0.5))))
@@ -466,9 +506,13 @@ class GarmentModel:
             inside = _her_pieces(inside, pose)
         if inside.sum() < 0.01 * w * h:
             return None
+        may = np.zeros((h, w), bool)
+        if maybe is not None:
+            may = cv2.resize(maybe.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            may &= ~inside
         gc = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         gc[inside] = cv2.GC_PR_FGD
-        outside = cv2.erode((pm < 0.2).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        outside = cv2.erode(((pm < 0.2) & ~may).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         gc[outside] = cv2.GC_BGD
 
         not_garment = np.zeros((h, w), np.uint8)
@@ -589,7 +633,7 @@ class GarmentModel:
         except cv2.error:
             return None
         seg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
-        seg &= inside.astype(np.uint8)
+        seg &= (inside | may).astype(np.uint8)
         if layout is not None:
             # GrabCut keeps bare arms and legs when the garment's colours
             # reach toward skin; skin off the torso is never garment.
@@ -1524,7 +1568,7 @@ class PhotoSegmenter:
 
     def __init__(self):
         self.person = PersonSegmenter(width=256)
-        self.pose = PoseEstimator(static=True)
+        self.pose = PoseEstimator(static=True, body_mask=True)
         self.faces = FaceFinder()
         self.hands = HandTracker(static=True, model="full", max_hands=2, width=None)
         self.last_model: GarmentModel | None = None
@@ -1568,13 +1612,14 @@ class PhotoSegmenter:
     def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray, part: str) -> np.ndarray:
         """The careful path on `bgr`; `person`: its person mask, with halves."""
         h, w = bgr.shape[:2]
-        pose = self.pose.process(bgr)
+        pose, body = self.pose.landmarks_and_body(bgr)
+        her, maybe = with_body(person, body)
         face = self.faces.process(bgr, pose)
-        model = GarmentModel.build(bgr, person, pose, iterations=4, face_box=face)
+        model = GarmentModel.build(bgr, her, pose, iterations=4, face_box=face, maybe=maybe)
         self.last_model = model
         if model is None:
             return np.zeros((h, w), np.float32)
-        person_full = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
+        person_full = cv2.resize(np.maximum(her, person), (w, h), interpolation=cv2.INTER_LINEAR)
         if part == "full" or model.part_mask(part).any():
             fine = refine_outline(bgr, model.seg, model.off)
             mask = fine if part == "full" else part_of_outline(fine, model.seg, model.part_mask(part))
