@@ -16,7 +16,7 @@ import pytest
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
                                  _mark_shoes, _midriff_gap,
-                                 _skin_mask, _sleeves_like, body_layout, part_of_outline, refine_outline, split_parts,
+                                 _skin_mask, _sleeves_like, _upright, body_layout, part_of_outline, refine_outline, split_parts,
                                  person_extent, with_body)
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
@@ -850,6 +850,43 @@ def test_a_black_jacket_open_over_a_red_top_on_a_dark_haired_woman_is_garment():
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 64:78].mean() > 0.9 and g[90:175, 122:136].mean() > 0.9     # both fronts
     assert g[100:130, 138:146].mean() > 0.8                                      # a sleeve
+
+
+BLONDE = (140, 200, 230)
+
+
+def test_blonde_lengths_of_dark_rooted_hair_over_a_top_of_the_roots_colour_are_not_garment():
+    # the hair sampled round her head is near-black at the roots and blonde
+    # below, so one colour model of it takes her near-black top too, and
+    # only hair above her chin was taken out: the blonde lock over her top
+    # stayed garment. Split in two tones, the top is the dark one, and the
+    # blonde lying on it is hair.
+    img, person, pose = _dark_haired(HAIR, (120, 60, 20))
+    cv2.ellipse(img, (100, 36), (26, 32), 0, 0, 180, BLONDE, -1)          # her hair below her eyes
+    cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, SKIN, -1)
+    lock = np.array([[122, 40], [130, 40], [134, 150], [126, 150]], np.int32)
+    cv2.fillPoly(img, [lock], BLONDE)
+    cv2.fillPoly(person, [lock], 1.0)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[60:145, 127:131].mean() < 0.1                                       # the lock
+    assert g[90:175, 70:115].mean() > 0.95 and g[230:370, 66:92].mean() > 0.9     # top and trousers
+
+
+def test_upright_is_her_torso_near_vertical_not_bent_over_or_upside_down():
+    # bent over a table, her hair hangs across her chest, so a tone of it
+    # there says nothing about her top
+    pose = np.zeros((33, 3), np.float32)
+    pose[[11, 12, 23, 24], :2] = [[135, 80], [65, 80], [122, 200], [78, 200]]
+    assert _upright(pose)
+    leaning = pose.copy()
+    leaning[[11, 12], 0] += 60                          # 27 degrees: walking, dancing
+    assert _upright(leaning)
+    bent = pose.copy()
+    bent[[11, 12], :2] = [[230, 170], [215, 120]]      # shoulders out level with her hips
+    assert not _upright(bent)
+    assert not _upright(pose[:, :] * [1, -1, 1])        # upside down
 
 
 @pytest.mark.parametrize("lit", [13, 14])

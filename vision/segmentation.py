@@ -586,7 +586,7 @@ class GarmentModel:
                                thigh_px if thigh_px.sum() >= 30 else seeds > 0)
         if bare is not None:
             skin |= bare
-        hair = _hair_like(lab, inside & ~skin, layout)
+        hair, tones = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (unlikely == 0)
         chest = seeds
         if upper_torso is not None:
@@ -594,27 +594,41 @@ class GarmentModel:
             # a long skirt is a hair-coloured top, not hair
             chest = seeds & upper_torso if (seeds & upper_torso).sum() >= 20 else seeds
         not_cloth = skin.copy()      # what must not be taken as a sample of her clothes' colours
+
+        def hair_on_her(lock: np.ndarray, top: np.ndarray) -> None:
+            # Hair lying on the torso (a braid, long hair) must not teach
+            # GrabCut the garment; where it is much nearer her hair's colour
+            # than her top's (sampled in `top`), it is surely hair: GrabCut
+            # would take a dark lock back for a top that has that colour
+            # anywhere (dark trousers), a beige knit's sides near blonde hair
+            # stay its call.
+            not_cloth[lock] = True
+            seeds[lock] = False
+            gc[lock & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
+            gc[lock & (gc == cv2.GC_PR_BGD) & _nearer(lab, lock, top, HAIR_SURE)] = cv2.GC_BGD
+
         if hair is not None and not _sleeves_like(hair, inside, pose):
             if (chest & hair).sum() < 0.5 * chest.sum():
-                # Hair lying on the torso (a braid, long hair); unless the
-                # garment itself is hair-coloured (on her chest, or an open
-                # jacket's sleeves), it must not teach GrabCut the garment.
-                not_cloth |= hair
-                seeds &= ~hair
-                gc[hair & (gc == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
-                # where it is much nearer her hair's colour than her top's, it
-                # is surely hair: GrabCut would take a dark lock back for a top
-                # that has that colour anywhere (dark trousers), a beige knit's
-                # sides near blonde hair stay its call
-                gc[hair & (gc == cv2.GC_PR_BGD) & _nearer(lab, hair, chest & ~hair, HAIR_SURE)] = cv2.GC_BGD
-            elif layout.shoulder_y > layout.chin_y:
-                # a top of her hair's colour: her hair is still hair above
-                # her chin (if pose has her shoulders below it at all); a
-                # collar there is lost, which is rarer than a ponytail
-                up = _hair_above_chin(hair, layout, pose)
-                not_cloth |= up
-                seeds &= ~up
-                gc[up] = cv2.GC_BGD
+                # unless the garment itself is hair-coloured (on her chest,
+                # or an open jacket's sleeves)
+                hair_on_her(hair, chest & ~hair)
+            else:
+                # a top of her hair's colour; if her hair has two tones (dark
+                # roots, blonde lengths) and her top is one of them, the
+                # other tone lying over it is still hair
+                if tones is not None and _upright(pose):
+                    for tone in _by_tone(lab, hair, tones):
+                        if (chest & tone).sum() < HAIR_TONE_CHEST * chest.sum():
+                            hair_on_her(tone, chest & ~tone)
+                            hair = hair & ~tone
+                if layout.shoulder_y > layout.chin_y:
+                    # her hair is still hair above her chin (if pose has her
+                    # shoulders below it at all); a collar there is lost,
+                    # which is rarer than a ponytail
+                    up = _hair_above_chin(hair, layout, pose)
+                    not_cloth |= up
+                    seeds &= ~up
+                    gc[up] = cv2.GC_BGD
         if seeds.sum() < 20:
             return None
         gc[(not_garment > 0) & inside] = cv2.GC_BGD
@@ -1358,7 +1372,7 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     ring[int(max(0, layout.chin_y)):, :] = 0
     sample = lab[(ring > 0) & candidates].astype(np.float32)
     if len(sample) < 40:
-        return None
+        return None, None
     mean = sample.mean(0)
     cov = np.cov(sample.T) + np.eye(3) * 9.0
     d = lab.astype(np.float32) - mean
@@ -1380,7 +1394,40 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -
     grown = cv2.dilate(out.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     n, labels = cv2.connectedComponents(grown, connectivity=8)
     on_head = np.unique(labels[(ring > 0) & out])
-    return out & np.isin(labels, on_head[on_head > 0])
+    return out & np.isin(labels, on_head[on_head > 0]), _hair_tones(sample)
+
+
+HAIR_TONES = 25.0       # Lab distance (OpenCV's 8-bit scale) between two tones of one head of hair
+HAIR_TONE_SHARE = 0.2   # ... each at least this share of the hair sampled
+HAIR_TONE_CHEST = 0.1   # a tone on under this share of her chest is not her top's colour
+UPRIGHT = 45.0          # degrees from vertical within which her torso is upright
+
+
+def _hair_tones(sample: np.ndarray) -> np.ndarray | None:
+    """The two colours (2x3 Lab) of hair sampled round her head, if it has
+    two tones far apart (dyed ends, highlights, or lit and shaded); else None."""
+    cv2.setRNGSeed(GRABCUT_SEED)     # k-means++'s start: same photo, same tones
+    _, labels, centres = cv2.kmeans(sample, 2, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5),
+                                    3, cv2.KMEANS_PP_CENTERS)
+    share = float(labels.mean())
+    if np.linalg.norm(centres[0] - centres[1]) > HAIR_TONES and min(share, 1 - share) > HAIR_TONE_SHARE:
+        return centres
+    return None
+
+
+def _by_tone(lab: np.ndarray, hair: np.ndarray, tones: np.ndarray) -> list[np.ndarray]:
+    """`hair` split by which of the two `tones` each pixel is nearer."""
+    labf = lab.astype(np.float32)
+    nearer_first = np.linalg.norm(labf - tones[0], axis=-1) < np.linalg.norm(labf - tones[1], axis=-1)
+    return [hair & nearer_first, hair & ~nearer_first]
+
+
+def _upright(pose: np.ndarray) -> bool:
+    """Her torso (hips to shoulders) within UPRIGHT of vertical: her hair
+    hangs down her back and over her shoulders, not across her chest as when
+    she bends over."""
+    up = (pose[11, :2] + pose[12, :2]) / 2 - (pose[23, :2] + pose[24, :2]) / 2
+    return bool(-up[1] > 0 and np.degrees(np.arctan2(abs(up[0]), -up[1])) < UPRIGHT)
 
 
 HAIR_SURE = 2.0   # hair this many times nearer (Lab) her hair's median colour than her top's is surely hair
