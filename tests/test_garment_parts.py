@@ -874,6 +874,15 @@ def test_blonde_lengths_of_dark_rooted_hair_over_a_top_of_the_roots_colour_are_n
     assert g[90:175, 70:115].mean() > 0.95 and g[230:370, 66:92].mean() > 0.9     # top and trousers
 
 
+def test_without_pose_her_clothes_are_still_cut_from_the_person_mask():
+    # a tennis photo gives no pose; the hair model then has no head to sample
+    img, person, _ = _dark_haired((120, 60, 230), (120, 60, 20))
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), None)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[150:175, 70:130].mean() > 0.9 and g[230:370, 66:92].mean() > 0.9    # top and trousers
+
+
 def test_upright_is_her_torso_near_vertical_not_bent_over_or_upside_down():
     # bent over a table, her hair hangs across her chest, so a tone of it
     # there says nothing about her top

@@ -1359,10 +1359,12 @@ def _bin_index(lab: np.ndarray) -> np.ndarray:
 HAIR_GAP = 0.3   # gaps between hair-coloured strands bridged, as a share of the head's half-width
 
 
-def _hair_like(lab: np.ndarray, candidates: np.ndarray, layout: Layout | None) -> np.ndarray | None:
-    """Pixels coloured like the hair sampled around the top of the head."""
+def _hair_like(lab: np.ndarray, candidates: np.ndarray,
+               layout: Layout | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Pixels coloured like the hair sampled around the top of the head, and
+    the hair's two tones (`_hair_tones`); (None, None) without a head to sample."""
     if layout is None:
-        return None
+        return None, None
     h, w = lab.shape[:2]
     ring = np.zeros((h, w), np.uint8)
     ax = (layout.head_axes[0] * 1.2, layout.head_axes[1] * 1.05)
