@@ -616,11 +616,10 @@ class GarmentModel:
                 # a top of her hair's colour; if her hair has two tones (dark
                 # roots, blonde lengths) and her top is one of them, the
                 # other tone lying over it is still hair
-                if tones is not None and _upright(pose):
+                if tones is not None and _upright(layout.torso):
                     for tone in _by_tone(lab, hair, tones):
                         if (chest & tone).sum() < HAIR_TONE_CHEST * chest.sum():
                             hair_on_her(tone, chest & ~tone)
-                            hair = hair & ~tone
                 if layout.shoulder_y > layout.chin_y:
                     # her hair is still hair above her chin (if pose has her
                     # shoulders below it at all); a collar there is lost,
@@ -1424,11 +1423,12 @@ def _by_tone(lab: np.ndarray, hair: np.ndarray, tones: np.ndarray) -> list[np.nd
     return [hair & nearer_first, hair & ~nearer_first]
 
 
-def _upright(pose: np.ndarray) -> bool:
-    """Her torso (hips to shoulders) within UPRIGHT of vertical: her hair
-    hangs down her back and over her shoulders, not across her chest as when
-    she bends over."""
-    up = (pose[11, :2] + pose[12, :2]) / 2 - (pose[23, :2] + pose[24, :2]) / 2
+def _upright(torso: np.ndarray) -> bool:
+    """Her torso (`Layout.torso`: its top edge at her shoulders, its bottom
+    edge at her hips, or straight below her shoulders when pose cannot see
+    them) within UPRIGHT of vertical: her hair hangs down her back and over
+    her shoulders, not across her chest as when she bends over."""
+    up = torso[:2].mean(axis=0) - torso[2:].mean(axis=0)
     return bool(-up[1] > 0 and np.degrees(np.arctan2(abs(up[0]), -up[1])) < UPRIGHT)
 
 
