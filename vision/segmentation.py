@@ -586,7 +586,7 @@ class GarmentModel:
                                thigh_px if thigh_px.sum() >= 30 else seeds > 0)
         if bare is not None:
             skin |= bare
-        hair, tones = _hair_like(lab, inside & ~skin, layout)
+        hair, hair_sample = _hair_like(lab, inside & ~skin, layout)
         seeds = (seeds > 0) & inside & ~skin & (not_garment == 0) & (unlikely == 0)
         chest = seeds
         if upper_torso is not None:
@@ -616,7 +616,8 @@ class GarmentModel:
                 # a top of her hair's colour; if her hair has two tones (dark
                 # roots, blonde lengths) and her top is one of them, the
                 # other tone lying over it is still hair
-                if tones is not None and _upright(layout.torso):
+                tones = _hair_tones(hair_sample) if _upright(layout.torso) else None
+                if tones is not None:
                     for tone in _by_tone(lab, hair, tones):
                         if (chest & tone).sum() < HAIR_TONE_CHEST * chest.sum():
                             hair_on_her(tone, chest & ~tone)
@@ -1361,7 +1362,8 @@ HAIR_GAP = 0.3   # gaps between hair-coloured strands bridged, as a share of the
 def _hair_like(lab: np.ndarray, candidates: np.ndarray,
                layout: Layout | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Pixels coloured like the hair sampled around the top of the head, and
-    the hair's two tones (`_hair_tones`); (None, None) without a head to sample."""
+    that sample (Lab, float32, for `_hair_tones`); (None, None) without a
+    head to sample."""
     if layout is None:
         return None, None
     h, w = lab.shape[:2]
@@ -1395,7 +1397,7 @@ def _hair_like(lab: np.ndarray, candidates: np.ndarray,
     grown = cv2.dilate(out.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     n, labels = cv2.connectedComponents(grown, connectivity=8)
     on_head = np.unique(labels[(ring > 0) & out])
-    return out & np.isin(labels, on_head[on_head > 0]), _hair_tones(sample)
+    return out & np.isin(labels, on_head[on_head > 0]), sample
 
 
 HAIR_TONES = 25.0       # Lab distance (OpenCV's 8-bit scale) between two tones of one head of hair
