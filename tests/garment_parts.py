@@ -103,8 +103,9 @@ def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,
             want = {k: v[rows_, cols] for k, v in want.items()}
         shown = _variant(img, height, mirror)
         row = {"name": spec["name"], "split": spec["split"]}
+        mattes = seg.garments(shown, parts=("upper", "lower", "full"))
         for part in ("upper", "lower", "full"):
-            m = cv2.resize(seg.garment(shown, part=part), (img.shape[1], img.shape[0]))
+            m = cv2.resize(mattes[part], (img.shape[1], img.shape[0]))
             if mirror:
                 m = m[:, ::-1]
             row[part] = round(iou(m >= 0.5, want[part], ignore), 3)

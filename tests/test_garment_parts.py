@@ -150,6 +150,40 @@ def test_on_a_blouse_only_photo_upper_is_the_whole_garment_and_lower_is_nothing(
     assert not (photo_segmenter.garment(img, part="none") > 0).any()
 
 
+def test_a_photo_is_cut_in_each_view_and_a_pixel_is_garment_where_most_views_say_so(monkeypatch):
+    """Each view's matte is brought back onto the photo (unmirrored, full
+    size) before the vote; what one view alone says is outvoted."""
+    photo = np.zeros((120, 90, 3), np.uint8)
+    photo[20:100, 10:40] = 255                      # "her top", on the photo's left
+    seen = []
+
+    def one_view(self, bgr, feather_px, parts):
+        seen.append(bgr.shape[:2])
+        m = (bgr[..., 0] > 128).astype(np.float32)   # the other views find the top where they see it
+        if len(seen) == 1:
+            m[:] = 0.0                               # the photo's own view misses it (a knife-edged cut)
+            m[:, -20:] = 1.0                         # and takes a strip at the right instead
+        return {p: m for p in parts}
+
+    monkeypatch.setattr(segmentation.PhotoSegmenter, "_one_view", one_view)
+    seg = segmentation.PhotoSegmenter.__new__(segmentation.PhotoSegmenter)
+    seg.last_model = None
+    got = seg.garments(photo, parts=("upper", "full"))
+    assert seen == [(120, 90), (120, 90), (96, 72)]   # as it is, mirrored, at 0.8
+    want = photo[..., 0] > 128
+    for part in ("upper", "full"):
+        assert got[part].shape == (120, 90)
+        assert iou_of(got[part] >= 0.5, want) > 0.95, part
+        assert not (got[part][:, -20:] >= 0.5).any(), "one view's strip won the vote"
+
+
+def test_all_parts_at_once_are_the_parts_one_by_one(media, photo_segmenter):
+    img = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
+    both = photo_segmenter.garments(img, parts=("upper", "full"))
+    assert np.array_equal(both["upper"], photo_segmenter.garment(img, part="upper"))
+    assert np.array_equal(both["full"], photo_segmenter.garment(img, part="full"))
+
+
 def test_an_unknown_part_is_refused(photo_segmenter, media):
     img = cv2.imread(str(media / "images" / "pointing_up.jpg"))
     with pytest.raises(PartError, match="shoes"):

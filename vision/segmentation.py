@@ -12,7 +12,8 @@ Two speeds, one model:
 
 `PhotoSegmenter` is the photo path used by `mirror segment` and `mirror
 recolor`: the slow step, its outline cut again at a higher resolution
-(`refine_outline`), then soft edges at full resolution.
+(`refine_outline`), then soft edges at full resolution; all of it on three
+views of the photo (`PHOTO_VIEWS`), whose median is the answer.
 
 Parts (`PARTS`): the slow step also splits the garment into upper and lower
 (`split_parts`: pose for the waist and sleeves, Lab colour on chest and thighs
@@ -1614,6 +1615,9 @@ def refine_to(mask: np.ndarray, bgr: np.ndarray, feather_px: int = 4, scale: flo
     return np.clip(up, 0.0, 1.0)
 
 
+PHOTO_VIEWS = ((1.0, False), (1.0, True), (0.8, False))   # (scale, mirrored): the views a photo is cut in
+
+
 class PhotoSegmenter:
     """The careful path for single photos (`mirror segment`, `mirror recolor`)."""
 
@@ -1626,25 +1630,59 @@ class PhotoSegmenter:
 
     def garment(self, bgr: np.ndarray, feather_px: int = 3, part: str = "full") -> np.ndarray:
         """Soft garment matte, float32 [0,1], same size as `bgr` (zeros if no person);
-        `part` picks one part of her clothing (see PARTS).
+        `part` picks one part of her clothing (see PARTS)."""
+        return self.garments(bgr, feather_px, (part,))[part]
 
-        A person who fills only part of the photo (further from the camera)
-        would get few pixels in the models and in GrabCut, so the careful path
-        runs on a crop around her and the matte is pasted back."""
-        check_part(part)
+    def garments(self, bgr: np.ndarray, feather_px: int = 3,
+                 parts: tuple[str, ...] = ("upper", "lower", "full")) -> dict[str, np.ndarray]:
+        """`garment` for several parts at once, from one cut of each view.
+
+        The careful cut is knife-edged on some photos: the same photo
+        mirrored, or a little smaller, can read a dress as a top and a skirt,
+        or join a crop top to trousers across her midriff. So the photo is cut
+        in each of PHOTO_VIEWS, and a pixel is garment where most views say
+        so: the per-pixel median of the views' mattes, which keeps their soft
+        edges. `last_model` is the photo's own (unmirrored, full-size) view."""
+        for part in parts:
+            check_part(part)
         h, w = bgr.shape[:2]
-        if part == "none":
-            return np.zeros((h, w), np.float32)
+        votes: dict[str, list[np.ndarray]] = {part: [] for part in parts}
+        own = None
+        for scale, mirrored in PHOTO_VIEWS:
+            view = bgr[:, ::-1] if mirrored else bgr
+            if scale != 1.0:
+                view = cv2.resize(view, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                  interpolation=cv2.INTER_AREA)
+            mattes = self._one_view(np.ascontiguousarray(view), feather_px, parts)
+            own = self.last_model if own is None else own
+            for part, m in mattes.items():
+                if scale != 1.0:
+                    m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+                votes[part].append(m[:, ::-1] if mirrored else m)
+        self.last_model = own
+        return {part: np.median(np.stack(v), axis=0).astype(np.float32) for part, v in votes.items()}
+
+    def _one_view(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The careful path on one view. A person who fills only part of the
+        photo (further from the camera) would get few pixels in the models
+        and in GrabCut, so it runs on a crop around her and the mattes are
+        pasted back."""
+        h, w = bgr.shape[:2]
+        if all(part == "none" for part in parts):
+            self.last_model = None
+            return {part: np.zeros((h, w), np.float32) for part in parts}
         person = self.person.process(bgr)
         box = self._person_box(bgr, person)
         if box is not None:
             x0, y0, x1, y1 = box
             if (x1 - x0) * (y1 - y0) < 0.6 * w * h:
-                out = np.zeros((h, w), np.float32)
                 crop = bgr[y0:y1, x0:x1]
-                out[y0:y1, x0:x1] = self._garment(crop, feather_px, self.person.process(crop, halves=True), part)
+                out = {}
+                for part, m in self._garment(crop, feather_px, self.person.process(crop, halves=True), parts).items():
+                    out[part] = np.zeros((h, w), np.float32)
+                    out[part][y0:y1, x0:x1] = m
                 return out
-        return self._garment(bgr, feather_px, self.person.add_halves(bgr, person), part)
+        return self._garment(bgr, feather_px, self.person.add_halves(bgr, person), parts)
 
     def _person_box(self, bgr: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int] | None:
         """Her box (x0, y0, x1, y1) with a margin, in pixels of `bgr`, or None."""
@@ -1660,7 +1698,8 @@ class PhotoSegmenter:
         fx, fy, fw, fh = face
         return box_with_margin(fx - 1.8 * fw, fy - 0.6 * fh, 4.6 * fw, 9.0 * fh, 0.15, (w, h))
 
-    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray, part: str) -> np.ndarray:
+    def _garment(self, bgr: np.ndarray, feather_px: int, person: np.ndarray,
+                 parts: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The careful path on `bgr`; `person`: its person mask, with halves."""
         h, w = bgr.shape[:2]
         pose, body = self.pose.landmarks_and_body(bgr)
@@ -1669,22 +1708,30 @@ class PhotoSegmenter:
         model = GarmentModel.build(bgr, her, pose, iterations=4, face_box=face, maybe=maybe)
         self.last_model = model
         if model is None:
-            return np.zeros((h, w), np.float32)
-        person_full = cv2.resize(np.maximum(her, person), (w, h), interpolation=cv2.INTER_LINEAR)
-        if part == "full" or model.part_mask(part).any():
-            fine = refine_outline(bgr, model.seg, model.off)
-            mask = fine if part == "full" else part_of_outline(fine, model.seg, model.part_mask(part))
-        else:
-            mask = model.part_mask(part)        # nothing of that part (a dress has no lower)
-        matte = refine_to(mask, bgr, feather_px) * np.clip(person_full * 1.5, 0, 1)
+            return {part: np.zeros((h, w), np.float32) for part in parts}
+        person_full = np.clip(cv2.resize(np.maximum(her, person), (w, h), interpolation=cv2.INTER_LINEAR) * 1.5, 0, 1)
+        keep_out = np.zeros((h, w), np.uint8)
         if face is not None:
             # The edge refinement can spill a few pixels into the eyes next
             # to a sleeve; the face is never garment.
-            keep_out = np.zeros((h, w), np.uint8)
             _ellipse(keep_out, *face_ellipse(face), 1)
-            matte[keep_out > 0] = 0.0
         hands = self.hands.process(bgr)
-        if hands:
-            # her hands, on her hips or over her top, are never garment
-            matte *= 1.0 - hand_mask(hands, (h, w), forearm=PHOTO_FOREARM)
-        return matte
+        # her hands, on her hips or over her top, are never garment
+        not_hands = 1.0 - hand_mask(hands, (h, w), forearm=PHOTO_FOREARM) if hands else None
+        fine = None
+        out = {}
+        for part in parts:
+            if part == "none":
+                out[part] = np.zeros((h, w), np.float32)
+                continue
+            if part == "full" or model.part_mask(part).any():
+                fine = refine_outline(bgr, model.seg, model.off) if fine is None else fine
+                mask = fine if part == "full" else part_of_outline(fine, model.seg, model.part_mask(part))
+            else:
+                mask = model.part_mask(part)        # nothing of that part (a dress has no lower)
+            matte = refine_to(mask, bgr, feather_px) * person_full
+            matte[keep_out > 0] = 0.0
+            if not_hands is not None:
+                matte *= not_hands
+            out[part] = matte
+        return out
