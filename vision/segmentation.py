@@ -1646,15 +1646,18 @@ class PhotoSegmenter:
         for part in parts:
             check_part(part)
         h, w = bgr.shape[:2]
+        if all(part == "none" for part in parts):
+            return {part: np.zeros((h, w), np.float32) for part in parts}
         votes: dict[str, list[np.ndarray]] = {part: [] for part in parts}
         own = None
-        for scale, mirrored in PHOTO_VIEWS:
+        for i, (scale, mirrored) in enumerate(PHOTO_VIEWS):
             view = bgr[:, ::-1] if mirrored else bgr
             if scale != 1.0:
                 view = cv2.resize(view, (max(1, round(w * scale)), max(1, round(h * scale))),
                                   interpolation=cv2.INTER_AREA)
             mattes = self._one_view(np.ascontiguousarray(view), feather_px, parts)
-            own = self.last_model if own is None else own
+            if i == 0:
+                own = self.last_model
             for part, m in mattes.items():
                 if scale != 1.0:
                     m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -1668,9 +1671,6 @@ class PhotoSegmenter:
         and in GrabCut, so it runs on a crop around her and the mattes are
         pasted back."""
         h, w = bgr.shape[:2]
-        if all(part == "none" for part in parts):
-            self.last_model = None
-            return {part: np.zeros((h, w), np.float32) for part in parts}
         person = self.person.process(bgr)
         box = self._person_box(bgr, person)
         if box is not None:
@@ -1710,11 +1710,13 @@ class PhotoSegmenter:
         if model is None:
             return {part: np.zeros((h, w), np.float32) for part in parts}
         person_full = np.clip(cv2.resize(np.maximum(her, person), (w, h), interpolation=cv2.INTER_LINEAR) * 1.5, 0, 1)
-        keep_out = np.zeros((h, w), np.uint8)
+        on_face = None
         if face is not None:
             # The edge refinement can spill a few pixels into the eyes next
             # to a sleeve; the face is never garment.
+            keep_out = np.zeros((h, w), np.uint8)
             _ellipse(keep_out, *face_ellipse(face), 1)
+            on_face = keep_out > 0
         hands = self.hands.process(bgr)
         # her hands, on her hips or over her top, are never garment
         not_hands = 1.0 - hand_mask(hands, (h, w), forearm=PHOTO_FOREARM) if hands else None
@@ -1730,7 +1732,8 @@ class PhotoSegmenter:
             else:
                 mask = model.part_mask(part)        # nothing of that part (a dress has no lower)
             matte = refine_to(mask, bgr, feather_px) * person_full
-            matte[keep_out > 0] = 0.0
+            if on_face is not None:
+                matte[on_face] = 0.0
             if not_hands is not None:
                 matte *= not_hands
             out[part] = matte
