@@ -26,7 +26,7 @@ def media() -> Path:
 
 @pytest.fixture(scope="session")
 def photo_segmenter():
-    from vision.segmentation import PhotoSegmenter
+    from vision.photo_segmenter import PhotoSegmenter
     return PhotoSegmenter()
 
 

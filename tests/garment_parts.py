@@ -76,7 +76,7 @@ def _variant(img: np.ndarray, height: int, mirror: bool) -> np.ndarray:
 
 def _around_her(img: np.ndarray, person: np.ndarray, margin: float) -> tuple[slice, slice]:
     """Rows and columns of `img` round the person mask's extent, `margin` of its size around it."""
-    from vision.segmentation import person_box
+    from vision.person import person_box
     box = person_box(person, (img.shape[1], img.shape[0]), margin)
     if box is None:
         return slice(None), slice(None)
@@ -89,7 +89,7 @@ def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,
     """One row per photo: its IoU per part, with the photo cut to her with
     `crop` of her size around her (None: not cut), resized to `height` (0: as
     it is) and/or mirrored; scored at the (cut) photo's own size."""
-    from vision.segmentation import PhotoSegmenter
+    from vision.photo_segmenter import PhotoSegmenter
     seg = segmenter or PhotoSegmenter()
     rows = []
     for spec in specs(split):
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> None:
     except ValueError:
         ap.error(f"--heights takes numbers like 0,700,1000, not {args.heights!r}")
     variants = [(h, m) for m in ([False, True] if args.mirror else [False]) for h in heights]
-    from vision.segmentation import PhotoSegmenter
+    from vision.photo_segmenter import PhotoSegmenter
     seg = PhotoSegmenter()
     runs = []
     for i, (h, m) in enumerate(variants, 1):

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
-from vision.segmentation import (PARTS, WAIST_FRAC, WORK_PIXELS, GarmentModel, PartError, _her_pieces, _keep_big_parts,
-                                 _mark_shoes, _midriff_gap,
-                                 _skin_mask, _sleeves_like, _upright, body_layout, part_of_outline, refine_outline, split_parts,
-                                 person_extent, with_body)
-from vision import segmentation
+from vision import garment
+from vision.body import body_layout, keep_big_parts, mark_shoes
+from vision.garment import WORK_PIXELS, GarmentModel, _her_pieces, _skin_mask
+from vision.garment_parts import PARTS, WAIST_FRAC, PartError, _midriff_gap, split_parts
+from vision.hair import sleeves_like, upright
+from vision.person import person_extent, with_body
+from vision.photo_segmenter import PhotoSegmenter, part_of_outline, refine_outline
 
 # --- the split's rules, on a drawn figure --------------------------------------------------
 
@@ -165,8 +167,8 @@ def test_a_photo_is_cut_in_each_view_and_a_pixel_is_garment_where_most_views_say
             m[:, -20:] = 1.0                         # and takes a strip at the right instead
         return {p: m for p in parts}
 
-    monkeypatch.setattr(segmentation.PhotoSegmenter, "_one_view", one_view)
-    seg = segmentation.PhotoSegmenter.__new__(segmentation.PhotoSegmenter)
+    monkeypatch.setattr(PhotoSegmenter, "_one_view", one_view)
+    seg = PhotoSegmenter.__new__(PhotoSegmenter)
     seg.last_model = None
     got = seg.garments(photo, parts=("upper", "full"))
     assert seen == [(120, 90), (120, 90), (96, 72)]   # as it is, mirrored, at 0.8
@@ -520,7 +522,7 @@ def test_a_foot_she_stands_on_is_never_garment_a_raised_one_only_probably():
     pose[27:33] = [[122, 370, .99], [78, 370, .99], [122, 388, .99], [78, 388, .99], [140, 390, .99], [60, 390, .99]]
     pose[28, :2], pose[30, :2], pose[32, :2] = (70, 240), (70, 255), (55, 258)   # one foot raised to the other knee
     unlikely, never = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
-    _mark_shoes(unlikely, never, pose)
+    mark_shoes(unlikely, never, pose)
     assert never[383, 126] and unlikely[383, 126]                 # inside her standing shoe
     assert not never[:372].any()                                  # nothing above that ankle, nor the raised foot
     assert unlikely[251, 65] and not unlikely[:242].any()         # the raised foot: colour decides
@@ -539,12 +541,12 @@ def test_a_raised_shoe_on_its_own_past_a_bare_shin_is_not_garment():
     seeds[100:110, 90:110] = seeds[200:210, 90:110] = True
     unlikely = np.zeros((H, W), bool)
     unlikely[255:300, 135:195] = True
-    kept = _keep_big_parts(seg, seeds, unlikely) > 0
+    kept = keep_big_parts(seg, seeds, unlikely) > 0
     assert not kept[262:292, 140:190].any()
     assert kept[80:130, 60:140].all() and kept[185:230, 62:138].all() and kept[300:330, 10:50].all()
     unlikely[80:130, 60:140] = True               # a seeded piece stays, wherever it lies
-    assert (_keep_big_parts(seg, seeds, unlikely) > 0)[80:130, 60:140].all()
-    assert (_keep_big_parts(seg, seeds) > 0)[262:292, 140:190].all()   # without the places, size decides
+    assert (keep_big_parts(seg, seeds, unlikely) > 0)[80:130, 60:140].all()
+    assert (keep_big_parts(seg, seeds) > 0)[262:292, 140:190].all()   # without the places, size decides
 
 
 def test_the_hem_of_shorts_of_her_tops_colour_is_not_a_jackets():
@@ -918,7 +920,7 @@ def test_blonde_lengths_of_dark_rooted_hair_over_a_top_of_the_roots_colour_are_n
 def test_hair_tones_are_not_judged_on_a_torso_that_is_not_upright(monkeypatch):
     # bent over, her hair hangs across her chest: a tone of it there says
     # nothing about her top, and the lock is left to colour as before
-    monkeypatch.setattr(segmentation, "_upright", lambda torso: False)
+    monkeypatch.setattr(garment, "upright", lambda torso: False)
     assert _blonde_lock_over_black_top()[60:145, 127:131].mean() > 0.5
 
 
@@ -934,14 +936,14 @@ def test_without_pose_her_clothes_are_still_cut_from_the_person_mask():
 def test_upright_is_her_torso_near_vertical_not_bent_over_or_upside_down():
     # Layout.torso: shoulders' edge first, hips' edge last
     torso = np.array([[75, 90], [125, 90], [122, 190], [78, 190]], np.float32)
-    assert _upright(torso)
+    assert upright(torso)
     leaning = torso.copy()
     leaning[:2, 0] += 50                                # 27 degrees: walking, dancing
-    assert _upright(leaning)
+    assert upright(leaning)
     bent = torso.copy()
     bent[:2] = [[190, 160], [190, 200]]                 # shoulders out level with her hips
-    assert not _upright(bent)
-    assert not _upright(torso * [1, -1])                # upside down
+    assert not upright(bent)
+    assert not upright(torso * [1, -1])                # upside down
 
 
 @pytest.mark.parametrize("lit", [13, 14])
@@ -955,10 +957,10 @@ def test_one_elbow_of_her_hairs_colour_is_a_sleeve_of_it_though_the_other_is_in_
     x, y = (int(v) for v in pose[lit, :2])
     cv2.circle(hair, (x, y), 10, 1, -1)
     hair[y + 6:, :] = 0                                   # most of that elbow, none of the other
-    assert _sleeves_like(hair > 0, inside, pose)
-    assert not _sleeves_like(np.zeros((200, 200), bool), inside, pose)
+    assert sleeves_like(hair > 0, inside, pose)
+    assert not sleeves_like(np.zeros((200, 200), bool), inside, pose)
     hair[y - 2:, :] = 0                                   # long hair reaching a third of an elbow
-    assert not _sleeves_like(hair > 0, inside, pose)
+    assert not sleeves_like(hair > 0, inside, pose)
 
 
 def test_bare_arms_and_legs_over_half_of_her_are_still_skin():

@@ -270,7 +270,7 @@ def test_a_hand_cropped_to_fill_the_photo_is_still_found(media, tmp_path):
 def test_the_face_taken_is_the_one_pose_found_not_the_biggest(media):
     # the portrait twice: her (smaller, bottom left) and a bigger face beside
     # her; pose's nose picks hers, and a nose on no face gives no face at all
-    from vision.segmentation import FaceFinder
+    from vision.person import FaceFinder
     img = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
     small = cv2.resize(img, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
     canvas = cv2.resize(img, (img.shape[1] + small.shape[1], img.shape[0])) // 3 + 100

@@ -26,8 +26,9 @@ from vision.depth import cut_behind
 from vision.engagement import Body, body_from_pose
 from vision.hands import Hand, HandTracker, hand_mask
 from vision.recolor import recolor
-from vision.segmentation import (WORK_WIDTH, FaceFinder, GarmentModel, PersonSegmenter, PoseEstimator, check_part,
-                                 refine_to, shrink)
+from vision.garment import WORK_WIDTH, GarmentModel, refine_to
+from vision.garment_parts import check_part
+from vision.person import FaceFinder, PersonSegmenter, PoseEstimator, shrink
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class VisionPipeline:
 
     def set_part(self, part: str) -> None:
         """Which part of her clothing the matte covers from the next frame on:
-        upper, lower, dress, full or none (vision.segmentation.PARTS).
+        upper, lower, dress, full or none (vision.garment_parts.PARTS).
         Safe from any thread; raises PartError for anything else."""
         check_part(part)
         with self._lock:

@@ -29,7 +29,8 @@ from vision.capture import Frame, SourceError, VideoFileSource
 from vision.hands import HandTracker
 from vision.interaction import HandInput
 from vision.recolor import recolor
-from vision.segmentation import PoseEstimator, body_layout
+from vision.body import body_layout
+from vision.person import PoseEstimator
 from vision import models
 
 MAX_DECODED = 240          # unique frames held in memory; the clip loops over them

@@ -117,7 +117,7 @@ def _check_out(image: str, out: str) -> None:
 def _photo_matte(path: str, part: str = "full"):
     """(image, garment matte, whether a person was found)."""
     from vision.capture import read_image
-    from vision.segmentation import PhotoSegmenter
+    from vision.photo_segmenter import PhotoSegmenter
     img = read_image(path, photo=True)
     seg = PhotoSegmenter()
     matte = seg.garment(img, part=part)
