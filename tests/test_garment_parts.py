@@ -16,7 +16,7 @@ import pytest
 from tests.test_garment_iou import TRUTH, iou_of, truth_mask
 from vision import garment
 from vision.body import body_layout, keep_big_parts, mark_shoes
-from vision.garment import WORK_PIXELS, GarmentModel, _her_pieces, _skin_mask
+from vision.garment import WORK_PIXELS, GarmentModel, _fill_small_holes, _her_pieces, _skin_mask
 from vision.garment_parts import PARTS, WAIST_FRAC, PartError, _midriff_gap, split_parts
 from vision.hair import sleeves_like, upright
 from vision.person import person_extent, with_body
@@ -982,6 +982,47 @@ def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 70:130].mean() > 0.9 and g[195:225, 70:130].mean() > 0.9   # the top and the shorts
     assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm
+
+
+def test_compression_specks_in_her_bare_midriff_are_skin_not_garment():
+    # a crop top over a bare midriff in a heavily compressed photo: blocks of
+    # a slightly different tone dot her skin, outside the face's colour model;
+    # seeded as garment they would teach GrabCut her skin
+    skin = (150, 170, 220)
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    img[130:185, 60:141] = skin
+    img[232:381] = np.where(seg[232:381, :, None] > 0, np.array(skin, np.uint8), img[232:381])
+    specks = np.zeros((H, W), bool)
+    for y in range(138, 180, 16):
+        for x in range(70, 132, 16):
+            specks[y:y + 3, x:x + 3] = True
+    img[specks] = (130, 160, 225)
+    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin, -1)
+    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    assert g[90:125, 70:130].mean() > 0.9                  # the top
+    assert g[specks].mean() < 0.1 and g[135:180, 70:130].mean() < 0.02     # her midriff, specks and all
+
+
+def test_only_small_holes_in_solid_skin_are_filled():
+    skin = np.zeros((80, 80), bool)
+    skin[10:70, 10:70] = True
+    skin[20:23, 20:23] = False          # a speck: filled
+    skin[30:42, 30:42] = False          # too big to be a speck
+    skin[10:70, 64:66] = False          # a strap across her shoulder, out to the garment: not a hole
+    skin[26:28, 14:16] = False
+    skin[28:30, 16:18] = False          # two specks touching at a corner: each is a hole of 4
+    out = _fill_small_holes(skin, 10)
+    assert out[20:23, 20:23].all() and out[26:30, 14:18].all()
+    assert not out[30:42, 30:42].any() and not out[10:70, 64:66].any()
+    assert (out & ~skin).sum() == 9 + 8
+    # "skin" riddled with specks (a tenth of it) is cloth near her skin's colour
+    speckled = skin.copy()
+    speckled[12:70:3, 12:60:3] = False
+    assert (_fill_small_holes(speckled, 10) == speckled).all()
 
 
 def test_the_sleeves_of_a_blouse_tucked_into_dark_trousers_are_not_bare_arms():

@@ -32,6 +32,8 @@ SKIN_MAX_SHARE = 0.7     # more of her than this "skin" means the skin model can
                          # outfit, bare arms and legs, is 0.5-0.7 of her; a skin-toned dress 0.9)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
+SKIN_HOLE = 0.001        # a hole in her skin up to this share of her size is skin (JPEG blocks, a navel)
+SKIN_SPECKLE = 0.04      # ... unless such holes are more of that piece of skin than this
 
 
 def _resize_to(img: np.ndarray, width: int) -> np.ndarray:
@@ -58,6 +60,30 @@ def _skin_mask(lab: np.ndarray, ycrcb: np.ndarray, face_pixels_lab: np.ndarray |
             skin[skin] = tint >= SKIN_TINT * face_tint
         return skin
     return rule
+
+
+def _fill_small_holes(skin: np.ndarray, most: int) -> np.ndarray:
+    """`skin` with its small holes filled: pieces of not-skin of at most `most`
+    pixels that skin encloses (4-connected, so none leaks out through a
+    corner; a strap or a hem joins the garment and is never one). Only in
+    skin that is solid: a piece of "skin" riddled with holes (over
+    SKIN_SPECKLE of its size) is cloth near her skin's colour, and its holes
+    are right."""
+    n, holes, stats, _ = cv2.connectedComponentsWithStats((~skin).astype(np.uint8), connectivity=4)
+    small = stats[:, cv2.CC_STAT_AREA] <= most
+    small[0] = False    # label 0 is skin itself
+    if not small.any():
+        return skin
+    m, pieces, pstats, _ = cv2.connectedComponentsWithStats(skin.astype(np.uint8), connectivity=8)
+    # the piece around each hole: any skin next to it belongs to that piece
+    around = cv2.dilate(pieces.astype(np.uint16), np.ones((3, 3), np.uint8))
+    in_hole = small[holes]
+    owner = np.zeros(n, np.int64)
+    np.maximum.at(owner, holes[in_hole], around[in_hole])
+    holed = np.bincount(owner[small], weights=stats[small, cv2.CC_STAT_AREA], minlength=m)
+    solid = holed <= SKIN_SPECKLE * pstats[:, cv2.CC_STAT_AREA]
+    small &= solid[owner]
+    return skin | small[holes]
 
 
 class GarmentModel:
@@ -192,6 +218,9 @@ class GarmentModel:
             skin = skin_rule(ycrcb) & inside
             if skin.sum() > SKIN_MAX_SHARE * inside.sum():
                 skin[:] = False
+        # JPEG blocks punch holes in skin, and a seed in one teaches GrabCut
+        # her skin as garment
+        skin = _fill_small_holes(skin, round(SKIN_HOLE * inside.sum())) & inside
         upper_torso = upper_torso_mask(layout, (h, w)) if layout is not None else None
         bare = None
         if layout is not None:
