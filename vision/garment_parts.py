@@ -33,6 +33,9 @@ SAME_CLOTH_OVERLAP = 0.7  # histogram overlap over which two regions are one (pr
 CLOTH_BINS = [6, 8, 8]     # coarse Lab bins for that overlap
 DRESS_GAP_FILL = 0.55    # garment share of the gap between the knees that makes it a skirt
 KNEES_DOWN = 0.4        # ... looked at only with her knees this far below the waist line on average (torso lengths)
+LEAN_MAX = 0.5          # tan of the torso's lean from upright past which pose is guessing hips it cannot see (27 degrees)
+LEAN_LEGS = 1.0         # ... or, with both knees seen well below her hips, this (45 degrees: a side bend)
+KNEES_UNDER = 0.5       # "well below": in torso lengths, straight down from each hip
 
 
 class PartError(ValueError):
@@ -85,9 +88,13 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     torso_len = float(np.linalg.norm(axis))
     if torso_len < 4:
         return Parts({"upper": seg, "lower": empty, "dress": seg}, "no_pose")
-    if mid_h[1] > h - 0.25 * torso_len or abs(axis[0]) > 0.5 * axis[1]:
-        # hips at the bottom edge (a waist-up photo), or a torso leaning over
-        # 27 degrees (pose guessing hips it cannot see): no trousers to find
+    legs_seen = all(visible(pose, k, 0.5) and pose[k, 1] - pose[hip, 1] > KNEES_UNDER * torso_len
+                    for hip, k in ((23, 25), (24, 26)))
+    if mid_h[1] > h - 0.25 * torso_len or abs(axis[0]) > (LEAN_LEGS if legs_seen else LEAN_MAX) * axis[1]:
+        # hips at the bottom edge (a waist-up photo), or a torso leaning so far
+        # that pose is guessing hips it cannot see (unless her legs stand
+        # below them, as in a side bend; bent over further, the waist line
+        # across her torso no longer follows a hem): no trousers to find
         return Parts({"upper": seg, "lower": empty, "dress": seg}, "top_only")
     axis = axis / torso_len
     hip_xs = (int(min(lh[0], rh[0])), int(max(lh[0], rh[0])))
