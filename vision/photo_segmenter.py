@@ -16,6 +16,7 @@ from vision.garment_parts import check_part
 from vision.hands import HandTracker, hand_mask
 from vision.person import (FaceFinder, PersonSegmenter, PoseEstimator, box_with_margin, face_ellipse, person_box,
                            with_body)
+from vision.shopper import only_her
 
 
 PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's hand is cut out
@@ -131,12 +132,17 @@ class PhotoSegmenter:
         return {part: np.median(np.stack(v), axis=0).astype(np.float32) for part, v in votes.items()}
 
     def _one_view(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """The careful path on one view. A person who fills only part of the
-        photo (further from the camera) would get few pixels in the models
-        and in GrabCut, so it runs on a crop around her and the mattes are
-        pasted back."""
+        """The careful path on one view. Anyone beside her is painted out
+        first (`only_her`). A person who fills only part of the photo
+        (further from the camera) would get few pixels in the models and in
+        GrabCut, so it runs on a crop around her and the mattes are pasted
+        back."""
         h, w = bgr.shape[:2]
         person = self.person.process(bgr)
+        alone = only_her(bgr, person, self.pose)
+        if alone is not None:
+            bgr = alone
+            person = self.person.process(bgr)
         box = self._person_box(bgr, person)
         if box is not None:
             x0, y0, x1, y1 = box

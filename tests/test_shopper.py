@@ -1,0 +1,108 @@
+"""Which of several people is the shopper (issue 13): the rule on drawn poses,
+and the photo path on two real people side by side with the real models."""
+
+import cv2
+import numpy as np
+import pytest
+
+import vision.photo_segmenter as photo_path
+from vision.person import PersonSegmenter, PoseEstimator
+from vision.shopper import SIZE_SHARE, choose, only_her, people, seated, torso
+
+# --- the rule, on drawn poses ----------------------------------------------------------------
+
+WIDTH = 1000
+
+
+def _pose(cx: float, torso_len: float = 200, knee_drop: float | None = 0.7, top: float = 100):
+    """Shoulders, hips and (unless `knee_drop` is None) knees of a person whose
+    torso's middle is at x `cx`; knees `knee_drop` torso lengths below her hips."""
+    p = np.zeros((33, 3), np.float32)
+    half = 0.25 * torso_len
+    hip_y = top + torso_len
+    for i, x, y in ((11, cx + half, top), (12, cx - half, top), (23, cx + 0.8 * half, hip_y),
+                    (24, cx - 0.8 * half, hip_y)):
+        p[i] = (x, y, 0.99)
+    if knee_drop is not None:
+        p[25] = (cx + half, hip_y + knee_drop * torso_len, 0.95)
+        p[26] = (cx - half, hip_y + knee_drop * torso_len, 0.95)
+    return p
+
+
+def test_of_two_people_standing_she_is_the_one_nearer_the_middle():
+    friend, her = _pose(820, torso_len=240), _pose(560, torso_len=200)
+    assert choose([friend, her], WIDTH) == 1
+    assert choose([her, friend], WIDTH) == 0
+
+
+def test_a_smaller_person_further_back_at_the_middle_is_not_her():
+    pedestrian = _pose(500, torso_len=SIZE_SHARE * 200 - 10)
+    her = _pose(300, torso_len=200)
+    assert choose([pedestrian, her], WIDTH) == 1
+
+
+def test_someone_sitting_at_the_middle_is_not_her_but_someone_alone_sitting_is():
+    on_the_bench = _pose(520, knee_drop=0.0)
+    her = _pose(250)
+    assert seated(on_the_bench) and not seated(her)
+    assert choose([on_the_bench, her], WIDTH) == 1
+    assert choose([on_the_bench, _pose(900, knee_drop=-0.1)], WIDTH) == 0
+
+
+def test_unseen_knees_say_nothing_about_sitting():
+    waist_up = _pose(500, knee_drop=None)
+    assert not seated(waist_up)
+    assert torso(waist_up) == pytest.approx((500, 200))
+
+
+# --- the photo path, on two real people side by side -------------------------------------------
+
+H = 600
+
+
+def _two_people(media):
+    """A woman in a light-blue shirt at the left edge, nearer the camera (bigger
+    in the frame), and a man in a dark suit beside her, nearer the middle: the
+    photo a friend leaning in beside the shopper makes. Returns the photo and
+    the columns of each."""
+    def scaled(name, h):
+        img = cv2.imread(str(media / "images" / name))
+        return cv2.resize(img, (round(img.shape[1] * h / img.shape[0]), h), interpolation=cv2.INTER_AREA)
+    friend, her = scaled("pointing_up.jpg", H), scaled("portrait_suit.jpg", 560)
+    photo = np.full((H, 1400, 3), 200, np.uint8)
+    photo[:, :friend.shape[1]] = friend
+    x = friend.shape[1]
+    photo[H - her.shape[0]:, x:x + her.shape[1]] = her
+    return photo, slice(0, x), slice(x, x + her.shape[1])
+
+
+def test_pose_alone_takes_the_bigger_friend_so_the_photo_is_searched_again(media):
+    photo, friend_cols, her_cols = _two_people(media)
+    person = PersonSegmenter(256).process(photo)
+    found = people(photo, person, PoseEstimator(static=True, body_mask=True))
+    xs = [torso(p)[0] for p, _ in found]
+    assert len(found) == 2
+    assert friend_cols.start <= xs[0] < friend_cols.stop     # pose's first answer is the friend
+    assert her_cols.start <= xs[1] < her_cols.stop
+
+
+def test_only_the_shopper_at_the_middle_is_cut_not_the_friend_beside_her(media, photo_segmenter, monkeypatch):
+    photo, friend_cols, her_cols = _two_people(media)
+    suit = (slice(H - 300, H - 40), slice(her_cols.start + 60, her_cols.stop - 60))   # his jacket
+    shirt = (slice(H - 200, H - 20), slice(friend_cols.start + 120, friend_cols.stop - 120))   # her shirt
+
+    matte = photo_segmenter.garment(photo) >= 0.5
+    assert matte[suit].mean() > 0.7
+    assert matte[:, friend_cols].mean() < 0.01
+
+    # without the search, pose's first answer (the friend) is cut instead
+    monkeypatch.setattr(photo_path, "only_her", lambda *args: None)
+    matte = photo_segmenter.garment(photo) >= 0.5
+    assert matte[shirt].mean() > 0.7
+    assert matte[suit].mean() < 0.01
+
+
+def test_a_photo_of_one_person_is_used_as_it_is(media):
+    photo = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
+    person = PersonSegmenter(256).process(photo)
+    assert only_her(photo, person, PoseEstimator(static=True, body_mask=True)) is None

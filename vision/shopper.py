@@ -1,0 +1,118 @@
+"""Which of the people in a photo is the shopper, and the photo with the
+others painted out.
+
+MediaPipe's pose model finds one person, and with two side by side it may
+take the friend: her clothes are then cut and the shopper's are not. So a
+photo is searched again with each person found painted out, and the shopper
+is chosen by a stated rule (`choose`): in front of the mirror she stands near
+its middle. The rest of the careful path then sees her alone.
+
+Two people who overlap (one walking half behind the other) are one body to
+the pose model's mask, and are kept together.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vision.person import PoseEstimator, visible
+
+
+MAX_PEOPLE = 3        # people looked for in one photo
+OTHER_SHARE = 0.3     # sure person outside the bodies found, as a share of the first, to look again
+NEW_SHARE = 0.5       # a body found again must lie at least this share outside those found before
+SIZE_SHARE = 0.6      # the shopper's torso is at least this share of the longest torso among those standing
+KNEES_DROP = 0.3      # standing: her knees at least this many torso lengths below her hips
+LOOSE = 0.2           # person-mask evidence that goes to the nearer body when the others are painted out
+
+
+def torso(p: np.ndarray) -> tuple[float, float]:
+    """(x of the torso's middle, torso length) from pose points in pixels."""
+    ms, mh = p[[11, 12], :2].mean(axis=0), p[[23, 24], :2].mean(axis=0)
+    return float((ms[0] + mh[0]) / 2), float(np.linalg.norm(ms - mh))
+
+
+def seated(p: np.ndarray) -> bool:
+    """Her knees are seen at about her hips' height: she sits (or kneels).
+    Unseen knees (a photo cut at the waist) say nothing, so not seated."""
+    knees = [i for i in (25, 26) if visible(p, i)]
+    if not knees:
+        return False
+    _, length = torso(p)
+    drop = float(np.mean(p[knees, 1])) - float(p[[23, 24], 1].mean())
+    return drop < KNEES_DROP * max(length, 1.0)
+
+
+def choose(poses: list[np.ndarray], width: int) -> int:
+    """Index of the shopper among `poses` (pose points in pixels of a photo
+    `width` wide): of the people standing (everyone, if no one stands) whose
+    torso is at least SIZE_SHARE of the longest there, the one whose torso is
+    nearest the photo's middle. A friend beside her, a pedestrian further
+    back, a person sitting on a bench are not her."""
+    standing = [i for i, p in enumerate(poses) if not seated(p)] or list(range(len(poses)))
+    longest = max(torso(poses[i])[1] for i in standing)
+    near = [i for i in standing if torso(poses[i])[1] >= SIZE_SHARE * longest]
+    return min(near, key=lambda i: abs(torso(poses[i])[0] - width / 2))
+
+
+def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The people in `bgr`: (pose points in pixels of `bgr`, body mask as
+    bool at `person`'s size) for each, the first one pose finds first. After
+    each, if enough sure person (`person` > 0.5) lies outside the bodies
+    found, the photo is searched again with them painted out."""
+    h, w = person.shape
+    sure = person > 0.5
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    covered = np.zeros((h, w), bool)
+    shown = bgr
+    grow = np.ones((9, 9), np.uint8)
+    for _ in range(MAX_PEOPLE):
+        pts, body = pose.landmarks_and_body(shown)
+        if pts is None or body is None:
+            break
+        mine = cv2.resize(body, (w, h), interpolation=cv2.INTER_AREA) > 0.5
+        if not mine.any() or (mine & ~covered).sum() < NEW_SHARE * mine.sum():
+            break
+        found.append((pts, mine))
+        covered |= mine
+        rest = sure & ~(cv2.dilate(covered.astype(np.uint8), grow) > 0)
+        if rest.sum() < OTHER_SHARE * found[0][1].sum():
+            break
+        shown = paint_out(bgr, covered)
+    return found
+
+
+def paint_out(bgr: np.ndarray, region: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """`bgr` with `region` (bool, any smaller size of the same shape) and a
+    small margin filled in from around it, but not `keep` (same size). The
+    fill is made small (inpainting is slow at full size) and blurred: neither
+    model finds a person in it."""
+    h, w = bgr.shape[:2]
+    rh, rw = region.shape
+    m = cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8))
+    if keep is not None:
+        m[keep] = 0
+    small = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA)
+    filled = cv2.inpaint(small, m, 5, cv2.INPAINT_TELEA)
+    big = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    out = bgr.copy()
+    out[big] = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)[big]
+    return out
+
+
+def only_her(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> np.ndarray | None:
+    """`bgr` with everyone but the shopper painted out, or None when pose
+    finds no one else (the photo is used as it is). The others' bodies go,
+    and so do the loose person pixels (their shadow, the floor between their
+    legs) nearer their bodies than hers."""
+    found = people(bgr, person, pose)
+    if len(found) < 2:
+        return None
+    her = choose([p for p, _ in found], bgr.shape[1])
+    hers = found[her][1]
+    others = np.any([b for i, (_, b) in enumerate(found) if i != her], axis=0)
+    to_her = cv2.distanceTransform((~hers).astype(np.uint8), cv2.DIST_L2, 3)
+    to_them = cv2.distanceTransform((~others).astype(np.uint8), cv2.DIST_L2, 3)
+    theirs = (others | ((person > LOOSE) & (to_them < to_her))) & ~hers
+    return paint_out(bgr, theirs, keep=hers)
