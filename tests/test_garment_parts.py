@@ -322,6 +322,21 @@ def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
 
 
+def test_one_colour_trousers_with_the_legs_crossed_mid_stride_are_not_a_dress():
+    # one leg behind the other: at her ankles the cut is one trouser leg wide
+    # (about a fifth of her hips), and the ankle behind is half hidden to pose
+    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=True)
+    img[185:, :] = 235
+    seg[185:, :] = 0
+    legs = np.array([[60, 185], [140, 185], [104, 385], [96, 385]], np.int32)
+    cv2.fillConvexPoly(img, legs, (30, 30, 30))
+    cv2.fillConvexPoly(seg, legs, 1)
+    pose[28, 2] = 0.4
+    parts = _split_drawn(img, seg, pose)
+    assert parts.kind == "one_colour"
+    assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
+
+
 def _tights(img, seg, colour, top=320):
     """Her legs from y `top` (below a skirt) down to her shoes, in `colour`."""
     for x0 in (74, 104):

@@ -7,7 +7,7 @@ import pytest
 
 import vision.photo_segmenter as photo_path
 from vision.person import PersonSegmenter, PoseEstimator
-from vision.shopper import SIZE_SHARE, choose, only_her, people, seated, torso
+from vision.shopper import BODY_MIN, SIZE_SHARE, choose, kept_her, only_her, people, seated, torso
 
 # --- the rule, on drawn poses ----------------------------------------------------------------
 
@@ -53,6 +53,63 @@ def test_unseen_knees_say_nothing_about_sitting():
     waist_up = _pose(500, knee_drop=None)
     assert not seated(waist_up)
     assert torso(waist_up) == pytest.approx((500, 200))
+
+
+def test_with_her_hips_out_of_view_her_shoulders_tell_her_size():
+    # pose guesses hips out of view, often far off (here a torso of 80 px for
+    # a man as big as the friend beside him)
+    waist_up = _pose(500, torso_len=80)
+    waist_up[11, 0], waist_up[12, 0] = 550, 450     # shoulders 100 px apart
+    waist_up[[23, 24], 2] = 0.1
+    waist_up[[25, 26], 2] = 0.0
+    friend = _pose(150, torso_len=200)
+    x, length = torso(waist_up)
+    assert x == pytest.approx(500) and length == pytest.approx(1.6 * 100)
+    assert not seated(waist_up)
+    assert choose([friend, waist_up], WIDTH) == 1
+
+
+class _ScriptedPose:
+    """Stands in for PoseEstimator in `people`: its answers, in turn."""
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def landmarks_and_body(self, bgr):
+        return self.answers.pop(0) if self.answers else (None, None)
+
+
+def _body(shape, x0, x1, y0=20, y1=190):
+    b = np.zeros(shape, np.float32)
+    b[y0:y1, x0:x1] = 1.0
+    return b
+
+
+def test_a_small_or_shoulderless_body_in_the_painted_patch_is_no_person():
+    shape = (200, 300)
+    person = np.maximum(_body(shape, 20, 80), _body(shape, 200, 260))
+    first, second = _pose(50, torso_len=80, top=40), _pose(230, torso_len=80, top=40)
+    phantom = _body(shape, 120, 126, 100, 110)
+    assert phantom.sum() < BODY_MIN * _body(shape, 20, 80).sum()
+    found = people(np.zeros(shape + (3,), np.uint8), person,
+                   _ScriptedPose([(first, _body(shape, 20, 80)), (second, phantom)]))
+    assert len(found) == 1
+    shoulderless = second.copy()
+    shoulderless[[11, 12], 2] = 0.15
+    found = people(np.zeros(shape + (3,), np.uint8), person,
+                   _ScriptedPose([(first, _body(shape, 20, 80)), (shoulderless, _body(shape, 200, 260))]))
+    assert len(found) == 1
+    found = people(np.zeros(shape + (3,), np.uint8), person,
+                   _ScriptedPose([(first, _body(shape, 20, 80)), (second, _body(shape, 200, 260))]))
+    assert len(found) == 2
+
+
+def test_the_painted_photo_is_used_only_while_the_person_model_still_finds_her():
+    hers = _body((200, 300), 20, 80) > 0
+    before = _body((200, 300), 20, 80)
+    assert kept_her(before, before * 0.9, hers)
+    half_lost = before.copy()
+    half_lost[:120] = 0
+    assert not kept_her(before, half_lost, hers)
 
 
 # --- the photo path, on two real people side by side -------------------------------------------

@@ -498,13 +498,17 @@ def _legwear(lab: np.ndarray, g: np.ndarray, pose: np.ndarray, cloth: np.ndarray
     return shins
 
 
+ONE_LEG = 0.15      # a trouser leg alone at her ankles (the other crossed behind it mid-stride) spans this share of her hips
+ANKLE_SEEN = 0.3    # ankle visibility enough to measure there (a crossed ankle is half hidden)
+
+
 def _trouser_legs(g: np.ndarray, pose: np.ndarray, mid_h: np.ndarray) -> bool:
     """One colour from the waist down with the legs together looks like a dress
     between the knees. Trousers go on down to her shoes as two legs no wider
     together than her hips would suggest; a dress ends above the ankles (her
     shins show) or, long, stays as wide as at her hips. (Legs of another
     colour than her thighs are tights or boots under a skirt: `_legwear`.)"""
-    if not (visible(pose, 27) and visible(pose, 28)):
+    if not (visible(pose, 27, ANKLE_SEEN) and visible(pose, 28, ANKLE_SEEN)):
         return False
     ankle_y = float((pose[27, 1] + pose[28, 1]) / 2)
     knee_y = float((pose[25, 1] + pose[26, 1]) / 2)
@@ -512,7 +516,7 @@ def _trouser_legs(g: np.ndarray, pose: np.ndarray, mid_h: np.ndarray) -> bool:
     hips = _span(g, mid_h[1])
     if hips < 4 or low >= g.shape[0]:
         return False
-    return _span(g, low) >= 0.3 * hips and _span(g, low) < 0.8 * hips
+    return _span(g, low) >= ONE_LEG * hips and _span(g, low) < 0.8 * hips
 
 
 def _pieces_apart(g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray) -> np.ndarray | None:

@@ -16,7 +16,7 @@ from vision.garment_parts import check_part
 from vision.hands import HandTracker, hand_mask
 from vision.person import (FaceFinder, PersonSegmenter, PoseEstimator, box_with_margin, face_ellipse, person_box,
                            with_body)
-from vision.shopper import only_her
+from vision.shopper import kept_her, only_her
 
 
 PHOTO_FOREARM = 0.5      # how far past the wrist (in palm lengths) a photo's hand is cut out
@@ -141,8 +141,10 @@ class PhotoSegmenter:
         person = self.person.process(bgr)
         alone = only_her(bgr, person, self.pose)
         if alone is not None:
-            bgr = alone
-            person = self.person.process(bgr)
+            painted, hers = alone
+            person_painted = self.person.process(painted)
+            if kept_her(person, person_painted, hers):
+                bgr, person = painted, person_painted
         box = self._person_box(bgr, person)
         if box is not None:
             x0, y0, x1, y1 = box

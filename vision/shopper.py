@@ -7,8 +7,8 @@ photo is searched again with each person found painted out, and the shopper
 is chosen by a stated rule (`choose`): in front of the mirror she stands near
 its middle. The rest of the careful path then sees her alone.
 
-Two people who overlap (one walking half behind the other) are one body to
-the pose model's mask, and are kept together.
+Two people who overlap (one walking half behind the other) can be one body
+to the pose model's mask, and then stay together.
 """
 
 from __future__ import annotations
@@ -20,24 +20,35 @@ from vision.person import PoseEstimator, visible
 
 
 MAX_PEOPLE = 3        # people looked for in one photo
-OTHER_SHARE = 0.3     # sure person outside the bodies found, as a share of the first, to look again
+OTHER_SHARE = 0.3     # sure person outside the bodies found, as a share of the first's, to look again
 NEW_SHARE = 0.5       # a body found again must lie at least this share outside those found before
+BODY_MIN = 0.2        # ... and be at least this share of the first's size, with both shoulders seen
+HER_KEPT = 0.5        # share of her sure person the person model must still find once the others are painted out
+SHOULDERS_TO_TORSO = 1.6   # torso length per shoulder width, when her hips are out of view
 SIZE_SHARE = 0.6      # the shopper's torso is at least this share of the longest torso among those standing
 KNEES_DROP = 0.3      # standing: her knees at least this many torso lengths below her hips
 LOOSE = 0.2           # person-mask evidence that goes to the nearer body when the others are painted out
 
 
+def hips_seen(p: np.ndarray) -> bool:
+    return visible(p, 23) and visible(p, 24)
+
+
 def torso(p: np.ndarray) -> tuple[float, float]:
-    """(x of the torso's middle, torso length) from pose points in pixels."""
+    """(x of the torso's middle, torso length) from pose points in pixels.
+    Hips out of view are pose's guess, often far off: then the length is
+    told by her shoulders, and the middle is theirs."""
     ms, mh = p[[11, 12], :2].mean(axis=0), p[[23, 24], :2].mean(axis=0)
+    if not hips_seen(p):
+        return float(ms[0]), SHOULDERS_TO_TORSO * float(np.linalg.norm(p[11, :2] - p[12, :2]))
     return float((ms[0] + mh[0]) / 2), float(np.linalg.norm(ms - mh))
 
 
 def seated(p: np.ndarray) -> bool:
     """Her knees are seen at about her hips' height: she sits (or kneels).
-    Unseen knees (a photo cut at the waist) say nothing, so not seated."""
+    Unseen knees or hips (a photo cut at the waist) say nothing, so not seated."""
     knees = [i for i in (25, 26) if visible(p, i)]
-    if not knees:
+    if not knees or not hips_seen(p):
         return False
     _, length = torso(p)
     drop = float(np.mean(p[knees, 1])) - float(p[[23, 24], 1].mean())
@@ -60,7 +71,9 @@ def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> list[tup
     """The people in `bgr`: (pose points in pixels of `bgr`, body mask as
     bool at `person`'s size) for each, the first one pose finds first. After
     each, if enough sure person (`person` > 0.5) lies outside the bodies
-    found, the photo is searched again with them painted out."""
+    found, the photo is searched again with them painted out. A body that is
+    small or has no shoulders seen is pose's guess in the painted patch, not
+    a person."""
     h, w = person.shape
     sure = person > 0.5
     found: list[tuple[np.ndarray, np.ndarray]] = []
@@ -74,20 +87,24 @@ def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> list[tup
         mine = cv2.resize(body, (w, h), interpolation=cv2.INTER_AREA) > 0.5
         if not mine.any() or (mine & ~covered).sum() < NEW_SHARE * mine.sum():
             break
+        if found and (mine.sum() < BODY_MIN * found[0][1].sum() or not (visible(pts, 11) and visible(pts, 12))):
+            break
         found.append((pts, mine))
         covered |= mine
         rest = sure & ~(cv2.dilate(covered.astype(np.uint8), grow) > 0)
-        if rest.sum() < OTHER_SHARE * found[0][1].sum():
+        # (the person model's sure pixels against its own on the first body: the two models' masks differ in size)
+        if rest.sum() < OTHER_SHARE * (sure & found[0][1]).sum():
             break
         shown = paint_out(bgr, covered)
     return found
 
 
 def paint_out(bgr: np.ndarray, region: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
-    """`bgr` with `region` (bool, any smaller size of the same shape) and a
-    small margin filled in from around it, but not `keep` (same size). The
-    fill is made small (inpainting is slow at full size) and blurred: neither
-    model finds a person in it."""
+    """`bgr` with `region` (bool, the person mask's size, the photo's shape)
+    and a small margin filled in from around it, but not `keep` (same size).
+    The fill is made at that size (inpainting is slow at full size) and is
+    blurred: the models rarely find a person in it, and `people` refuses the
+    small, shoulderless bodies they do."""
     h, w = bgr.shape[:2]
     rh, rw = region.shape
     m = cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8))
@@ -101,11 +118,13 @@ def paint_out(bgr: np.ndarray, region: np.ndarray, keep: np.ndarray | None = Non
     return out
 
 
-def only_her(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> np.ndarray | None:
-    """`bgr` with everyone but the shopper painted out, or None when pose
-    finds no one else (the photo is used as it is). The others' bodies go,
-    and so do the loose person pixels (their shadow, the floor between their
-    legs) nearer their bodies than hers."""
+def only_her(bgr: np.ndarray, person: np.ndarray,
+             pose: PoseEstimator) -> tuple[np.ndarray, np.ndarray] | None:
+    """(`bgr` with everyone but the shopper painted out, her body as bool at
+    `person`'s size), or None when pose finds no one else (the photo is used
+    as it is). The others' bodies go, and so do the loose person pixels
+    (their shadow, the floor between their legs) nearer their bodies than
+    hers. See `kept_her` before using the painted photo."""
     found = people(bgr, person, pose)
     if len(found) < 2:
         return None
@@ -115,4 +134,13 @@ def only_her(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> np.nda
     to_her = cv2.distanceTransform((~hers).astype(np.uint8), cv2.DIST_L2, 3)
     to_them = cv2.distanceTransform((~others).astype(np.uint8), cv2.DIST_L2, 3)
     theirs = (others | ((person > LOOSE) & (to_them < to_her))) & ~hers
-    return paint_out(bgr, theirs, keep=hers)
+    return paint_out(bgr, theirs, keep=hers), hers
+
+
+def kept_her(before: np.ndarray, after: np.ndarray, hers: np.ndarray) -> bool:
+    """The person mask of the painted photo (`after`) still holds her: at
+    least HER_KEPT of what the first (`before`) was sure of on her body. With
+    the others painted out the person model can lose her too (two couples
+    side by side); then the photo is better used as it is."""
+    was = ((before > 0.5) & hers).sum()
+    return was == 0 or ((after > 0.5) & hers).sum() >= HER_KEPT * was
