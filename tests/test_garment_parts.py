@@ -308,33 +308,32 @@ def test_a_crop_top_over_a_skirt_of_its_colour_is_two_garments():
     assert lo[185:].sum() == seg[185:].sum() and not lo[:150].any()
 
 
-def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
-    # the gap between the knees is filled, as by a skirt; but the legs go on
-    # down to the ankles, narrower than her hips: trousers
+def _one_colour_legs_joined(ankles: tuple[int, int], hidden_ankle: float = 0.99):
+    """A one-colour figure whose legs are drawn as one piece from the hips
+    (x 60-140) narrowing to x `ankles` at y 385; pose's right ankle seen at
+    `hidden_ankle`. It must read as trousers: one colour split at the waist."""
     img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=True)
     img[185:, :] = 235
     seg[185:, :] = 0
-    legs = np.array([[60, 185], [140, 185], [122, 385], [78, 385]], np.int32)
+    legs = np.array([[60, 185], [140, 185], [ankles[1], 385], [ankles[0], 385]], np.int32)
     cv2.fillConvexPoly(img, legs, (30, 30, 30))
     cv2.fillConvexPoly(seg, legs, 1)
+    pose[28, 2] = hidden_ankle
     parts = _split_drawn(img, seg, pose)
     assert parts.kind == "one_colour"
     assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
+
+
+def test_one_colour_trousers_with_the_legs_together_are_not_a_dress():
+    # the gap between the knees is filled, as by a skirt; but the legs go on
+    # down to the ankles, narrower than her hips: trousers
+    _one_colour_legs_joined((78, 122))
 
 
 def test_one_colour_trousers_with_the_legs_crossed_mid_stride_are_not_a_dress():
     # one leg behind the other: at her ankles the cut is one trouser leg wide
     # (about a fifth of her hips), and the ankle behind is half hidden to pose
-    img, _, seg, pose = _figure((30, 30, 30), (30, 30, 30), skirt=True)
-    img[185:, :] = 235
-    seg[185:, :] = 0
-    legs = np.array([[60, 185], [140, 185], [104, 385], [96, 385]], np.int32)
-    cv2.fillConvexPoly(img, legs, (30, 30, 30))
-    cv2.fillConvexPoly(seg, legs, 1)
-    pose[28, 2] = 0.4
-    parts = _split_drawn(img, seg, pose)
-    assert parts.kind == "one_colour"
-    assert not (parts.masks["upper"] > 0)[220:].any() and (parts.masks["lower"] > 0)[220:].sum() == seg[220:].sum()
+    _one_colour_legs_joined((96, 104), hidden_ankle=0.4)
 
 
 def _tights(img, seg, colour, top=320):
