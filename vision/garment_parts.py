@@ -505,7 +505,8 @@ ANKLE_SEEN = 0.3    # ankle visibility enough to measure there (a crossed ankle 
 def _trouser_legs(g: np.ndarray, pose: np.ndarray, mid_h: np.ndarray) -> bool:
     """One colour from the waist down with the legs together looks like a dress
     between the knees. Trousers go on down to her shoes as two legs no wider
-    together than her hips would suggest; a dress ends above the ankles (her
+    together than her hips would suggest (or one, the other crossed behind
+    it mid-stride); a dress ends above the ankles (her
     shins show) or, long, stays as wide as at her hips. (Legs of another
     colour than her thighs are tights or boots under a skirt: `_legwear`.)"""
     if not (visible(pose, 27, ANKLE_SEEN) and visible(pose, 28, ANKLE_SEEN)):
