@@ -16,6 +16,7 @@ from vision.person import visible
 HIST_BINS = [8, 24, 24]
 HIST_RANGES = [0, 256, 0, 256, 0, 256]
 GRABCUT_SEED = 12345
+TORSO_PER_SHOULDER = 1.6   # shoulder-to-hip length per shoulder width, for hips out of view
 
 
 def skin_rule(ycrcb: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ def body_layout(p: np.ndarray, size: tuple[int, int]) -> Layout | None:
     if visible(p, 23, 0.3) and visible(p, 24, 0.3) and p[23, 1] < h * 1.3:
         lh, rh = p[23, :2], p[24, :2]
     else:
-        down = np.array([0.0, 1.6 * sw], np.float32)
+        down = np.array([0.0, TORSO_PER_SHOULDER * sw], np.float32)
         lh, rh = ls + down, rs + down
     mid_h = (lh + rh) / 2
     # Torso core: between the shoulders pulled toward the body's axis, from

@@ -16,6 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vision.body import TORSO_PER_SHOULDER
 from vision.person import PoseEstimator, visible
 
 
@@ -24,7 +25,6 @@ OTHER_SHARE = 0.3     # sure person outside the bodies found, as a share of the 
 NEW_SHARE = 0.5       # a body found again must lie at least this share outside those found before
 BODY_MIN = 0.2        # ... and be at least this share of the first's size, with both shoulders seen
 HER_KEPT = 0.5        # share of her sure person the person model must still find once the others are painted out
-SHOULDERS_TO_TORSO = 1.6   # torso length per shoulder width, when her hips are out of view
 SIZE_SHARE = 0.6      # the shopper's torso is at least this share of the longest torso among those standing
 KNEES_DROP = 0.3      # standing: her knees at least this many torso lengths below her hips
 LOOSE = 0.2           # person-mask evidence that goes to the nearer body when the others are painted out
@@ -40,7 +40,7 @@ def torso(p: np.ndarray) -> tuple[float, float]:
     told by her shoulders, and the middle is theirs."""
     ms, mh = p[[11, 12], :2].mean(axis=0), p[[23, 24], :2].mean(axis=0)
     if not hips_seen(p):
-        return float(ms[0]), SHOULDERS_TO_TORSO * float(np.linalg.norm(p[11, :2] - p[12, :2]))
+        return float(ms[0]), TORSO_PER_SHOULDER * float(np.linalg.norm(p[11, :2] - p[12, :2]))
     return float((ms[0] + mh[0]) / 2), float(np.linalg.norm(ms - mh))
 
 
@@ -61,10 +61,11 @@ def choose(poses: list[np.ndarray], width: int) -> int:
     torso is at least SIZE_SHARE of the longest there, the one whose torso is
     nearest the photo's middle. A friend beside her, a pedestrian further
     back, a person sitting on a bench are not her."""
+    torsos = [torso(p) for p in poses]
     standing = [i for i, p in enumerate(poses) if not seated(p)] or list(range(len(poses)))
-    longest = max(torso(poses[i])[1] for i in standing)
-    near = [i for i in standing if torso(poses[i])[1] >= SIZE_SHARE * longest]
-    return min(near, key=lambda i: abs(torso(poses[i])[0] - width / 2))
+    longest = max(torsos[i][1] for i in standing)
+    near = [i for i in standing if torsos[i][1] >= SIZE_SHARE * longest]
+    return min(near, key=lambda i: abs(torsos[i][0] - width / 2))
 
 
 def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> list[tuple[np.ndarray, np.ndarray]]:
