@@ -163,3 +163,42 @@ def test_a_photo_of_one_person_is_used_as_it_is(media):
     photo = cv2.imread(str(media / "images" / "portrait_suit.jpg"))
     person = PersonSegmenter(256).process(photo)
     assert only_her(photo, person, PoseEstimator(static=True, body_mask=True)) is None
+
+
+# --- the kiosk, whose pose follows whoever it found first ---------------------------------------
+
+def _kiosk_on(photo, frames=2):
+    from mirror.core import config
+    from vision.capture import Frame
+    from vision.pipeline import VisionPipeline
+    cfg = config.load(None, env={})
+    pipe = VisionPipeline(cfg.vision, cfg.depth, parallel=False, background_refresh=False)
+    try:
+        for i in range(frames):
+            # every frame refreshes the garment model: its pose tracks from frame to frame
+            pipe._last_refresh = -1e9
+            result = pipe.process(Frame(photo, 0.1 * i, i))
+        return result
+    finally:
+        pipe.close()
+
+
+def test_the_kiosk_recolours_the_shopper_at_the_middle_and_listens_to_her(media, monkeypatch):
+    photo, friend_cols, her_cols = _two_people(media)
+    result = _kiosk_on(photo)
+    s = result.matte.shape[1] / photo.shape[1]
+    matte = result.matte >= 0.5
+    friend = matte[:, :round(friend_cols.stop * s)]
+    her = matte[:, round(her_cols.start * s):round(her_cols.stop * s)]
+    assert her.mean() > 0.15 and friend.mean() < 0.01
+    # the engagement zone is hers too (frame-width units)
+    assert her_cols.start < result.body.cx * photo.shape[1] < her_cols.stop
+
+    # without the search, the tracked pose (the friend, found first) is cut
+    import vision.pipeline as kiosk
+    monkeypatch.setattr(kiosk, "only_her", lambda *args, **kw: None)
+    result = _kiosk_on(photo)
+    matte = result.matte >= 0.5
+    assert matte[:, :round(friend_cols.stop * s)].mean() > 0.15
+    assert matte[:, round(her_cols.start * s):round(her_cols.stop * s)].mean() < 0.01
+    assert friend_cols.start <= result.body.cx * photo.shape[1] < friend_cols.stop

@@ -139,12 +139,11 @@ class PhotoSegmenter:
         back."""
         h, w = bgr.shape[:2]
         person = self.person.process(bgr)
-        alone = only_her(bgr, person, self.pose)
-        if alone is not None:
-            painted, hers = alone
-            person_painted = self.person.process(painted)
-            if kept_her(person, person_painted, hers):
-                bgr, person = painted, person_painted
+        her = only_her(bgr, person, self.pose)
+        if her is not None:
+            person_painted = self.person.process(her.painted)
+            if kept_her(person, person_painted, her.body):
+                bgr, person = her.painted, person_painted
         box = self._person_box(bgr, person)
         if box is not None:
             x0, y0, x1, y1 = box

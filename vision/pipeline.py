@@ -29,6 +29,7 @@ from vision.recolor import recolor
 from vision.garment import WORK_WIDTH, GarmentModel, refine_to
 from vision.garment_parts import check_part
 from vision.person import FaceFinder, PersonSegmenter, PoseEstimator, shrink
+from vision.shopper import Her, only_her, others_beside
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class VisionPipeline:
         self.person = PersonSegmenter(width=SEG_WIDTH)
         # made on the refresher thread, see _background
         self.pose: PoseEstimator | None = None
+        self.people_pose: PoseEstimator | None = None
         self.faces: FaceFinder | None = None
         self.background_refresh = background_refresh
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
@@ -105,13 +107,20 @@ class VisionPipeline:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFRESH_NICE)
         except (AttributeError, OSError):
             pass
-        self.pose = PoseEstimator(static=False)
+        self.pose = PoseEstimator(static=False, body_mask=True)
+        self.people_pose = PoseEstimator(static=True, body_mask=True)   # only with someone beside her
         self.faces = FaceFinder()
 
     def _refresh(self, img: np.ndarray, person: np.ndarray, depth, ts: float = 0.0) -> None:
         t0 = time.perf_counter()
         try:
-            pose = self.pose.process(img)
+            pose, body_mask = self.pose.landmarks_and_body(img)
+            her = self._only_her(img, person, pose, body_mask)
+            if her is not None:
+                # a friend beside her: the shopper's clothes are cut, and her
+                # hands are the ones the mirror listens to
+                img, pose = her.painted, her.points
+                person = np.where(her.others, 0.0, person).astype(np.float32)
             # the engagement zone rides on the pose this refresh needs anyway
             body = body_from_pose(pose, (img.shape[1], img.shape[0]), ts)
             with self._lock:
@@ -129,6 +138,15 @@ class VisionPipeline:
                 self.model = model
             self.refreshes += 1
             self.refresh_ms.append((time.perf_counter() - t0) * 1000)
+
+    def _only_her(self, img: np.ndarray, person: np.ndarray, pose: np.ndarray | None,
+                  body_mask: np.ndarray | None) -> Her | None:
+        """The shopper, when the person mask shows someone besides the body
+        pose is tracking (`vision.shopper`): pose follows whoever it found
+        first, which may be the friend beside her. None when she is alone."""
+        if not others_beside(pose, body_mask, person):
+            return None
+        return only_her(img, person, self.people_pose, first=(pose, body_mask))
 
     def process(self, frame: Frame) -> VisionResult:
         img = frame.image

@@ -13,6 +13,8 @@ to the pose model's mask, and then stay together.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -68,33 +70,56 @@ def choose(poses: list[np.ndarray], width: int) -> int:
     return min(near, key=lambda i: abs(torsos[i][0] - width / 2))
 
 
-def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator) -> list[tuple[np.ndarray, np.ndarray]]:
+def someone_else(person: np.ndarray, covered: np.ndarray, first: np.ndarray) -> bool:
+    """Enough sure person (`person` > 0.5) lies outside the bodies found
+    (`covered`, bool, `person`'s size) for another person to be there: at
+    least OTHER_SHARE of what it is sure of on the `first` body (the person
+    model's pixels against its own: the two models' masks differ in size)."""
+    sure = person > 0.5
+    rest = sure & ~(cv2.dilate(covered.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+    return rest.sum() >= OTHER_SHARE * (sure & first).sum()
+
+
+def others_beside(points: np.ndarray | None, body: np.ndarray | None, person: np.ndarray) -> bool:
+    """A live frame shows someone besides the person pose tracks (`points`,
+    float `body` mask): she shows her face and shoulders (a hand held up to
+    the camera, her head out of the picture, is no one to compare with) and
+    `someone_else` is there."""
+    if points is None or body is None or not all(visible(points, i) for i in (0, 11, 12)):
+        return False
+    tracked = body_at(body, person.shape)
+    return bool(tracked.any()) and someone_else(person, tracked, tracked)
+
+
+def body_at(body: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pose's float body mask as bool at `shape` (the person mask's)."""
+    return cv2.resize(body, (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0.5
+
+
+def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator,
+           first: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """The people in `bgr`: (pose points in pixels of `bgr`, body mask as
     bool at `person`'s size) for each, the first one pose finds first. After
-    each, if enough sure person (`person` > 0.5) lies outside the bodies
-    found, the photo is searched again with them painted out. A body that is
-    small or has no shoulders seen is pose's guess in the painted patch, not
-    a person."""
+    each, if `someone_else` is there, the photo is searched again with the
+    bodies found painted out. A body that is small or has no shoulders seen
+    is pose's guess in the painted patch, not a person. `first`: pose's
+    answer on `bgr` as it is (points, float body mask), when already made."""
     h, w = person.shape
-    sure = person > 0.5
     found: list[tuple[np.ndarray, np.ndarray]] = []
     covered = np.zeros((h, w), bool)
     shown = bgr
-    grow = np.ones((9, 9), np.uint8)
     for _ in range(MAX_PEOPLE):
-        pts, body = pose.landmarks_and_body(shown)
+        pts, body = first if first is not None and not found else pose.landmarks_and_body(shown)
         if pts is None or body is None:
             break
-        mine = cv2.resize(body, (w, h), interpolation=cv2.INTER_AREA) > 0.5
+        mine = body_at(body, (h, w))
         if not mine.any() or (mine & ~covered).sum() < NEW_SHARE * mine.sum():
             break
         if found and (mine.sum() < BODY_MIN * found[0][1].sum() or not (visible(pts, 11) and visible(pts, 12))):
             break
         found.append((pts, mine))
         covered |= mine
-        rest = sure & ~(cv2.dilate(covered.astype(np.uint8), grow) > 0)
-        # (the person model's sure pixels against its own on the first body: the two models' masks differ in size)
-        if rest.sum() < OTHER_SHARE * (sure & found[0][1]).sum():
+        if not someone_else(person, covered, found[0][1]):
             break
         shown = paint_out(bgr, covered)
     return found
@@ -119,14 +144,23 @@ def paint_out(bgr: np.ndarray, region: np.ndarray, keep: np.ndarray | None = Non
     return out
 
 
-def only_her(bgr: np.ndarray, person: np.ndarray,
-             pose: PoseEstimator) -> tuple[np.ndarray, np.ndarray] | None:
-    """(`bgr` with everyone but the shopper painted out, her body as bool at
-    `person`'s size), or None when pose finds no one else (the photo is used
-    as it is). The others' bodies go, and so do the loose person pixels
-    (their shadow, the floor between their legs) nearer their bodies than
-    hers. See `kept_her` before using the painted photo."""
-    found = people(bgr, person, pose)
+@dataclass
+class Her:
+    """The shopper among several people (`only_her`)."""
+    painted: np.ndarray   # the photo with everyone else painted out
+    body: np.ndarray      # her body, bool at the person mask's size
+    points: np.ndarray    # her pose points, in pixels of the photo
+    others: np.ndarray    # what was painted out, bool at the person mask's size
+
+
+def only_her(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator,
+             first: tuple[np.ndarray, np.ndarray] | None = None) -> Her | None:
+    """The shopper and `bgr` with everyone else painted out, or None when
+    pose finds no one else (the photo is used as it is). The others' bodies
+    go, and so do the loose person pixels (their shadow, the floor between
+    their legs) nearer their bodies than hers. `first`: as for `people`.
+    See `kept_her` before using the painted photo."""
+    found = people(bgr, person, pose, first)
     if len(found) < 2:
         return None
     her = choose([p for p, _ in found], bgr.shape[1])
@@ -135,7 +169,7 @@ def only_her(bgr: np.ndarray, person: np.ndarray,
     to_her = cv2.distanceTransform((~hers).astype(np.uint8), cv2.DIST_L2, 3)
     to_them = cv2.distanceTransform((~others).astype(np.uint8), cv2.DIST_L2, 3)
     theirs = (others | ((person > LOOSE) & (to_them < to_her))) & ~hers
-    return paint_out(bgr, theirs, keep=hers), hers
+    return Her(paint_out(bgr, theirs, keep=hers), hers, found[her][0], theirs)
 
 
 def kept_her(before: np.ndarray, after: np.ndarray, hers: np.ndarray) -> bool:
