@@ -30,7 +30,7 @@ NOSE, L_EYE, R_EYE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 0, 2, 5, 11, 12, 23, 
 VISIBLE = 0.5
 MAX_NOSE_OFFSET = 0.3       # nose off the shoulders' midpoint, in shoulder widths: more is a turned head
 MIN_SHOULDER_TORSO = 0.45   # shoulder width over shoulder-to-hip height: less is a body turned sideways
-TORSO_PER_SHOULDER = 1.3    # shoulder-to-hip height when the hips are out of the picture
+HIP_DROP_PER_SHOULDER = 1.3   # how far below her shoulders (in shoulder widths) the zone puts hips out of the picture
 MIN_HAND_SHOULDER = 0.08    # a palm smaller than this (in shoulder widths) is someone further back
 PALM_UP_MIN = 0.3           # open palm: wrist-to-knuckles direction must point at least this much up
 LIPS_RADIUS = 0.15          # an index tip this near her mouth (in shoulder widths) is on her lips
@@ -78,7 +78,7 @@ def body_from_pose(pose_px: np.ndarray | None, size: tuple[int, int], t: float) 
         return None
     cx, sy = float((ls[0] + rs[0]) / 2), float((ls[1] + rs[1]) / 2)
     hips_seen = vis[L_HIP] >= VISIBLE and vis[R_HIP] >= VISIBLE
-    hip_y = float((p[L_HIP, 1] + p[R_HIP, 1]) / 2 / w) if hips_seen else sy + TORSO_PER_SHOULDER * shoulder_w
+    hip_y = float((p[L_HIP, 1] + p[R_HIP, 1]) / 2 / w) if hips_seen else sy + HIP_DROP_PER_SHOULDER * shoulder_w
     nose = p[NOSE, :2] / w
     head_seen = min(vis[NOSE], vis[L_EYE], vis[R_EYE]) >= VISIBLE
     facing = bool(head_seen and abs(nose[0] - cx) <= MAX_NOSE_OFFSET * shoulder_w
