@@ -7,11 +7,12 @@ import pytest
 
 import vision.photo_segmenter as photo_path
 from vision.person import PersonSegmenter, PoseEstimator
-from vision.shopper import BODY_MIN, SIZE_SHARE, choose, kept_her, only_her, people, seated, torso
+from vision.shopper import (BODY_MIN, SIZE_SHARE, choose, kept_her, only_her, others_beside, people, seated,
+                            someone_else, torso)
 
 # --- the rule, on drawn poses ----------------------------------------------------------------
 
-WIDTH = 1000
+WIDTH, HEIGHT = 1000, 1000
 
 
 def _pose(cx: float, torso_len: float = 200, knee_drop: float | None = 0.7, top: float = 100):
@@ -31,22 +32,22 @@ def _pose(cx: float, torso_len: float = 200, knee_drop: float | None = 0.7, top:
 
 def test_of_two_people_standing_she_is_the_one_nearer_the_middle():
     friend, her = _pose(820, torso_len=240), _pose(560, torso_len=200)
-    assert choose([friend, her], WIDTH) == 1
-    assert choose([her, friend], WIDTH) == 0
+    assert choose([friend, her], (WIDTH, HEIGHT)) == 1
+    assert choose([her, friend], (WIDTH, HEIGHT)) == 0
 
 
 def test_a_smaller_person_further_back_at_the_middle_is_not_her():
     pedestrian = _pose(500, torso_len=SIZE_SHARE * 200 - 10)
     her = _pose(300, torso_len=200)
-    assert choose([pedestrian, her], WIDTH) == 1
+    assert choose([pedestrian, her], (WIDTH, HEIGHT)) == 1
 
 
 def test_someone_sitting_at_the_middle_is_not_her_but_someone_alone_sitting_is():
     on_the_bench = _pose(520, knee_drop=0.0)
     her = _pose(250)
     assert seated(on_the_bench) and not seated(her)
-    assert choose([on_the_bench, her], WIDTH) == 1
-    assert choose([on_the_bench, _pose(900, knee_drop=-0.1)], WIDTH) == 0
+    assert choose([on_the_bench, her], (WIDTH, HEIGHT)) == 1
+    assert choose([on_the_bench, _pose(900, knee_drop=-0.1)], (WIDTH, HEIGHT)) == 0
 
 
 def test_unseen_knees_say_nothing_about_sitting():
@@ -66,7 +67,47 @@ def test_with_her_hips_out_of_view_her_shoulders_tell_her_size():
     x, length = torso(waist_up)
     assert x == pytest.approx(500) and length == pytest.approx(1.6 * 100)
     assert not seated(waist_up)
-    assert choose([friend, waist_up], WIDTH) == 1
+    assert choose([friend, waist_up], (WIDTH, HEIGHT)) == 1
+
+
+def test_hips_guessed_short_do_not_make_her_look_further_back():
+    # arms crossed over her hips: pose sees "hips" at 90 px below shoulders 200 px
+    # apart, where her shoulders say a torso of 320 px; the friend's is 300
+    crossed = _pose(500, torso_len=90)
+    crossed[11, 0], crossed[12, 0] = 600, 400
+    crossed[[25, 26], 1] = 900      # her knees well below
+    friend = _pose(150, torso_len=300)
+    assert torso(crossed)[1] == pytest.approx(1.6 * 200)
+    assert choose([friend, crossed], (WIDTH, HEIGHT)) == 1
+
+
+def test_points_outside_the_picture_are_not_seen():
+    # pose guesses hips and knees beyond the frame's bottom edge at full
+    # visibility; seen, they would make her seated
+    low = _pose(500, torso_len=200, top=800)       # hips at y 1000
+    low[[25, 26], 1] = 1010
+    friend = _pose(150, torso_len=200)
+    assert choose([friend, low], (WIDTH, 1100)) == 0     # in the picture: she sits
+    assert choose([friend, low], (WIDTH, 1000)) == 1     # beyond its edge: unseen, her shoulders tell
+
+
+def test_no_one_else_without_a_person_mask_outside_her():
+    shape = (200, 300)
+    hers = _body(shape, 20, 80) > 0
+    assert not someone_else(np.zeros(shape, np.float32), hers, hers)
+    assert someone_else(np.maximum(_body(shape, 20, 80), _body(shape, 200, 260)), hers, hers)
+
+
+def test_the_kiosk_looks_for_others_only_past_a_person_whose_face_and_shoulders_are_in_view():
+    shape = (200, 300)
+    person = np.maximum(_body(shape, 20, 80), _body(shape, 200, 260))
+    tracked = _pose(50, torso_len=80, top=40)
+    tracked[0] = (50, 20, 0.99)
+    assert others_beside(tracked, _body(shape, 20, 80), person)
+    off = tracked.copy()
+    off[[11, 12], 0] -= 100           # shoulders beyond the left edge, at full visibility
+    assert not others_beside(off, _body(shape, 20, 80), person)
+    assert not others_beside(tracked, _body(shape, 20, 80), np.zeros(shape, np.float32))
 
 
 class _ScriptedPose:

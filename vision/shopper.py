@@ -36,14 +36,27 @@ def hips_seen(p: np.ndarray) -> bool:
     return visible(p, 23) and visible(p, 24)
 
 
+def in_view(p: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`p` with the points outside a picture of `size` (width, height)
+    marked unseen: pose gives shoulders and hips beyond the frame full
+    visibility, and a body guessed there is no one to choose."""
+    w, h = size
+    q = p.copy()
+    q[(q[:, 0] < 0) | (q[:, 0] >= w) | (q[:, 1] < 0) | (q[:, 1] >= h), 2] = 0.0
+    return q
+
+
 def torso(p: np.ndarray) -> tuple[float, float]:
     """(x of the torso's middle, torso length) from pose points in pixels.
     Hips out of view are pose's guess, often far off: then the length is
-    told by her shoulders, and the middle is theirs."""
+    told by her shoulders, and the middle is theirs. Seen hips can be
+    guessed too (arms crossed over them), so the length is never under what
+    her shoulders tell: two people are measured alike."""
     ms, mh = p[[11, 12], :2].mean(axis=0), p[[23, 24], :2].mean(axis=0)
+    by_shoulders = TORSO_PER_SHOULDER * float(np.linalg.norm(p[11, :2] - p[12, :2]))
     if not hips_seen(p):
-        return float(ms[0]), TORSO_PER_SHOULDER * float(np.linalg.norm(p[11, :2] - p[12, :2]))
-    return float((ms[0] + mh[0]) / 2), float(np.linalg.norm(ms - mh))
+        return float(ms[0]), by_shoulders
+    return float((ms[0] + mh[0]) / 2), max(float(np.linalg.norm(ms - mh)), by_shoulders)
 
 
 def seated(p: np.ndarray) -> bool:
@@ -57,17 +70,18 @@ def seated(p: np.ndarray) -> bool:
     return drop < KNEES_DROP * max(length, 1.0)
 
 
-def choose(poses: list[np.ndarray], width: int) -> int:
+def choose(poses: list[np.ndarray], size: tuple[int, int]) -> int:
     """Index of the shopper among `poses` (pose points in pixels of a photo
-    `width` wide): of the people standing (everyone, if no one stands) whose
-    torso is at least SIZE_SHARE of the longest there, the one whose torso is
-    nearest the photo's middle. A friend beside her, a pedestrian further
-    back, a person sitting on a bench are not her."""
+    of `size`, width and height): of the people standing (everyone, if no one
+    stands) whose torso is at least SIZE_SHARE of the longest there, the one
+    whose torso is nearest the photo's middle. A friend beside her, a
+    pedestrian further back, a person sitting on a bench are not her."""
+    poses = [in_view(p, size) for p in poses]
     torsos = [torso(p) for p in poses]
     standing = [i for i, p in enumerate(poses) if not seated(p)] or list(range(len(poses)))
     longest = max(torsos[i][1] for i in standing)
     near = [i for i in standing if torsos[i][1] >= SIZE_SHARE * longest]
-    return min(near, key=lambda i: abs(torsos[i][0] - width / 2))
+    return min(near, key=lambda i: abs(torsos[i][0] - size[0] / 2))
 
 
 def someone_else(person: np.ndarray, covered: np.ndarray, first: np.ndarray) -> bool:
@@ -76,8 +90,8 @@ def someone_else(person: np.ndarray, covered: np.ndarray, first: np.ndarray) -> 
     least OTHER_SHARE of what it is sure of on the `first` body (the person
     model's pixels against its own: the two models' masks differ in size)."""
     sure = person > 0.5
-    rest = sure & ~(cv2.dilate(covered.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
-    return rest.sum() >= OTHER_SHARE * (sure & first).sum()
+    rest = int((sure & ~(cv2.dilate(covered.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)).sum())
+    return rest > 0 and rest >= OTHER_SHARE * (sure & first).sum()
 
 
 def others_beside(points: np.ndarray | None, body: np.ndarray | None, person: np.ndarray) -> bool:
@@ -85,7 +99,10 @@ def others_beside(points: np.ndarray | None, body: np.ndarray | None, person: np
     float `body` mask): she shows her face and shoulders (a hand held up to
     the camera, her head out of the picture, is no one to compare with) and
     `someone_else` is there."""
-    if points is None or body is None or not all(visible(points, i) for i in (0, 11, 12)):
+    if points is None or body is None:
+        return False
+    # (the body mask is at the frame's size, where `points` are)
+    if not all(visible(in_view(points, (body.shape[1], body.shape[0])), i) for i in (0, 11, 12)):
         return False
     tracked = body_at(body, person.shape)
     return bool(tracked.any()) and someone_else(person, tracked, tracked)
@@ -115,7 +132,8 @@ def people(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator,
         mine = body_at(body, (h, w))
         if not mine.any() or (mine & ~covered).sum() < NEW_SHARE * mine.sum():
             break
-        if found and (mine.sum() < BODY_MIN * found[0][1].sum() or not (visible(pts, 11) and visible(pts, 12))):
+        seen = in_view(pts, (bgr.shape[1], bgr.shape[0]))
+        if found and (mine.sum() < BODY_MIN * found[0][1].sum() or not (visible(seen, 11) and visible(seen, 12))):
             break
         found.append((pts, mine))
         covered |= mine
@@ -163,7 +181,7 @@ def only_her(bgr: np.ndarray, person: np.ndarray, pose: PoseEstimator,
     found = people(bgr, person, pose, first)
     if len(found) < 2:
         return None
-    her = choose([p for p, _ in found], bgr.shape[1])
+    her = choose([p for p, _ in found], (bgr.shape[1], bgr.shape[0]))
     hers = found[her][1]
     others = np.any([b for i, (_, b) in enumerate(found) if i != her], axis=0)
     to_her = cv2.distanceTransform((~hers).astype(np.uint8), cv2.DIST_L2, 3)
