@@ -5,7 +5,9 @@ MediaPipe's pose model finds one person, and with two side by side it may
 take the friend: her clothes are then cut and the shopper's are not. So a
 photo is searched again with each person found painted out, and the shopper
 is chosen by a stated rule (`choose`): in front of the mirror she stands near
-its middle. The rest of the careful path then sees her alone.
+its middle. The rest of the careful path then sees her alone. The kiosk's
+refresh does the same when its tracking pose, which follows whoever it found
+first, leaves someone else in the person mask (`others_beside`).
 
 Two people who overlap (one walking half behind the other) can be one body
 to the pose model's mask, and then stay together.
