@@ -61,7 +61,7 @@ class VisionPipeline:
         self.person = PersonSegmenter(width=SEG_WIDTH)
         # made on the refresher thread, see _background
         self.pose: PoseEstimator | None = None
-        self.people_pose: PoseEstimator | None = None
+        self.people_pose: PoseEstimator | None = None   # made when someone first stands beside her
         self.faces: FaceFinder | None = None
         self.background_refresh = background_refresh
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
@@ -108,7 +108,6 @@ class VisionPipeline:
         except (AttributeError, OSError):
             pass
         self.pose = PoseEstimator(static=False, body_mask=True)
-        self.people_pose = PoseEstimator(static=True, body_mask=True)   # only with someone beside her
         self.faces = FaceFinder()
 
     def _refresh(self, img: np.ndarray, person: np.ndarray, depth, ts: float = 0.0) -> None:
@@ -146,6 +145,10 @@ class VisionPipeline:
         first, which may be the friend beside her. None when she is alone."""
         if not others_beside(pose, body_mask, person):
             return None
+        if self.people_pose is None:
+            # a second pose graph costs about 115 MB: only a kiosk that has
+            # seen two people at once pays for it (on this, the refresher thread)
+            self.people_pose = PoseEstimator(static=True, body_mask=True)
         return only_her(img, person, self.people_pose, first=(pose, body_mask))
 
     def process(self, frame: Frame) -> VisionResult:
