@@ -734,6 +734,40 @@ def test_a_top_of_her_skins_colour_is_still_her_top():
     assert model is not None
     g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
     assert g[90:175, 70:130].mean() > 0.9 and g[200:370, 66:92].mean() > 0.9
+    # all of the top, not only the core of her torso the skin model is kept off
+    assert g[90:175, 62:138].mean() > 0.9
+
+
+def test_bare_skin_at_her_neckline_is_not_garment_though_grabcut_takes_it_with_her_top():
+    # A black top with a deep V neck, the skin lit like her face at the top
+    # and shaded toward the point, in front of a busy background: GrabCut,
+    # taught the shade as the top's, takes all of the V. What the face's
+    # colour says is skin leaves the garment (and every part of it).
+    skin = np.array((150, 170, 220), np.float32)
+    img, _, seg, pose = _figure((30, 30, 30), (120, 60, 20), skirt=False)
+    blocks = np.random.default_rng(3).integers(0, 256, (H // 20, W // 20, 3), dtype=np.uint8)
+    blocks = cv2.resize(blocks, (W, H), interpolation=cv2.INTER_NEAREST)
+    img[seg == 0] = blocks[seg == 0]
+    person = seg.astype(np.float32)
+    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin.tolist(), -1)
+    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    cv2.rectangle(img, (90, 60), (110, 72), skin.tolist(), -1)             # her neck
+    cv2.rectangle(person, (90, 60), (110, 72), 1.0, -1)
+    v = np.zeros((H, W), np.uint8)
+    cv2.fillConvexPoly(v, np.array([[72, 70], [128, 70], [100, 140]], np.int32), 1)
+    for y in range(70, 141):
+        img[y][v[y] > 0] = (skin * (1 - 0.45 * (y - 70) / 70)).astype(np.uint8)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+
+    def full_size(m):
+        return cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+
+    g, up = full_size(model.seg), full_size(model.part_mask("upper"))
+    lit = v[70:100] > 0
+    assert g[70:100][lit].mean() < 0.1 and up[70:100][lit].mean() < 0.1
+    top = seg.astype(bool) & (v == 0)
+    assert g[90:175][top[90:175]].mean() > 0.95 and up[90:175][top[90:175]].mean() > 0.95
 
 
 def _print(img, mask, a, b, share_a, seed):

@@ -223,6 +223,7 @@ class GarmentModel:
         skin = _fill_small_holes(skin, round(SKIN_HOLE * inside.sum())) & inside
         upper_torso = upper_torso_mask(layout, (h, w)) if layout is not None else None
         bare = None
+        skin_toned_top = False
         if layout is not None:
             core = torso_core(layout, (h, w))
             on_chest = upper_torso & inside
@@ -231,6 +232,7 @@ class GarmentModel:
                 # top (a beige knit, a cream dress), not bare skin; on her torso
                 # the skin model is not to be trusted (on her legs it still is).
                 skin &= ~core
+                skin_toned_top = True
             # a forearm is judged against her top (the chest), a shin against her thighs
             top_px = upper_torso & inside & ~skin
             thigh_px = (seeds > 0) & ~core & inside & ~skin
@@ -309,6 +311,14 @@ class GarmentModel:
         # an unseeded piece in her hands' and shoes' places is a raised shoe
         # past a bare shin, or a hand: not garment
         seg = keep_big_parts(seg, seeds, unlikely > 0)
+        # the cut as GrabCut made it: its shape is what tells the split a
+        # dress from a top and a skirt, a bare midriff, the gap between knees
+        cut = seg.copy()
+        if layout is not None and not skin_toned_top:
+            # GrabCut takes skin next to the cloth when her clothes' colours
+            # reach toward it (a neckline in sun, thighs under shorts); bare
+            # skin is never garment.
+            seg[skin & ~seeds] = 0
         rest = inside & (seg == 0)
         hist_g = cv2.calcHist([lab], [0, 1, 2], seg, HIST_BINS, HIST_RANGES)
         hist_r = cv2.calcHist([lab], [0, 1, 2], rest.astype(np.uint8), HIST_BINS, HIST_RANGES)
@@ -325,7 +335,9 @@ class GarmentModel:
             prior[head > 0] = 0
         prior = cv2.GaussianBlur(prior, (k, k), 0)
         model = cls(hist_g, hist_r, prior, layout, seg)
-        model.parts = split_parts(img, lab, seg, pose, layout, not_cloth=not_cloth)
+        model.parts = split_parts(img, lab, cut, pose, layout, not_cloth=not_cloth)
+        for name, mask in model.parts.masks.items():
+            model.parts.masks[name] = mask & seg
         # what a photo's second cut of the outline may not take either: her
         # head and the shoes she stands on (what the skin rules cut off is left
         # to that cut, which often regains a sleeve's or a hem's edge there)
