@@ -313,7 +313,7 @@ class GarmentModel:
         seg = keep_big_parts(seg, seeds, unlikely > 0)
         # the cut as GrabCut made it: its shape is what tells the split a
         # dress from a top and a skirt, a bare midriff, the gap between knees
-        cut = seg.copy()
+        as_cut = seg.copy()
         if layout is not None and not skin_toned_top:
             # GrabCut takes skin next to the cloth when her clothes' colours
             # reach toward it (a neckline in sun, thighs under shorts); bare
@@ -335,7 +335,7 @@ class GarmentModel:
             prior[head > 0] = 0
         prior = cv2.GaussianBlur(prior, (k, k), 0)
         model = cls(hist_g, hist_r, prior, layout, seg)
-        model.parts = split_parts(img, lab, cut, pose, layout, not_cloth=not_cloth)
+        model.parts = split_parts(img, lab, as_cut, pose, layout, not_cloth=not_cloth)
         for name, mask in model.parts.masks.items():
             model.parts.masks[name] = mask & seg
         # what a photo's second cut of the outline may not take either: her
