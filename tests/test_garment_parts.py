@@ -54,6 +54,20 @@ def _figure(top_bgr, bottom_bgr, skirt: bool):
     return img, lab, seg, pose
 
 
+def _draw_face(img, person, colour, neck=False):
+    """The drawn figure's face (and, with `neck`, her neck) in `colour`, in the image and the person mask."""
+    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, colour, -1)
+    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    if neck:
+        cv2.rectangle(img, (90, 60), (110, 72), colour, -1)
+        cv2.rectangle(person, (90, 60), (110, 72), 1.0, -1)
+
+
+def _at_figure_size(mask):
+    """A model's work-size mask as bool at the drawn figure's size."""
+    return cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+
+
 def _split_drawn(img, seg, pose):
     return split_parts(img, cv2.cvtColor(img, cv2.COLOR_BGR2Lab), seg, pose, body_layout(pose, img.shape[1::-1]))
 
@@ -726,13 +740,10 @@ def test_a_top_of_her_skins_colour_is_still_her_top():
     skin = (150, 170, 220)
     img, _, seg, pose = _figure((140, 165, 215), (120, 60, 20), skirt=False)
     person = seg.astype(np.float32)
-    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin, -1)
-    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
-    cv2.rectangle(img, (90, 60), (110, 72), skin, -1)             # her neck
-    cv2.rectangle(person, (90, 60), (110, 72), 1.0, -1)
+    _draw_face(img, person, skin, neck=True)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[90:175, 70:130].mean() > 0.9 and g[200:370, 66:92].mean() > 0.9
     # all of the top, not only the core of her torso the skin model is kept off
     assert g[90:175, 62:138].mean() > 0.9
@@ -743,27 +754,20 @@ def test_bare_skin_at_her_neckline_is_not_garment_though_grabcut_takes_it_with_h
     # and shaded toward the point, in front of a busy background: GrabCut,
     # taught the shade as the top's, takes all of the V. What the face's
     # colour says is skin leaves the garment (and every part of it).
-    skin = np.array((150, 170, 220), np.float32)
+    skin = (150, 170, 220)
     img, _, seg, pose = _figure((30, 30, 30), (120, 60, 20), skirt=False)
     blocks = np.random.default_rng(3).integers(0, 256, (H // 20, W // 20, 3), dtype=np.uint8)
     blocks = cv2.resize(blocks, (W, H), interpolation=cv2.INTER_NEAREST)
     img[seg == 0] = blocks[seg == 0]
     person = seg.astype(np.float32)
-    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin.tolist(), -1)
-    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
-    cv2.rectangle(img, (90, 60), (110, 72), skin.tolist(), -1)             # her neck
-    cv2.rectangle(person, (90, 60), (110, 72), 1.0, -1)
+    _draw_face(img, person, skin, neck=True)
     v = np.zeros((H, W), np.uint8)
     cv2.fillConvexPoly(v, np.array([[72, 70], [128, 70], [100, 140]], np.int32), 1)
     for y in range(70, 141):
-        img[y][v[y] > 0] = (skin * (1 - 0.45 * (y - 70) / 70)).astype(np.uint8)
+        img[y][v[y] > 0] = (np.array(skin) * (1 - 0.45 * (y - 70) / 70)).astype(np.uint8)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-
-    def full_size(m):
-        return cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST) > 0
-
-    g, up = full_size(model.seg), full_size(model.part_mask("upper"))
+    g, up = _at_figure_size(model.seg), _at_figure_size(model.part_mask("upper"))
     lit = v[70:100] > 0
     assert g[70:100][lit].mean() < 0.1 and up[70:100][lit].mean() < 0.1
     top = seg.astype(bool) & (v == 0)
@@ -853,7 +857,7 @@ def test_a_flared_skirt_past_the_body_mask_is_kept_and_the_floor_beside_her_is_n
 
     def garment(**kw):
         model = GarmentModel.build(img, her, pose, **kw)
-        return cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+        return _at_figure_size(model.seg)
 
     g = garment(maybe=maybe)
     flare = np.zeros((H, W), np.uint8)
@@ -922,7 +926,7 @@ def test_black_trousers_under_dark_hair_are_still_garment():
     cv2.rectangle(img, (70, 70), (82, 150), HAIR, -1)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[230:370, 66:92].mean() > 0.9 and g[230:370, 108:134].mean() > 0.9   # both trouser legs
 
 
@@ -935,7 +939,7 @@ def test_a_dark_lock_over_her_top_is_not_garment_though_her_trousers_are_its_col
     cv2.fillPoly(img, [lock], HAIR)
     cv2.fillPoly(person, [lock], 1.0)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[75:145, 72:80].mean() < 0.2                                            # the lock
     assert g[90:175, 90:135].mean() > 0.95 and g[230:370, 66:92].mean() > 0.9      # top and trousers
 
@@ -949,7 +953,7 @@ def test_a_ponytail_of_her_tops_colour_is_not_garment():
     cv2.fillPoly(person, [tail], 1.0)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[30:60, 130:150].mean() < 0.1                                       # the ponytail
     assert g[90:175, 70:130].mean() > 0.9 and g[230:370, 66:92].mean() > 0.9     # top and trousers
 
@@ -972,7 +976,7 @@ def test_a_black_jacket_open_over_a_red_top_on_a_dark_haired_woman_is_garment():
     cv2.ellipse(img, (100, 44), (15, 20), 0, 0, 360, skin, -1)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[90:175, 64:78].mean() > 0.9 and g[90:175, 122:136].mean() > 0.9     # both fronts
     assert g[100:130, 138:146].mean() > 0.8                                      # a sleeve
 
@@ -991,7 +995,7 @@ def _blonde_lock_over_black_top():
     cv2.fillPoly(person, [lock], 1.0)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    return cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    return _at_figure_size(model.seg)
 
 
 def test_blonde_lengths_of_dark_rooted_hair_over_a_top_of_the_roots_colour_are_not_garment():
@@ -1017,7 +1021,7 @@ def test_without_pose_her_clothes_are_still_cut_from_the_person_mask():
     img, person, _ = _dark_haired((120, 60, 230), (120, 60, 20))
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), None)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[150:175, 70:130].mean() > 0.9 and g[230:370, 66:92].mean() > 0.9    # top and trousers
 
 
@@ -1063,11 +1067,10 @@ def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
         cv2.line(person, a, b, 1.0, 14)
     pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
     pose[[27, 28], 2] = 0.0          # no wrist or ankle seen: the bare-limb check has no forearm or shin to go by
-    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin, -1)
-    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    _draw_face(img, person, skin)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[90:175, 70:130].mean() > 0.9 and g[195:225, 70:130].mean() > 0.9   # the top and the shorts
     assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm
 
@@ -1086,11 +1089,10 @@ def test_compression_specks_in_her_bare_midriff_are_skin_not_garment():
         for x in range(70, 132, 16):
             specks[y:y + 3, x:x + 3] = True
     img[specks] = (130, 160, 225)
-    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, skin, -1)
-    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    _draw_face(img, person, skin)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[90:125, 70:130].mean() > 0.9                  # the top
     assert g[specks].mean() < 0.1 and g[135:180, 70:130].mean() < 0.02     # her midriff, specks and all
 
@@ -1126,11 +1128,10 @@ def test_the_sleeves_of_a_blouse_tucked_into_dark_trousers_are_not_bare_arms():
         cv2.polylines(img, [np.array(arm, np.int32)], False, top, 16)
         cv2.polylines(person, [np.array(arm, np.int32)], False, 1.0, 16)
     pose[[13, 14, 15, 16]] = [[150, 135, .99], [50, 135, .99], [156, 185, .99], [44, 185, .99]]
-    cv2.ellipse(img, (100, 40), (22, 28), 0, 0, 360, face, -1)
-    cv2.ellipse(person, (100, 40), (22, 28), 0, 0, 360, 1.0, -1)
+    _draw_face(img, person, face)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[140:180, 148:160].mean() > 0.9 and g[140:180, 40:52].mean() > 0.9     # both forearms' sleeves
     assert g[90:120, 70:130].mean() > 0.9 and g[140:175, 70:130].mean() > 0.9     # blouse and trousers
 
@@ -1150,7 +1151,7 @@ def test_a_dark_shirt_between_a_jackets_lapels_is_not_his_hair():
     cv2.rectangle(img, (90, 70), (110, 185), hair, -1)                 # the shirt between the lapels
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
-    g = cv2.resize(model.seg, (W, H), interpolation=cv2.INTER_NEAREST) > 0
+    g = _at_figure_size(model.seg)
     assert g[90:175, 93:107].mean() > 0.9 and g[90:175, 64:86].mean() > 0.9
 
 
