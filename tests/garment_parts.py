@@ -9,7 +9,9 @@ as it is) and mirrored left to right as well, and averages them: the same
 photos in other pixels. The spread between a photo's variants shows where a
 rule is knife-edged, which a single run hides. `--crop 0.05` first cuts each
 photo to her (the person mask's box and that share of its size around it), as
-a tight fashion photo would be framed.
+a tight fashion photo would be framed. `--tone cool|warm|dark|bright|jpeg`
+scores the photos as another camera or a filter would have left them (see
+`TONES`): the same pixels in other colours.
 
 `python -m tests.garment_parts rebuild OWNER/NAME=GIT_DIR ...` copies the photos
 back from local git mirrors of their sources, as PROVENANCE.md's table lists
@@ -65,13 +67,32 @@ def iou(mine: np.ndarray, want: np.ndarray, ignore: np.ndarray) -> float:
     return float(((mine & want) & keep).sum() / union) if union else 1.0
 
 
-def _variant(img: np.ndarray, height: int, mirror: bool) -> np.ndarray:
+# Photometric changes a photo may come with: a white balance set for other
+# light (BGR channel gains), a tone curve (exponent on 0..1 values), heavy JPEG.
+TONES = {"cool": ("gains", (1.12, 1.0, 0.88)), "warm": ("gains", (0.88, 1.0, 1.1)),
+         "dark": ("gamma", 1.5), "bright": ("gamma", 0.7), "jpeg": ("quality", 50)}
+
+
+def toned(img: np.ndarray, tone: str | None) -> np.ndarray:
+    """`img` (BGR uint8) as `tone` (a key of TONES, or None: as it is) leaves it."""
+    if tone is None:
+        return img
+    how, arg = TONES[tone]
+    if how == "gains":
+        return np.clip(img.astype(np.float32) * np.array(arg, np.float32), 0, 255).astype(np.uint8)
+    if how == "gamma":
+        return np.round(255 * (img / 255.0) ** arg).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, arg])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def _variant(img: np.ndarray, height: int, mirror: bool, tone: str | None = None) -> np.ndarray:
     if mirror:
         img = np.ascontiguousarray(img[:, ::-1])
     if height:
         s = height / img.shape[0]
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    return img
+    return toned(img, tone)
 
 
 def _around_her(img: np.ndarray, person: np.ndarray, margin: float) -> tuple[slice, slice]:
@@ -85,10 +106,10 @@ def _around_her(img: np.ndarray, person: np.ndarray, margin: float) -> tuple[sli
 
 
 def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,
-             crop: float | None = None) -> list[dict]:
+             crop: float | None = None, tone: str | None = None) -> list[dict]:
     """One row per photo: its IoU per part, with the photo cut to her with
     `crop` of her size around her (None: not cut), resized to `height` (0: as
-    it is) and/or mirrored; scored at the (cut) photo's own size."""
+    it is), mirrored and/or toned (`toned`); scored at the (cut) photo's own size."""
     from vision.photo_segmenter import PhotoSegmenter
     seg = segmenter or PhotoSegmenter()
     rows = []
@@ -101,7 +122,7 @@ def evaluate(split: str, segmenter=None, height: int = 0, mirror: bool = False,
             rows_, cols = _around_her(img, seg.person.process(img), crop)
             img, ignore = img[rows_, cols], ignore[rows_, cols]
             want = {k: v[rows_, cols] for k, v in want.items()}
-        shown = _variant(img, height, mirror)
+        shown = _variant(img, height, mirror, tone)
         row = {"name": spec["name"], "split": spec["split"]}
         mattes = seg.garments(shown, parts=("upper", "lower", "full"))
         for part in ("upper", "lower", "full"):
@@ -180,6 +201,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--mirror", action="store_true", help="also score every photo mirrored left to right")
     ap.add_argument("--crop", type=float, default=None, metavar="MARGIN",
                     help="first cut each photo to her, with MARGIN of her size around her (e.g. 0.05)")
+    ap.add_argument("--tone", choices=sorted(TONES), default=None,
+                    help="score the photos in other colours: a white balance for other light, a tone curve, JPEG q50")
     args = ap.parse_args(argv)
     try:
         heights = [int(h) for h in args.heights.split(",")]
@@ -191,7 +214,7 @@ def main(argv: list[str]) -> None:
     runs = []
     for i, (h, m) in enumerate(variants, 1):
         print(f"[{i}/{len(variants)}] height {h or 'as is'}{', mirrored' if m else ''}", file=sys.stderr, flush=True)
-        runs.append(evaluate(args.split, seg, h, m, args.crop))
+        runs.append(evaluate(args.split, seg, h, m, args.crop, args.tone))
     parts = ("upper", "lower", "full")
     print(f"{'photo':32} {'split':8} {'upper':>6} {'lower':>6} {'full':>6}  {'upper range':>11}  kind")
     for k, row in enumerate(runs[0]):

@@ -1243,3 +1243,22 @@ def test_every_traced_photo_has_a_source_row_to_rebuild_it_from():
     for r in rows.values():
         assert r["repo"].count("/") == 1 and len(r["commit"]) == 40, r
         assert len(r["blob"]) == 40 or r["path"].endswith(")"), r
+
+
+def test_the_evaluation_can_show_a_photo_as_another_camera_or_filter_would():
+    """`--tone` changes colours, never pixels' places: a cool white balance
+    moves blue up and red down, a dark tone curve takes mid-grey down, JPEG
+    changes a fine pattern a little, and no tone leaves the photo as it was."""
+    from tests.garment_parts import TONES, toned
+    rng = np.random.default_rng(0)
+    img = rng.integers(40, 216, (48, 32, 3), dtype=np.uint8)
+    assert toned(img, None) is img
+    cool = toned(img, "cool").astype(int)
+    assert cool[..., 0].mean() > img[..., 0].mean() + 5 and cool[..., 2].mean() < img[..., 2].mean() - 5
+    warm = toned(img, "warm").astype(int)
+    assert warm[..., 2].mean() > img[..., 2].mean() + 5 and warm[..., 0].mean() < img[..., 0].mean() - 5
+    grey = np.full((4, 4, 3), 128, np.uint8)
+    assert 85 <= toned(grey, "dark")[0, 0, 0] <= 95 and 155 <= toned(grey, "bright")[0, 0, 0] <= 165
+    for tone in TONES:
+        out = toned(img, tone)
+        assert out.shape == img.shape and out.dtype == np.uint8 and (out != img).any(), tone
