@@ -213,7 +213,8 @@ def main(argv: list[str]) -> None:
     seg = PhotoSegmenter()
     runs = []
     for i, (h, m) in enumerate(variants, 1):
-        print(f"[{i}/{len(variants)}] height {h or 'as is'}{', mirrored' if m else ''}", file=sys.stderr, flush=True)
+        print(f"[{i}/{len(variants)}] height {h or 'as is'}{', mirrored' if m else ''}"
+              f"{', ' + args.tone if args.tone else ''}", file=sys.stderr, flush=True)
         runs.append(evaluate(args.split, seg, h, m, args.crop, args.tone))
     parts = ("upper", "lower", "full")
     print(f"{'photo':32} {'split':8} {'upper':>6} {'lower':>6} {'full':>6}  {'upper range':>11}  kind")
