@@ -79,7 +79,8 @@ def toned(img: np.ndarray, tone: str | None) -> np.ndarray:
         return img
     how, arg = TONES[tone]
     if how == "gains":
-        return np.clip(img.astype(np.float32) * np.array(arg, np.float32), 0, 255).astype(np.uint8)
+        from vision.photo_segmenter import white_balanced
+        return white_balanced(img, arg)
     if how == "gamma":
         return np.round(255 * (img / 255.0) ** arg).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, arg])

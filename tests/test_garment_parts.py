@@ -208,29 +208,36 @@ def test_on_a_blouse_only_photo_upper_is_the_whole_garment_and_lower_is_nothing(
 
 def test_a_photo_is_cut_in_each_view_and_a_pixel_is_garment_where_most_views_say_so(monkeypatch):
     """Each view's matte is brought back onto the photo (unmirrored, full
-    size) before the vote; what one view alone says is outvoted."""
+    size) before the vote; what two views alone say is outvoted. Two views
+    see the photo in other light: bluer, and redder (mirrored)."""
     photo = np.zeros((120, 90, 3), np.uint8)
-    photo[20:100, 10:40] = 255                      # "her top", on the photo's left
+    photo[20:100, 10:40] = 200                      # "her top", grey, on the photo's left
     seen = []
 
     def one_view(self, bgr, feather_px, parts):
-        seen.append(bgr.shape[:2])
-        m = (bgr[..., 0] > 128).astype(np.float32)   # the other views find the top where they see it
-        if len(seen) == 1:
-            m[:] = 0.0                               # the photo's own view misses it (a knife-edged cut)
-            m[:, -20:] = 1.0                         # and takes a strip at the right instead
+        mirrored = not bgr[50, 20].any()           # the top is on the right
+        seen.append((bgr.shape[:2], mirrored, int(bgr[..., 0].max()), int(bgr[..., 2].max())))
+        m = (bgr.max(axis=2) > 128).astype(np.float32)   # the other views find the top where they see it
+        if len(seen) in (1, 4):
+            m[:] = 0.0                               # two views miss it (a knife-edged cut)
+            m[:, -20:] = 1.0                         # and take a strip at the right instead
         return {p: m for p in parts}
 
     monkeypatch.setattr(PhotoSegmenter, "_one_view", one_view)
     seg = PhotoSegmenter.__new__(PhotoSegmenter)
     seg.last_model = None
     got = seg.garments(photo, parts=("upper", "full"))
-    assert seen == [(120, 90), (120, 90), (96, 72)]   # as it is, mirrored, at 0.8
+    # (size, mirrored, blue, red): as it is, mirrored, at 0.8, bluer, redder and mirrored
+    assert [v[:2] for v in seen] == [((120, 90), False), ((120, 90), True), ((96, 72), False),
+                                     ((120, 90), False), ((120, 90), True)]
+    assert [v[2:] for v in seen[:2]] == [(200, 200), (200, 200)]
+    assert seen[3][2] > 200 > seen[3][3], "the fourth view is not bluer"
+    assert seen[4][2] < 200 < seen[4][3], "the fifth view is not redder"
     want = photo[..., 0] > 128
     for part in ("upper", "full"):
         assert got[part].shape == (120, 90)
         assert iou_of(got[part] >= 0.5, want) > 0.95, part
-        assert not (got[part][:, -20:] >= 0.5).any(), "one view's strip won the vote"
+        assert not (got[part][:, -20:] >= 0.5).any(), "two views' strip won the vote"
 
 
 def test_all_parts_at_once_are_the_parts_one_by_one(media, photo_segmenter):

@@ -1,7 +1,7 @@
 """The careful path for single photos (`mirror segment`, `mirror recolor`).
 
 `GarmentModel`'s slow step, its outline cut again at a higher resolution
-(`refine_outline`), then soft edges at full resolution; all of it on three
+(`refine_outline`), then soft edges at full resolution; all of it on five
 views of the photo (`PHOTO_VIEWS`), whose median is the answer.
 """
 
@@ -81,7 +81,15 @@ def part_of_outline(fine: np.ndarray, seg: np.ndarray, part: np.ndarray) -> np.n
 
 
 
-PHOTO_VIEWS = ((1.0, False), (1.0, True), (0.8, False))   # (scale, mirrored): the views a photo is cut in
+# (scale, mirrored, BGR gains or None): the views a photo is cut in; the last
+# two as a white balance set for bluer or redder light would have left it
+PHOTO_VIEWS = ((1.0, False, None), (1.0, True, None), (0.8, False, None),
+               (1.0, False, (1.12, 1.0, 0.88)), (1.0, True, (0.88, 1.0, 1.12)))
+
+
+def white_balanced(bgr: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """`bgr` (uint8) with each channel multiplied by its gain, clipped."""
+    return np.clip(bgr.astype(np.float32) * np.array(gains, np.float32), 0, 255).astype(np.uint8)
 
 
 class PhotoSegmenter:
@@ -104,11 +112,12 @@ class PhotoSegmenter:
         """`garment` for several parts at once, from one cut of each view.
 
         The careful cut is knife-edged on some photos: the same photo
-        mirrored, or a little smaller, can read a dress as a top and a skirt,
-        or join a crop top to trousers across her midriff. So the photo is cut
-        in each of PHOTO_VIEWS, and a pixel is garment where most views say
-        so: the per-pixel median of the views' mattes, which keeps their soft
-        edges. `last_model` is the photo's own (unmirrored, full-size) view."""
+        mirrored, a little smaller or in other light can read a dress as a
+        top and a skirt, or join a crop top to trousers across her midriff.
+        So the photo is cut in each of PHOTO_VIEWS, and a pixel is garment
+        where most views say so: the per-pixel median of the views' mattes,
+        which keeps their soft edges. `last_model` is the photo's own
+        (unmirrored, full-size) view."""
         for part in parts:
             check_part(part)
         h, w = bgr.shape[:2]
@@ -116,8 +125,10 @@ class PhotoSegmenter:
             return {part: np.zeros((h, w), np.float32) for part in parts}
         votes: dict[str, list[np.ndarray]] = {part: [] for part in parts}
         own = None
-        for i, (scale, mirrored) in enumerate(PHOTO_VIEWS):
+        for i, (scale, mirrored, gains) in enumerate(PHOTO_VIEWS):
             view = bgr[:, ::-1] if mirrored else bgr
+            if gains is not None:
+                view = white_balanced(view, gains)
             if scale != 1.0:
                 view = cv2.resize(view, (max(1, round(w * scale)), max(1, round(h * scale))),
                                   interpolation=cv2.INTER_AREA)
