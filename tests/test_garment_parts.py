@@ -1082,6 +1082,47 @@ def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
     assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm
 
 
+def test_a_sports_outfit_nearly_three_quarters_bare_is_still_skin():
+    # a short sports top over a bare midriff, shorts, bare arms and legs:
+    # her face's colour is 0.7-0.75 of her (a warm cast pushes a real one
+    # there), still a summer outfit; a skin-toned dress is 0.8-0.9
+    skin = (150, 170, 220)
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    img[232:381] = np.where(seg[232:381, :, None] > 0, np.array(skin, np.uint8), img[232:381])
+    img[120:185, 60:141] = skin                       # the midriff below a short top
+    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
+        cv2.line(img, a, b, skin, 14)
+        cv2.line(person, a, b, 1.0, 14)
+    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+    pose[[27, 28], 2] = 0.0
+    _draw_face(img, person, skin)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = _at_figure_size(model.seg)
+    assert g[90:115, 70:130].mean() > 0.9 and g[195:225, 70:130].mean() > 0.9   # the top and the shorts
+    assert g[125:180, 70:130].mean() < 0.05, "her bare midriff taken as garment"
+    assert g[245:370].mean() < 0.02 and g[100:180, 145:160].mean() < 0.1          # bare legs, a bare arm
+
+
+def test_a_dress_of_her_skins_colour_is_not_taken_for_skin():
+    # a cream dress near her face's colour: "skin" would be nearly all of
+    # her, which means the skin model cannot tell, so it is not used
+    skin = (150, 170, 220)
+    img, _, seg, pose = _figure((145, 168, 218), (145, 168, 218), skirt=True)
+    person = seg.astype(np.float32)
+    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
+        cv2.line(img, a, b, skin, 14)
+        cv2.line(person, a, b, 1.0, 14)
+    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+    _draw_face(img, person, skin, neck=True)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = _at_figure_size(model.seg)
+    assert g[90:175, 66:134].mean() > 0.9, "the bodice lost"
+    assert g[200:310, 70:130].mean() > 0.9, "the skirt lost"
+
+
 def test_compression_specks_in_her_bare_midriff_are_skin_not_garment():
     # a crop top over a bare midriff in a heavily compressed photo: blocks of
     # a slightly different tone dot her skin, outside the face's colour model;
