@@ -63,6 +63,14 @@ def _draw_face(img, person, colour, neck=False):
         cv2.rectangle(person, (90, 60), (110, 72), 1.0, -1)
 
 
+def _draw_bare_arms(img, person, pose, colour):
+    """Two bare arms hanging from the drawn figure's shoulders, in `colour`, with pose's elbows on them."""
+    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
+        cv2.line(img, a, b, colour, 14)
+        cv2.line(person, a, b, 1.0, 14)
+    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+
+
 def _at_figure_size(mask):
     """A model's work-size mask as bool at the drawn figure's size."""
     return cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST) > 0
@@ -1069,10 +1077,7 @@ def test_bare_arms_and_legs_over_half_of_her_are_still_skin():
     img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
     person = seg.astype(np.float32)
     img[232:381] = np.where(seg[232:381, :, None] > 0, np.array(skin, np.uint8), img[232:381])
-    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
-        cv2.line(img, a, b, skin, 14)
-        cv2.line(person, a, b, 1.0, 14)
-    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+    _draw_bare_arms(img, person, pose, skin)
     pose[[27, 28], 2] = 0.0          # no wrist or ankle seen: the bare-limb check has no forearm or shin to go by
     _draw_face(img, person, skin)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
@@ -1091,10 +1096,7 @@ def test_a_sports_outfit_nearly_three_quarters_bare_is_still_skin():
     person = seg.astype(np.float32)
     img[232:381] = np.where(seg[232:381, :, None] > 0, np.array(skin, np.uint8), img[232:381])
     img[120:185, 60:141] = skin                       # the midriff below a short top
-    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
-        cv2.line(img, a, b, skin, 14)
-        cv2.line(person, a, b, 1.0, 14)
-    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+    _draw_bare_arms(img, person, pose, skin)
     pose[[27, 28], 2] = 0.0
     _draw_face(img, person, skin)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
@@ -1111,10 +1113,7 @@ def test_a_dress_of_her_skins_colour_is_not_taken_for_skin():
     skin = (150, 170, 220)
     img, _, seg, pose = _figure((145, 168, 218), (145, 168, 218), skirt=True)
     person = seg.astype(np.float32)
-    for a, b in (((140, 76), (160, 190)), ((60, 76), (40, 190))):
-        cv2.line(img, a, b, skin, 14)
-        cv2.line(person, a, b, 1.0, 14)
-    pose[[13, 14]] = [[150, 135, .99], [50, 135, .99]]
+    _draw_bare_arms(img, person, pose, skin)
     _draw_face(img, person, skin, neck=True)
     model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
     assert model is not None
