@@ -91,6 +91,65 @@ def test_a_truncated_photo_warns_and_still_works(tmp_path, media):
     assert (tmp_path / "mask.png").exists()
 
 
+def test_the_grey_a_truncated_jpeg_leaves_below_what_decodes_is_not_garment(tmp_path, media):
+    # a baseline JPEG cut in half decodes its top rows; the decoder fills the
+    # rest with one grey, which the segmenter took for clothing (52% of the
+    # picture where the whole photo gives 41%) and recolor painted over
+    import cv2
+    import numpy as np
+    whole = tmp_path / "whole.jpg"
+    cv2.imwrite(str(whole), cv2.imread(str(media / "images" / "portrait_suit.jpg")), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    r = mirror("segment", str(cut), "--out", str(tmp_path / "mask.png"))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    [warning] = [ln for ln in r.stderr.splitlines() if "truncated" in ln]
+    assert warning.startswith(f"mirror: warning: {cut}: the file is truncated; only its top "), warning
+    rows = int(warning.split("only its top ")[1].split()[0])
+    img = cv2.imread(str(cut))
+    assert 100 < rows < img.shape[0] and (img[rows:] == img[-1, 0]).all()      # the grey band
+    mask = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == img.shape[:2] and not mask[rows:].any()
+    # above the band, the cut is the whole photo's (his jacket's shoulders and lapels)
+    r = mirror("segment", str(whole), "--out", str(tmp_path / "whole.png"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = mask[:rows] > 127, cv2.imread(str(tmp_path / "whole.png"), cv2.IMREAD_UNCHANGED)[:rows] > 127
+    assert a.mean() > 0.1 and (a & b).sum() / (a | b).sum() > 0.8
+
+
+def test_empty_cut_short_and_gif_files_are_told_apart(tmp_path):
+    from PIL import Image
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    refused(mirror("segment", str(empty), "--out", str(tmp_path / "m.png")), "empty.jpg", "the file is empty")
+    stub = tmp_path / "stub.jpg"
+    stub.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 60)
+    refused(mirror("segment", str(stub), "--out", str(tmp_path / "m.png")), "stub.jpg", "cut short")
+    gif = tmp_path / "anim.gif"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(gif)
+    refused(mirror("segment", str(gif), "--out", str(tmp_path / "m.png")), "anim.gif", "GIF", "use a JPEG or PNG")
+
+
+@pytest.mark.parametrize("command", ["segment", "recolor"])
+def test_a_missing_output_folder_is_refused_before_the_work(tmp_path, media, command):
+    colour = ["--color", "red"] if command == "recolor" else []
+    r = mirror(command, str(media / "images" / "victory.jpg"), *colour, "--out", str(tmp_path / "nodir" / "m.png"))
+    refused(r, "output folder", "nodir", "does not exist", "create it first")
+    # said before any model loaded: the stdout of a run that got that far is empty too
+    assert r.stdout == ""
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(media):
+    # `mirror gesture *.jpg | head -1`: the pipe closes after the first line
+    photos = [str(media / "images" / n) for n in ("victory.jpg", "open_palms.jpg")] * 20
+    p = subprocess.Popen([sys.executable, "-m", "mirror", "gesture", *photos], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().startswith("{")
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=TIMEOUT) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_a_truncated_png_that_does_not_decode_is_a_clear_error(tmp_path, media):
     import cv2
     png = tmp_path / "whole.png"
@@ -247,6 +306,18 @@ def _kiosk_config(tmp_path: Path, media: Path, catalogue: str) -> Path:
                    "[call]\nenabled = false\n[nfc]\nenabled = false\n[checkout]\nenabled = false\n"
                    "[staff]\nenabled = false\n")
     return cfg
+
+
+@pytest.mark.parametrize("command", ["check-config", "recolor"])
+def test_a_config_that_is_a_folder_or_a_picture_says_so_plainly(tmp_path, media, command):
+    # these said "cannot read it (IsADirectoryError: [Errno 21] ...)" and
+    # "(UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff ...)"
+    photo = str(media / "images" / "victory.jpg")
+    for config, says in ((str(tmp_path), "is a folder; pass the TOML file itself"), (photo, "is not UTF-8 text")):
+        args = ([config] if command == "check-config"
+                else [photo, "--color", "red", "--config", config, "--out", str(tmp_path / "o.png")])
+        line = refused(mirror(command, *args), config, says)
+        assert "Error" not in line and "Errno" not in line, line
 
 
 @pytest.mark.parametrize("case", list(BAD_CATALOGUES))

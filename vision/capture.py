@@ -320,7 +320,7 @@ def read_image(path: str | Path, *, photo: bool = False) -> np.ndarray:
         raise SourceError(f"{p} is not a file; pass a JPEG or PNG image")
     info = _header_size_pillow(p) or _header_size_own(p)
     if info is None:
-        raise SourceError(f"{p}: cannot decode the image (its header is not a picture's); is it a valid JPEG or PNG?")
+        raise SourceError(f"{p}: cannot decode the image ({_why_no_header(p)}); use a JPEG or PNG image")
     fmt, w, h = info
     if w <= 0 or h <= 0:
         raise SourceError(f"{p}: the {fmt} header says {w}x{h} pixels; the file is broken, use another image")
@@ -333,11 +333,64 @@ def read_image(path: str | Path, *, photo: bool = False) -> np.ndarray:
     truncated = _looks_truncated(p, fmt)
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
-        why = "the file is truncated" if truncated else "is it a valid JPEG or PNG?"
-        raise SourceError(f"{p}: cannot decode the image; {why}")
-    if truncated:
+        why = ("the file is truncated" if truncated else f"{fmt} images are not read here" if fmt in UNREAD_FORMATS
+               else "is it a valid JPEG or PNG?")
+        raise SourceError(f"{p}: cannot decode the image; {why}; use a JPEG or PNG image")
+    if truncated and not photo:
         log.warning("%s: the %s file is truncated; using the part that decodes (the rest is grey or missing)", p, fmt)
     return img
+
+
+UNREAD_FORMATS = ("GIF",)     # Pillow reads their headers, OpenCV not their pixels
+_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG"}
+
+
+def _why_no_header(p: Path) -> str:
+    """Why a file has no picture's header: empty, cut short, or not a picture."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        return f"cannot read it: {e.strerror}"
+    if not head:
+        return "the file is empty"
+    for magic, fmt in _MAGIC.items():
+        if head.startswith(magic):
+            return f"the {fmt} file is cut short before its size"
+    return "its header is not a picture's"
+
+
+def read_photo(path: str | Path) -> tuple[np.ndarray, int | None]:
+    """`read_image(path, photo=True)`, and for a truncated file the number of
+    rows that decoded (None when the file is whole). Below them the decoder
+    leaves a band of one colour (grey), which is no part of the photo."""
+    img = read_image(path, photo=True)
+    p = Path(path)
+    info = _header_size_pillow(p) or _header_size_own(p)
+    if info is None or not _looks_truncated(p, info[0]):
+        return img, None
+    return img, decoded_rows(img)
+
+
+def read_alpha(path: str | Path) -> np.ndarray | None:
+    """The transparency of an image that has one (a cut-out PNG), as 8-bit, else None."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        return None
+    alpha = img[..., 3]
+    return (alpha // 257).astype(np.uint8) if alpha.dtype == np.uint16 else alpha
+
+
+def decoded_rows(img: np.ndarray) -> int:
+    """Rows of `img` above the band of one flat colour that a truncated file
+    leaves at its bottom (all of them when there is none)."""
+    flat = (img.max(axis=1) == img.min(axis=1)).all(axis=1)       # every pixel of the row alike
+    same = (img == img[-1:, :1]).all(axis=(1, 2))                  # ... and the last row's colour
+    band = flat & same
+    if not band[-1]:
+        return img.shape[0]
+    above = np.flatnonzero(~band)
+    return int(above[-1]) + 1 if above.size else 0
 
 
 class ImageFolderSource(FrameSource):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + 13     # as for a process ended by SIGPIPE
 
 
 class UsageError(Exception):
@@ -97,6 +98,7 @@ def _check_part(part: str) -> str:
 
 OUT_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 OUT_EXTS_TEXT = ".png, .jpg, .jpeg, .webp, .tif, .tiff or .bmp"
+ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")     # those that keep a cut-out's transparency
 
 
 def _check_out(image: str, out: str) -> None:
@@ -112,15 +114,36 @@ def _check_out(image: str, out: str) -> None:
             pass
     if same:
         raise UsageError(f"--out {out} is the input image; choose another name")
+    _check_out_folder(dst)
+
+
+def _check_out_folder(out: Path) -> None:
+    folder = out.parent
+    if not folder.exists():
+        raise UsageError(f"output folder {folder} does not exist; create it first (mkdir -p {folder})")
+    if not folder.is_dir():
+        raise UsageError(f"output folder {folder} is not a folder; choose another --out")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name such as {out / 'mask.png'}")
 
 
 def _photo_matte(path: str, part: str = "full"):
-    """(image, garment matte, whether a person was found)."""
-    from vision.capture import read_image
+    """(image, garment matte, whether a person was found). Of a truncated
+    file only the rows that decoded are cut; the grey below them is not hers."""
+    import numpy as np
+    from vision.capture import PHOTO_MIN_SIDE, SourceError, read_photo
     from vision.photo_segmenter import PhotoSegmenter
-    img = read_image(path, photo=True)
+    img, rows = read_photo(path)
+    if rows is not None:
+        if rows < PHOTO_MIN_SIDE:
+            raise SourceError(f"{path}: the file is truncated and almost none of the picture decodes; "
+                              "use a complete copy")
+        what = (f"only its top {rows} of {img.shape[0]} rows decode, and only they are cut" if rows < img.shape[0]
+                else "the picture decodes whole but may be blurred or wrong in places")
+        print(f"mirror: warning: {path}: the file is truncated; {what}", file=sys.stderr)
     seg = PhotoSegmenter()
-    matte = seg.garment(img, part=part)
+    matte = np.zeros(img.shape[:2], np.float32)
+    matte[:rows] = seg.garment(np.ascontiguousarray(img[:rows]), part=part)
     return img, matte, seg.last_model is not None
 
 
@@ -135,8 +158,7 @@ def _say_if_empty(image: str, part: str, matte, person: bool) -> None:
 def _write_image(path: str, img) -> None:
     import cv2
     out = Path(path)
-    if out.parent and not out.parent.exists():
-        raise UsageError(f"output folder {out.parent} does not exist")
+    _check_out_folder(out)          # again: it may have gone while the models ran
     try:
         ok = cv2.imwrite(str(out), img)
     except cv2.error:
@@ -160,6 +182,8 @@ def cmd_recolor(args) -> int:
     from mirror.app.catalog_source import kiosk_catalog
     from mirror.core.catalog import CatalogError
     from mirror.core.colors import ColorError, parse_color
+    import numpy as np
+    from vision.capture import read_alpha
     from vision.recolor import recolor
     part = _check_part(args.part)
     _check_out(args.image, args.out)
@@ -172,7 +196,10 @@ def cmd_recolor(args) -> int:
     except ColorError as e:
         raise UsageError(str(e))
     img, matte, person = _photo_matte(args.image, part)
-    _write_image(args.out, recolor(img, matte, color))
+    out = recolor(img, matte, color)
+    if Path(args.out).suffix.lower() in ALPHA_EXTS and (alpha := read_alpha(args.image)) is not None:
+        out = np.dstack([out, alpha])           # a cut-out stays a cut-out
+    _write_image(args.out, out)
     _say_if_empty(args.image, part, matte, person)
     print(f"{args.out}: recoloured {float(matte.mean()) * 100:.1f}% of the image")
     return 0
@@ -761,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision.models import ModelError
     try:
         rc = args.func(args)
+        sys.stdout.flush()          # inside the try: a reader that went away is seen here
         if args.command in ("run", "demo"):
             # The kiosk has stopped its own threads; MediaPipe's native threads and
             # daemon threads can still race interpreter teardown (a fatal error on
@@ -777,3 +805,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `mirror gesture *.jpg | head -1`: the reader has what it wanted; leave
+        # quietly, as a tool killed by SIGPIPE would (and keep Python's exit-time
+        # flush from failing on the same pipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

@@ -682,8 +682,12 @@ def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"file not found; create it or pass an existing file (see {CONFIG_DIR / 'mirror.toml'})"], str(p))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([f"cannot read it ({e.__class__.__name__}: {e})"], str(p))
+    except IsADirectoryError:
+        raise ConfigError(["is a folder; pass the TOML file itself (such as mirror.toml in it)"], str(p))
+    except UnicodeDecodeError:
+        raise ConfigError(["is not UTF-8 text; a config is a TOML text file like config/mirror.toml"], str(p))
+    except OSError as e:
+        raise ConfigError([f"cannot read it ({e.strerror or e}); check its permissions"], str(p))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
