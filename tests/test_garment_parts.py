@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
@@ -234,6 +236,7 @@ def test_a_photo_is_cut_in_each_view_and_a_pixel_is_garment_where_most_views_say
     monkeypatch.setattr(PhotoSegmenter, "_one_view", one_view)
     seg = PhotoSegmenter.__new__(PhotoSegmenter)
     seg.last_model = None
+    seg.pose = SimpleNamespace(landmarks_and_body=lambda img: (None, None))    # no one upside down
     got = seg.garments(photo, parts=("upper", "full"))
     # (size, mirrored, blue, red): as it is, mirrored, at 0.8, bluer, redder and mirrored
     assert [v[:2] for v in seen] == [((120, 90), False), ((120, 90), True), ((96, 72), False),
@@ -1031,13 +1034,25 @@ def test_hair_tones_are_not_judged_on_a_torso_that_is_not_upright(monkeypatch):
     assert _blonde_lock_over_black_top()[60:145, 127:131].mean() > 0.5
 
 
-def test_without_pose_her_clothes_are_still_cut_from_the_person_mask():
-    # a tennis photo gives no pose; the hair model then has no head to sample
+def test_without_pose_her_clothes_are_still_cut_from_the_person_mask_below_her_face():
+    # a tennis photo gives no pose at some sizes, but the face detector finds
+    # her; the hair model then has no head to sample
     img, person, _ = _dark_haired((120, 60, 230), (120, 60, 20))
-    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), None)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), None, face_box=(85, 24, 30, 40))
     assert model is not None
     g = _at_figure_size(model.seg)
     assert g[150:175, 70:130].mean() > 0.9 and g[230:370, 66:92].mean() > 0.9    # top and trousers
+    assert not g[24:64, 85:115].any()                                            # her face
+
+
+def test_with_neither_pose_nor_face_the_person_mask_alone_is_no_one():
+    # the selfie model takes colour noise for a person over most of the
+    # picture; with no body and no face found, nothing is garment (the
+    # drawn figure would be cut if either were there: the test above)
+    img, person, _ = _dark_haired((120, 60, 230), (120, 60, 20))
+    assert GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), None) is None
+    noise = np.random.default_rng(3).integers(0, 256, (400, 300, 3), dtype=np.uint8)
+    assert GarmentModel.build(noise, np.full((400, 300), 0.98, np.float32), None) is None
 
 
 def test_upright_is_her_torso_near_vertical_not_bent_over_or_upside_down():

@@ -198,14 +198,10 @@ class GarmentModel:
             band[min(h - 1, chin + int(0.5 * fh)):, :] = 1
             seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
         else:
-            # No pose, no face: the top fifth of the person is taken as head, the middle as torso.
-            ys, xs = np.nonzero(inside)
-            top, bottom = ys.min(), ys.max()
-            head_end = top + int(0.22 * (bottom - top))
-            not_garment[top:head_end, :] = 1
-            band = np.zeros((h, w), np.uint8)
-            band[head_end + int(0.15 * (bottom - top)):, :] = 1
-            seeds = (cv2.erode(inside.astype(np.uint8), np.ones((15, 15), np.uint8)) & band)
+            # No pose and no face: only the person mask says someone is there,
+            # and the selfie model takes noise, a curtain or a wall hanging
+            # for a person. No garment without her.
+            return None
 
         if face_work is not None:
             # The head (from the face box when there is one) is certainly not

@@ -241,3 +241,17 @@ def person_box(person: np.ndarray, size: tuple[int, int], margin: float) -> tupl
 
 def visible(p: np.ndarray, i: int, t: float = 0.5) -> bool:
     return bool(p[i, 2] >= t)
+
+
+UPSIDE_DOWN = 45.0   # degrees from straight up within which a torso pointing up means the photo is upside down
+
+
+def upside_down(p: np.ndarray | None) -> bool:
+    """Pose points (in pixels) of someone whose hips are above her shoulders,
+    her torso within UPSIDE_DOWN of pointing straight up: a photo turned over
+    (or a handstand). Pose finds people at any turn; the selfie model, the
+    face's skin and the rules below all expect her upright."""
+    if p is None or not all(visible(p, i) for i in (11, 12, 23, 24)):
+        return False
+    up = p[[23, 24], :2].mean(axis=0) - p[[11, 12], :2].mean(axis=0)    # shoulders to hips
+    return bool(up[1] < 0 and np.degrees(np.arctan2(abs(up[0]), -up[1])) < UPSIDE_DOWN)

@@ -15,7 +15,7 @@ from vision.garment import GarmentModel, refine_to
 from vision.garment_parts import check_part
 from vision.hands import HandTracker, hand_mask
 from vision.person import (FaceFinder, PersonSegmenter, PoseEstimator, box_with_margin, face_ellipse, person_box,
-                           with_body)
+                           upside_down, with_body)
 from vision.shopper import kept_her, only_her
 
 
@@ -117,12 +117,22 @@ class PhotoSegmenter:
         So the photo is cut in each of PHOTO_VIEWS, and a pixel is garment
         where most views say so: the per-pixel median of the views' mattes,
         which keeps their soft edges. `last_model` is the photo's own
-        (unmirrored, full-size) view."""
+        (unmirrored, full-size) view. A photo of her upside down is cut
+        turned the right way up."""
         for part in parts:
             check_part(part)
         h, w = bgr.shape[:2]
         if all(part == "none" for part in parts):
             return {part: np.zeros((h, w), np.float32) for part in parts}
+        if upside_down(self.pose.landmarks_and_body(bgr)[0]):
+            # cut the photo the right way up, and turn the mattes back
+            turned = self._in_views(np.ascontiguousarray(cv2.rotate(bgr, cv2.ROTATE_180)), feather_px, parts)
+            return {part: cv2.rotate(m, cv2.ROTATE_180) for part, m in turned.items()}
+        return self._in_views(bgr, feather_px, parts)
+
+    def _in_views(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The per-pixel median of the mattes of PHOTO_VIEWS (see `garments`)."""
+        h, w = bgr.shape[:2]
         votes: dict[str, list[np.ndarray]] = {part: [] for part in parts}
         own = None
         for i, (scale, mirrored, gains) in enumerate(PHOTO_VIEWS):
