@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vision.capture import (EndOfStream, Frame, FrameSource, ImageFolderSource, RecordedDepthSource, SourceError,
-                            SupervisedSource, VideoFileSource, WebcamSource, read_image)
+                            SupervisedSource, VideoFileSource, WebcamSource, decoded_rows, read_image)
 from vision.depth import PresenceTracker, cut_behind, presence_from_depth
 
 
@@ -96,6 +96,16 @@ def test_missing_or_corrupt_media(tmp_path):
     img.write_bytes(b"not a jpeg")
     with pytest.raises(SourceError, match="cannot decode the image"):
         read_image(img)
+
+
+def test_decoded_rows_end_where_the_flat_band_a_truncated_file_leaves_begins():
+    img = np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    assert decoded_rows(img) == 50                     # a whole picture
+    img[30:] = 128                                     # the decoder's grey below row 30
+    img[29, :5] = 128                                  # a grey patch in a real row is no band
+    assert decoded_rows(img) == 30
+    img[:] = 128
+    assert decoded_rows(img) == 0
 
 
 def test_image_folder_skips_corrupt_files_and_ends(tmp_path):

@@ -384,9 +384,7 @@ def read_alpha(path: str | Path) -> np.ndarray | None:
 def decoded_rows(img: np.ndarray) -> int:
     """Rows of `img` above the band of one flat colour that a truncated file
     leaves at its bottom (all of them when there is none)."""
-    flat = (img.max(axis=1) == img.min(axis=1)).all(axis=1)       # every pixel of the row alike
-    same = (img == img[-1:, :1]).all(axis=(1, 2))                  # ... and the last row's colour
-    band = flat & same
+    band = (img == img[-1:, :1]).all(axis=(1, 2))      # every pixel of the row the last row's first colour
     if not band[-1]:
         return img.shape[0]
     above = np.flatnonzero(~band)
