@@ -224,7 +224,7 @@ def test_a_photo_is_cut_in_each_view_and_a_pixel_is_garment_where_most_views_say
     photo[20:100, 10:40] = 200                      # "her top", grey, on the photo's left
     seen = []
 
-    def one_view(self, bgr, feather_px, parts):
+    def one_view(self, bgr, feather_px, parts, first=None):
         mirrored = not bgr[50, 20].any()           # the top is on the right
         seen.append((bgr.shape[:2], mirrored, int(bgr[..., 0].max()), int(bgr[..., 2].max())))
         m = (bgr.max(axis=2) > 128).astype(np.float32)   # the other views find the top where they see it

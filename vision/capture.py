@@ -313,7 +313,24 @@ def read_image(path: str | Path, *, photo: bool = False) -> np.ndarray:
     BMP and WebP), so a huge picture is refused before a byte of it is decoded. A truncated
     file is decoded as far as OpenCV can, with a warning. `photo`: the image is to be a photo
     of a person (segment, recolor), so a strip or a speck is refused too."""
-    p = Path(path)
+    img, fmt, truncated = _decode(Path(path), photo)
+    if truncated:
+        log.warning("%s: the %s file is truncated; using the part that decodes (the rest is grey or missing)",
+                    path, fmt)
+    return img
+
+
+def read_photo(path: str | Path) -> tuple[np.ndarray, int | None]:
+    """`read_image(path, photo=True)` without its warning, and for a truncated
+    file the number of rows that decoded (None when the file is whole). Below
+    them the decoder leaves a band of one colour (grey), which is no part of
+    the photo."""
+    img, _, truncated = _decode(Path(path), photo=True)
+    return img, decoded_rows(img) if truncated else None
+
+
+def _decode(p: Path, photo: bool) -> tuple[np.ndarray, str, bool]:
+    """`read_image`'s work: (the image, its format, whether the file is truncated)."""
     if not p.exists():
         raise SourceError(f"image {p} not found")
     if not p.is_file():
@@ -336,9 +353,7 @@ def read_image(path: str | Path, *, photo: bool = False) -> np.ndarray:
         why = ("the file is truncated" if truncated else f"{fmt} images are not read here" if fmt in UNREAD_FORMATS
                else "is it a valid JPEG or PNG?")
         raise SourceError(f"{p}: cannot decode the image; {why}; use a JPEG or PNG image")
-    if truncated and not photo:
-        log.warning("%s: the %s file is truncated; using the part that decodes (the rest is grey or missing)", p, fmt)
-    return img
+    return img, fmt, truncated
 
 
 UNREAD_FORMATS = ("GIF",)     # Pillow reads their headers, OpenCV not their pixels
@@ -358,18 +373,6 @@ def _why_no_header(p: Path) -> str:
         if head.startswith(magic):
             return f"the {fmt} file is cut short before its size"
     return "its header is not a picture's"
-
-
-def read_photo(path: str | Path) -> tuple[np.ndarray, int | None]:
-    """`read_image(path, photo=True)`, and for a truncated file the number of
-    rows that decoded (None when the file is whole). Below them the decoder
-    leaves a band of one colour (grey), which is no part of the photo."""
-    img = read_image(path, photo=True)
-    p = Path(path)
-    info = _header_size_pillow(p) or _header_size_own(p)
-    if info is None or not _looks_truncated(p, info[0]):
-        return img, None
-    return img, decoded_rows(img)
 
 
 def read_alpha(path: str | Path) -> np.ndarray | None:

@@ -124,14 +124,18 @@ class PhotoSegmenter:
         h, w = bgr.shape[:2]
         if all(part == "none" for part in parts):
             return {part: np.zeros((h, w), np.float32) for part in parts}
-        if upside_down(self.pose.landmarks_and_body(bgr)[0]):
+        first = self.pose.landmarks_and_body(bgr)
+        if upside_down(first[0]):
             # cut the photo the right way up, and turn the mattes back
             turned = self._in_views(np.ascontiguousarray(cv2.rotate(bgr, cv2.ROTATE_180)), feather_px, parts)
             return {part: cv2.rotate(m, cv2.ROTATE_180) for part, m in turned.items()}
-        return self._in_views(bgr, feather_px, parts)
+        return self._in_views(bgr, feather_px, parts, first)
 
-    def _in_views(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """The per-pixel median of the mattes of PHOTO_VIEWS (see `garments`)."""
+    def _in_views(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...],
+                  first: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The per-pixel median of the mattes of PHOTO_VIEWS (see `garments`).
+        `first`: pose's answer on `bgr` as it is, when already made; the view
+        that is the photo unchanged uses it."""
         h, w = bgr.shape[:2]
         votes: dict[str, list[np.ndarray]] = {part: [] for part in parts}
         own = None
@@ -142,7 +146,8 @@ class PhotoSegmenter:
             if scale != 1.0:
                 view = cv2.resize(view, (max(1, round(w * scale)), max(1, round(h * scale))),
                                   interpolation=cv2.INTER_AREA)
-            mattes = self._one_view(np.ascontiguousarray(view), feather_px, parts)
+            unchanged = scale == 1.0 and not mirrored and gains is None
+            mattes = self._one_view(np.ascontiguousarray(view), feather_px, parts, first if unchanged else None)
             if i == 0:
                 own = self.last_model
             for part, m in mattes.items():
@@ -152,15 +157,16 @@ class PhotoSegmenter:
         self.last_model = own
         return {part: np.median(np.stack(v), axis=0).astype(np.float32) for part, v in votes.items()}
 
-    def _one_view(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _one_view(self, bgr: np.ndarray, feather_px: int, parts: tuple[str, ...],
+                  first: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The careful path on one view. Anyone beside her is painted out
-        first (`only_her`). A person who fills only part of the photo
-        (further from the camera) would get few pixels in the models and in
-        GrabCut, so it runs on a crop around her and the mattes are pasted
-        back."""
+        first (`only_her`, given `first`: pose's answer on `bgr`, when already
+        made). A person who fills only part of the photo (further from the
+        camera) would get few pixels in the models and in GrabCut, so it runs
+        on a crop around her and the mattes are pasted back."""
         h, w = bgr.shape[:2]
         person = self.person.process(bgr)
-        her = only_her(bgr, person, self.pose)
+        her = only_her(bgr, person, self.pose, first)
         if her is not None:
             person_painted = self.person.process(her.painted)
             if kept_her(person, person_painted, her.body):
