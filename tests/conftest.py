@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,8 @@ os.environ.pop("DISPLAY", None)
 # XDG_STATE_HOME: one throw-away folder per test run, never the real ~/.local/state.
 os.environ.pop("STATE_DIRECTORY", None)
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="mirror-tests-state-")
+# Removed when this process ends, so months of CI runs do not fill /tmp.
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
