@@ -159,3 +159,40 @@ def test_depth_cuts_what_lies_behind_the_person_and_reports_presence():
     tr = PresenceTracker(arrive_s=0.5, leave_s=2.0)
     assert [tr.update(True, t) for t in (0, 0.3, 0.6)] == [None, None, "arrived"]
     assert [tr.update(False, t) for t in (1.0, 2.0, 3.1)] == [None, None, "left"]
+
+
+def _clip_with_times(path, times_ms: list[int]) -> None:
+    """A clip whose frames carry these timestamps (a phone's variable frame rate)."""
+    import fractions
+    import av
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            img = np.full((48, 64, 3), 20 * i % 250, np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = t, fractions.Fraction(1, 1000)
+            for packet in s.encode(frame):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+
+
+def test_a_clip_says_each_frames_own_time_and_counts_on_over_loops(tmp_path):
+    """`mirror replay` reports and times actions in clip time: with a variable
+    frame rate, a frame's number over the frame rate is not its time."""
+    times = [0, 20, 40, 60, 80, 140, 200, 260, 320, 380]
+    clip = tmp_path / "vfr.mp4"
+    _clip_with_times(clip, times)
+    src = VideoFileSource(clip, loop=True)
+    src.open()
+    seen = []
+    for _ in range(2 * len(times)):
+        src.read()
+        seen.append(round(src.clip_t * 1000))
+    src.close()
+    step = round(1000 / src.fps)
+    assert seen[:len(times)] == times
+    # the second pass starts a frame after the first one's last frame
+    assert seen[len(times):] == [t + times[-1] + step for t in times]

@@ -204,7 +204,7 @@ def test_replay_json_on_the_thumbs_up_clip(media):
 @pytest.mark.parametrize("args,says", [(["nope.mp4"], "not found"), (["{clip}", "--seconds", "0"], "--seconds"),
                                        (["{clip}", "--seconds", "nan"], "--seconds"), (["{bad}"], "cannot decode"),
                                        (["{folder}"], "is a directory; pass a video file"),
-                                       (["{photo}"], "is an image, not a video; replay needs a clip")])
+                                       (["{photo}"], "is an image, not a video; pass a clip")])
 def test_replay_bad_input_is_one_line_exit_2(media, tmp_path, args, says):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
@@ -314,3 +314,37 @@ def test_a_finger_at_her_lips_is_not_pointing_at_the_mirror():
     assert [g for _, g in fired] == ["pointing_up"]
     # without her mouth in the pose there is no such rule
     assert not E.on_lips(BODY, _hand_with_tip(pointing, lips).points, (W, H))
+
+
+def test_replay_into_a_closed_pipe_ends_quietly_with_141(media):
+    """`mirror replay CLIP | head -1`: the bus used to log the broken pipe with a
+    traceback, and the replay ran on to its end and exited 0."""
+    clip = media / "clips" / "thumbs_up_720p.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "mirror", "replay", str(clip), "--seconds", "14"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline()                # the thumbs-up at 4.48 s
+        p.stdout.close()                           # ... and the reader goes (the next one comes at 12.28 s)
+        err = p.stderr.read()
+        p.wait(timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    assert "gesture:thumbs_up" in first
+    assert p.returncode == 141, (p.returncode, err)
+    assert "Traceback" not in err and "ERROR" not in err, err
+
+
+def test_replay_warns_that_a_grey_clip_says_little(media, tmp_path):
+    import cv2
+    cap = cv2.VideoCapture(str(media / "clips" / "thumbs_up_720p.mp4"))
+    ok, img = cap.read()
+    cap.release()
+    grey = tmp_path / "grey.mp4"
+    w = cv2.VideoWriter(str(grey), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (img.shape[1], img.shape[0]))
+    w.write(cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR))
+    w.release()
+    r, _ = _replay(str(grey))
+    assert "grey.mp4 has no colour" in r.stderr, r.stderr
+    r, _ = _replay(str(media / "clips" / "thumbs_up_720p.mp4"), "--seconds", "0.1")
+    assert "no colour" not in r.stderr, r.stderr

@@ -244,3 +244,48 @@ def test_the_product_she_tries_on_picks_the_part_of_her_clothing_recoloured(tmp_
             assert (k.session.product.sku, k.camera.pipeline.part) == (sku, part)
     finally:
         k.camera.pipeline.close()
+
+
+def _bench_then_signal(media, sig: int) -> tuple[int, str, str, float]:
+    """`mirror bench` on a long run, sent `sig` once its first progress line is out."""
+    import select
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "mirror", "bench", str(media / "clips" / "open_palm_360p.mp4"),
+                          "--frames", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([p.stderr], [], [], 120)
+        assert ready, "no progress within 120 s"
+        first = p.stderr.readline()
+        p.send_signal(sig)
+        t0 = time.monotonic()
+        out, err = p.communicate(timeout=20)
+        return p.returncode, out, first + err, time.monotonic() - t0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_bench_stops_on_sigterm_with_143_and_no_result(media):
+    """SDL's own SIGTERM handler used to swallow it: the bench ran on until killed."""
+    import signal
+    rc, out, err, took = _bench_then_signal(media, signal.SIGTERM)
+    assert rc == 143 and took < 20, (rc, err)
+    said = [ln for ln in err.splitlines() if "SIGTERM" in ln]
+    assert len(said) == 1 and said[0].startswith("mirror bench: stopped after ") and "no result" in said[0], err
+    assert "Traceback" not in err and not out.strip(), (out, err)
+
+
+def test_bench_interrupted_says_so_in_one_line(media):
+    """Ctrl-C: the vision thread used to go on using the models being closed under it."""
+    import signal
+    rc, out, err, took = _bench_then_signal(media, signal.SIGINT)
+    assert rc == 130 and took < 20, (rc, err)
+    assert "mirror bench: interrupted" in err and "Traceback" not in err and "Exception in thread" not in err, err
+
+
+def test_bench_refuses_a_still_picture_and_absurd_frame_counts(media):
+    for args, says in (([str(media / "images" / "victory.jpg")], "is an image, not a video"),
+                       ([str(media / "clips" / "open_palm_360p.mp4"), "--frames", "0"], "--frames must be between 1"),
+                       ([str(media / "clips" / "open_palm_360p.mp4"), "--frames", "999999999"], "and 100000")):
+        r = subprocess.run([sys.executable, "-m", "mirror", "bench", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, (args, r.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -122,7 +123,15 @@ class _Paced:
         self.next_t = max(now, self.next_t) + self.period
 
 
+CLIP_FPS_RANGE = (1.0, 240.0)     # a container's frame rate outside this is taken as unknown
+CLIP_DEFAULT_FPS = 25.0
+
+
 class VideoFileSource(FrameSource):
+    """A clip, read once or looped. Besides the frame, `clip_t` says where in the
+    clip it is (seconds, loops counted on) by the frame's own timestamp, so a
+    variable-frame-rate clip (phone footage) keeps its true times."""
+
     def __init__(self, path: str | Path, loop: bool = True, fps: float = 0.0):
         self.path = Path(path)
         self.loop = loop
@@ -133,6 +142,12 @@ class VideoFileSource(FrameSource):
         self._n = 0
         self._in_pass = 0
         self.clip_frames: int | None = None     # frames that decoded in one pass, once a pass has ended
+        self.fps = CLIP_DEFAULT_FPS             # the container's frame rate, once open (if it says a sane one)
+        self.fps_stated = True                  # ... False when it did not
+        self.clip_t = 0.0                       # clip time of the frame last read, in seconds
+        self._offset = 0.0                      # clip time at the start of this pass
+        self._pos: float | None = None          # timestamp of the frame last read in this pass
+        self._first_pos = 0.0
 
     def open(self) -> None:
         if self.path.is_dir():
@@ -146,12 +161,31 @@ class VideoFileSource(FrameSource):
             raise SourceError(f"{self.path}: cannot decode any frame; is it a video file (mp4, avi, mkv)?")
         # Keep the test frame rather than seek back: seeking fails on a one-frame clip.
         self._cap, self._first, self._in_pass = cap, img, 0
+        self._first_pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps_stated = math.isfinite(fps) and CLIP_FPS_RANGE[0] <= fps <= CLIP_FPS_RANGE[1]
+        self.fps = fps if self.fps_stated else CLIP_DEFAULT_FPS
 
     def _next(self) -> tuple[bool, np.ndarray | None]:
         if self._first is not None:
             img, self._first = self._first, None
+            self._stamp(self._first_pos)
             return True, img
-        return self._cap.read()
+        ok, img = self._cap.read()
+        if ok:
+            self._stamp(self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        return ok, img
+
+    def _stamp(self, pos: float) -> None:
+        """Take `pos` (the container's timestamp of the frame just decoded) as its
+        time; one frame step on from the last when a container gives none that
+        moves forward."""
+        if self._pos is not None and not (math.isfinite(pos) and pos > self._pos):
+            pos = self._pos + 1.0 / self.fps
+        elif self._pos is None and not (math.isfinite(pos) and pos >= 0.0):
+            pos = 0.0
+        self._pos = pos
+        self.clip_t = self._offset + pos
 
     def _rewind(self) -> tuple[bool, np.ndarray | None]:
         """The clip's first frame again. Seeking to frame 0 then reading fails on
@@ -162,6 +196,8 @@ class VideoFileSource(FrameSource):
             self._cap.release()
             self._cap = cv2.VideoCapture(str(self.path))
             ok, img = self._cap.read()
+        if ok:
+            self._stamp(self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
         return ok, img
 
     def read(self) -> Frame:
@@ -173,6 +209,9 @@ class VideoFileSource(FrameSource):
                 self.clip_frames = self._in_pass
             if not self.loop:
                 raise EndOfStream(self.name)
+            # the next pass starts one frame after this one's last frame
+            self._offset += (self._pos or 0.0) + 1.0 / self.fps
+            self._pos = None
             ok, img = self._rewind()
             if not ok:
                 raise SourceError(f"{self.path}: decoding failed when looping")
@@ -187,6 +226,14 @@ class VideoFileSource(FrameSource):
             self._cap.release()
             self._cap = None
         self._first = None
+
+
+def check_clip(path: str | Path) -> None:
+    """SourceError when `path` is a still picture: OpenCV opens one as a
+    one-frame "video", which would be measured or replayed as a clip."""
+    p = Path(path)
+    if p.is_file() and still_image_format(p):
+        raise SourceError(f"{p} is an image, not a video; pass a clip (mp4, avi, mkv)")
 
 
 MAX_IMAGE_PIXELS = 40_000_000      # 40 MP: a 7000x5700 photo; decoding one takes ~120 MB

@@ -25,7 +25,7 @@ from mirror.core.config import Config
 from vision.pipeline import VisionPipeline, render_frame
 from render.compositor import Compositor, crop_box
 from render.overlays import ShopperOverlay, ShopperView
-from vision.capture import Frame, SourceError, VideoFileSource
+from vision.capture import Frame, SourceError, VideoFileSource, check_clip
 from vision.hands import HandTracker
 from vision.interaction import HandInput
 from vision.recolor import recolor
@@ -34,11 +34,21 @@ from vision.person import PoseEstimator
 from vision import models
 
 MAX_DECODED = 240          # unique frames held in memory; the clip loops over them
+MAX_FRAMES = 100_000       # about half an hour at the kiosk's speed
 WARMUP = 8
 COLOR = (60, 40, 200)
 
 
+class BenchStopped(Exception):
+    """The bench was asked to stop (`stopping` set) before its end."""
+
+    def __init__(self, frames: int):
+        super().__init__(f"stopped after {frames} frames")
+        self.frames = frames
+
+
 def decode(path: Path, n: int) -> list[np.ndarray]:
+    check_clip(path)
     src = VideoFileSource(path, loop=False)
     src.open()
     frames = []
@@ -83,10 +93,10 @@ class Progress:
 
 
 def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Compositor, shopper: ShopperOverlay,
-                  progress: bool) -> dict:
+                  progress: bool, stopping: threading.Event | None = None) -> dict:
     """As the kiosk runs it: vision on its own thread (itself two threads),
     gestures, recolouring and composition on the main thread, so frame i+1's
-    vision overlaps frame i's rendering."""
+    vision overlaps frame i's rendering. Raises BenchStopped once `stopping` is set."""
     pipe = VisionPipeline(cfg.vision, cfg.depth, parallel=True)
     hand_input = HandInput(cfg.gestures, mirror=cfg.display.mirror)
     stages: dict[str, list[float]] = {k: [] for k in ("hands", "segment", "gestures", "recolor", "compose")}
@@ -97,9 +107,13 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
     x0, _, cw, _ = crop_box((w, h), comp.size)
     columns = (x0, x0 + cw)
     results: queue.Queue = queue.Queue(maxsize=2)
+    halt = threading.Event()          # the main thread has left (stopped, interrupted, failed)
+    worker: threading.Thread | None = None
 
     def vision() -> None:
         for i in range(n):
+            if halt.is_set():
+                return
             t0 = time.perf_counter()
             res = pipe.process(Frame(frames[i % len(frames)], time.monotonic(), i))
             results.put((t0, res))
@@ -113,6 +127,8 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
         worker.start()
         done = 0
         while (item := results.get()) is not None:
+            if stopping is not None and stopping.is_set():
+                raise BenchStopped(done)
             t_in, res = item
             t1 = time.perf_counter()
             hand_input.update(res.hands, res.frame.ts, res.body)
@@ -135,6 +151,15 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
         wall = time.perf_counter() - t_start
         worker.join()
     finally:
+        if worker is not None and worker.is_alive():
+            # let it finish the frame in hand (it may wait on the full queue)
+            # before the models it uses close under it
+            halt.set()
+            while worker.is_alive():
+                try:
+                    results.get(timeout=0.1)
+                except queue.Empty:
+                    pass
         pipe.close()
     out = summarise(n, wall, intervals, stages)
     out["latency_p50_ms"] = round(pct(latencies, 0.5), 2)
@@ -164,7 +189,8 @@ class NaivePipeline:
         return person * region
 
 
-def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool) -> dict:
+def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool,
+              stopping: threading.Event | None = None) -> dict:
     nv = NaivePipeline()
     stages: dict[str, list[float]] = {k: [] for k in ("hands", "segment", "recolor", "compose")}
     totals: list[float] = []
@@ -173,6 +199,8 @@ def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool
         nv.hands.process(frames[i % len(frames)])
     t_start = time.perf_counter()
     for i in range(n):
+        if stopping is not None and stopping.is_set():
+            raise BenchStopped(i)
         img = frames[i % len(frames)]
         t0 = time.perf_counter()
         nv.hands.process(img)
@@ -209,7 +237,9 @@ def print_table(name: str, r: dict) -> None:
         print(f"  {k:<9} p50 {v['p50_ms']:6.2f} ms   p95 {v['p95_ms']:6.2f} ms")
 
 
-def bench(cfg: Config, video: Path, frames_n: int, *, naive: bool, as_json: bool, progress: bool = True) -> dict:
+def bench(cfg: Config, video: Path, frames_n: int, *, naive: bool, as_json: bool, progress: bool = True,
+          stopping: threading.Event | None = None) -> dict:
+    """Raises BenchStopped, with no result printed, once `stopping` is set."""
     models.check_bundled()
     frames = decode(video, frames_n)
     h, w = frames[0].shape[:2]
@@ -217,11 +247,11 @@ def bench(cfg: Config, video: Path, frames_n: int, *, naive: bool, as_json: bool
     shopper = ShopperOverlay(ShopperView(product="bench", color_bgr=COLOR))
     comp.add(shopper)
     try:
-        result = run_optimised(cfg, frames, frames_n, comp, shopper, progress)
+        result = run_optimised(cfg, frames, frames_n, comp, shopper, progress, stopping)
         result["video"] = str(video)
         result["size"] = f"{w}x{h}"
         if naive:
-            nr = run_naive(frames, frames_n, comp, progress)
+            nr = run_naive(frames, frames_n, comp, progress, stopping)
             result["naive"] = nr
             result["ratio"] = round(result["fps"] / max(1e-6, nr["fps"]), 2)
     finally:

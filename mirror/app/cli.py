@@ -205,26 +205,37 @@ def cmd_recolor(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from mirror.app.bench import bench
-    cfg = _load_config(args.config)
-    if args.frames < 1:
-        raise UsageError("--frames must be at least 1")
-    bench(cfg, Path(args.video), args.frames, naive=args.naive, as_json=args.json,
-          progress=sys.stderr.isatty() or not args.json)
-    return 0
-
-
 EXIT_SIGTERM = 128 + 15
 
 
-def cmd_replay(args) -> int:
+def _on_sigterm():
+    """A threading.Event set by SIGTERM. Installed before pygame starts: SDL
+    installs its own SIGTERM handler only where none is set, and that one
+    merely queues a quit event nobody reads in a headless command."""
     import signal
     import threading
-    # Ours before pygame starts: SDL installs its own SIGTERM handler only where
-    # none is set, and that one merely queues a quit event nobody reads here.
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    return stopping
+
+
+def cmd_bench(args) -> int:
+    stopping = _on_sigterm()
+    from mirror.app.bench import MAX_FRAMES, BenchStopped, bench
+    if not 1 <= args.frames <= MAX_FRAMES:
+        raise UsageError(f"--frames must be between 1 and {MAX_FRAMES}, got {args.frames}")
+    cfg = _load_config(args.config)
+    try:
+        bench(cfg, Path(args.video), args.frames, naive=args.naive, as_json=args.json,
+              progress=sys.stderr.isatty() or not args.json, stopping=stopping)
+    except BenchStopped as e:
+        print(f"mirror bench: {e} by SIGTERM; no result", file=sys.stderr, flush=True)
+        return EXIT_SIGTERM
+    return 0
+
+
+def cmd_replay(args) -> int:
+    stopping = _on_sigterm()
     from mirror.app.replay import ReplayError, ReplayStopped, check_seconds, replay
     try:
         check_seconds(args.seconds)          # before the models load
@@ -361,8 +372,7 @@ def cmd_status(args) -> int:
 
 def cmd_bench_call(args) -> int:
     from mirror.harness.call_bench import BenchError, bench_call
-    if args.seconds <= 0:
-        raise UsageError("--seconds must be positive")
+    _positive_seconds("--seconds", args.seconds)
     try:
         result = bench_call(seconds=args.seconds, video=args.video, progress=True)
     except BenchError as e:
@@ -577,7 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mirror",
         description="Smart-mirror kiosk: live mirrored view, hand gestures, garment recolouring.",
-        epilog="Config keys are documented in config/mirror.toml. Logs go to the systemd journal when available.")
+        epilog="Config keys are documented in config/mirror.toml. Logs go to the systemd journal when available. "
+               "Exit status: 0 done; 2 bad input (one line on stderr says what and how to fix it); "
+               "130 interrupted (Ctrl-C); 141 the reader of its output went away (| head); "
+               "143 stopped by SIGTERM.")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -804,6 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SourceError, CatalogError, ColorError, ModelError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
+        print(f"mirror {args.command}: interrupted", file=sys.stderr, flush=True)
         return 130
     except BrokenPipeError:
         # `mirror gesture *.jpg | head -1`: the reader has what it wanted; leave

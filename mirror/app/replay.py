@@ -32,11 +32,10 @@ import cv2
 from mirror.app.bench import Progress
 from mirror.core import config
 from mirror.core.bus import Event
-from vision.capture import EndOfStream, Frame, SourceError, VideoFileSource, still_image_format
+from vision.capture import CLIP_FPS_RANGE, EndOfStream, Frame, SourceError, VideoFileSource, check_clip
 
 MAX_SECONDS = 24 * 3600
 CIRCLE_GAP_S = 0.8        # motion.circle events further apart than this are two circlings
-DEFAULT_FPS = 25.0        # when the file does not say its rate
 SCREEN = (540, 960)       # the demo's portrait view: composition costs as in the demo
 
 
@@ -52,24 +51,40 @@ class ReplayStopped(Exception):
         self.t, self.frames = t, frames
 
 
-def clip_info(video: Path) -> tuple[float, int]:
+def clip_info(video: Path, err: TextIO | None = None) -> tuple[float, int]:
     """(frames per second, frame count as the container states it). SourceError
-    when the file is missing or no frame decodes."""
-    # OpenCV opens a still picture as a one-frame "video": say what it is instead
-    if video.is_file() and still_image_format(video):
-        raise ReplayError(f"{video} is an image, not a video; replay needs a clip (mp4, avi, mkv)")
+    when the file is missing or no frame decodes; a warning on `err` when the
+    container states no sane frame rate."""
+    check_clip(video)
     src = VideoFileSource(video, loop=False)
     src.open()                      # raises SourceError with one clear line
-    src.close()
+    try:
+        first = src.read().image
+    finally:
+        src.close()
+    if err is not None and colourless(first):
+        print(f"mirror replay: warning: {video.name} has no colour; the hand and person models find far fewer "
+              f"hands in grey (or infrared) video, so few actions here do not mean few with a colour camera",
+              file=err, flush=True)
     cap = cv2.VideoCapture(str(video))
     try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     finally:
         cap.release()
-    if not math.isfinite(fps) or not 1.0 <= fps <= 240.0:
-        fps = DEFAULT_FPS
-    return fps, count
+    if not src.fps_stated and err is not None:
+        print(f"mirror replay: warning: {video.name} states no frame rate between {CLIP_FPS_RANGE[0]:g} and "
+              f"{CLIP_FPS_RANGE[1]:g} fps; its frames' own timestamps are used, {src.fps:g} fps where they "
+              f"have none", file=err, flush=True)
+    return src.fps, count
+
+
+GREY_SPREAD = 4            # a frame whose channels differ by no more than this anywhere is grey
+
+
+def colourless(bgr) -> bool:
+    """The frame is grey: a monochrome or infrared camera, or a grey clip."""
+    small = bgr[::8, ::8].astype(int)
+    return int((small.max(axis=2) - small.min(axis=2)).max()) <= GREY_SPREAD
 
 
 def check_seconds(seconds: float | None) -> None:
@@ -94,6 +109,7 @@ class ActionLog:
     out: TextIO | None = None
     actions: list[dict] = field(default_factory=list)
     t: float = 0.0
+    closed: bool = False          # the reader of `out` went away
     _last_circle: float = -1e9
 
     def on_action(self, ev: Event) -> None:
@@ -107,8 +123,13 @@ class ActionLog:
     def add(self, action: str, source: str) -> None:
         row = {"t": round(self.t, 3), "action": action, "source": source}
         self.actions.append(row)
-        if self.out is not None:
-            print(f"{row['t']:8.2f} s  {action:<12} from {source}", file=self.out, flush=True)
+        if self.out is not None and not self.closed:
+            try:
+                print(f"{row['t']:8.2f} s  {action:<12} from {source}", file=self.out, flush=True)
+            except BrokenPipeError:
+                # (`| head -1`) raised here, the bus would only log it; the
+                # replay loop ends on `closed` instead
+                self.closed = True
 
 
 def replay_config(cfg: config.Config) -> config.Config:
@@ -130,10 +151,10 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
     from mirror.app.kiosk import Kiosk
     check_seconds(seconds)
     video = Path(video)
-    fps, count = clip_info(video)
+    fps, count = clip_info(video, err)
     cfg = replay_config(cfg or config.load(None))
-    # at least one frame: --seconds shorter than a frame still runs the kiosk once
-    total = max(1, round(seconds * fps)) if seconds is not None else None
+    # for the progress line only: the replay ends by clip time
+    total = max(1, round(seconds * fps)) if seconds is not None else count
     log = ActionLog(out)
     kiosk = Kiosk(cfg, features=[], headless=True, serve=False)
     # the garment model (and with it the body that engagement uses) is rebuilt
@@ -142,30 +163,35 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
     kiosk.bus.subscribe("action.done", log.on_action)
     kiosk.bus.subscribe("motion.circle", log.on_circle)
     src = VideoFileSource(video, loop=seconds is not None)
-    progress = Progress(f"replay {video.name}", total or count, err is not None and (sys.stderr.isatty() or as_json))
+    progress = Progress(f"replay {video.name}", total, err is not None and (sys.stderr.isatty() or as_json))
     t0 = time.perf_counter()
     frames = 0
     try:
         src.open()
-        while total is None or frames < total:
+        while True:
             if stopping is not None and stopping.is_set():
                 raise ReplayStopped(log.t, frames)
+            if log.closed:
+                raise BrokenPipeError("the reader of the actions went away")
             try:
                 image = src.read().image
             except EndOfStream:
                 break
-            log.t = frames / fps
+            # at least one frame: --seconds shorter than a frame still runs the kiosk once
+            if frames and seconds is not None and src.clip_t >= seconds:
+                break
+            log.t = src.clip_t
             kiosk.camera.step(Frame(image, log.t, frames))
             kiosk.loop.tick(log.t)
             frames += 1
-            progress.tick(frames)
+            progress.tick(min(frames, total))
     finally:
         src.close()
         kiosk.camera.pipeline.close()
         kiosk.comp.close()
     if frames == 0:
         raise SourceError(f"{video}: no frames could be decoded")
-    clip_s = frames / fps
+    clip_s = log.t + 1.0 / fps          # up to the end of the last frame shown
     # The container's count can be an estimate a frame or a few percent off; far
     # fewer frames than it says is a cut-off file.
     decoded = src.clip_frames
@@ -176,7 +202,7 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
               "actions_per_min": round(len(log.actions) / (clip_s / 60.0), 2)}
     if err is not None:
         wall = time.perf_counter() - t0
-        print(f"mirror replay: {video.name}: {_plural(frames, 'frame')}, {clip_s:.1f} s of clip at {fps:g} fps "
+        print(f"mirror replay: {video.name}: {_plural(frames, 'frame')}, {clip_s:.2f} s of clip at {fps:g} fps "
               f"in {wall:.1f} s ({frames / max(wall, 1e-6):.1f} fps); {_plural(len(log.actions), 'action')}, "
               f"{result['actions_per_min']:.2f} a minute", file=err, flush=True)
     if out is not None and as_json:
