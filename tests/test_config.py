@@ -55,6 +55,17 @@ def test_environment_overrides(tmp_path):
         config.load(None, env={"MIRROR_GESTURES_HOLD_FRAMES": "many"})
 
 
+def test_a_misspelt_environment_override_is_named_not_ignored_in_silence(caplog):
+    """MIRROR_DISPALY_WIDTH names no section; pydantic-settings alone would
+    drop it without a word and the mirror would run with the file's width."""
+    with caplog.at_level("WARNING", logger="mirror.core.config"):
+        cfg = config.build({}, env={"MIRROR_DISPALY_WIDTH": "720", "MIRROR_DISPLAY_HEIGHT": "1280",
+                                    "MIRROR_PCSCD_PRIVATE": "off"})
+    said = [r.getMessage() for r in caplog.records]
+    assert cfg.display.height == 1280
+    assert len(said) == 1 and "MIRROR_DISPALY_WIDTH names no config section" in said[0] and "display" in said[0]
+
+
 def test_check_config_cli_lists_all_problems_and_exits_2(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text('[camera]\nsource = 3\n[vision]\nhands_model = "huge"\n')

@@ -585,6 +585,23 @@ def _validate(data: dict, *, base_dir: str, source: str, env_keys: dict[str, str
         raise ConfigError(problems, source) from None
 
 
+# MIRROR_* variables that are not config overrides: the test harness's own
+NOT_OVERRIDES = frozenset({"MIRROR_PCSCD_PRIVATE", "MIRROR_TEST_CRASHPOINT"})
+
+
+def _warn_unused_env(env: typing.Mapping[str, str], source: str) -> None:
+    """A MIRROR_* variable that names no section would be ignored without a word
+    (pydantic-settings reads only the ones it knows): say so."""
+    for name in sorted(env):
+        head = name.upper()
+        if not head.startswith("MIRROR_") or head in NOT_OVERRIDES:
+            continue
+        section = head[len("MIRROR_"):].split("_", 1)[0].lower()
+        if section not in SECTIONS:
+            log.warning("%s: environment variable %s names no config section and is ignored; overrides are "
+                        "MIRROR_<SECTION>_<KEY> with a section of %s", source, name, ", ".join(SECTIONS))
+
+
 def _env_overrides(env: typing.Mapping[str, str] | None) -> dict[str, object]:
     """MIRROR_<SECTION>_<KEY> variables as {section: {key: value}}, by pydantic-settings' env source."""
     src = EnvSettingsSource(_Environment)
@@ -651,6 +668,7 @@ def build(data: dict, *, base_dir: str = ".", source: str = "config",
 
     The document's `version` is handled first: migrated when older, refused when newer."""
     data, migration_problems = _migrate(data, source)
+    _warn_unused_env(os.environ if env is None else env, source)
     try:
         overrides = _env_overrides(env)
     except SettingsError as e:
