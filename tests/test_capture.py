@@ -192,7 +192,23 @@ def test_a_clip_says_each_frames_own_time_and_counts_on_over_loops(tmp_path):
         src.read()
         seen.append(round(src.clip_t * 1000))
     src.close()
-    step = round(1000 / src.fps)
+    step = round(1000 / src.clip_fps)
     assert seen[:len(times)] == times
     # the second pass starts a frame after the first one's last frame
     assert seen[len(times):] == [t + times[-1] + step for t in times]
+
+
+def test_a_leaping_timestamp_is_taken_as_one_frame_step(tmp_path):
+    """One corrupt timestamp 15 minutes on would shift every later frame (and a
+    replay's --seconds would end at the next frame)."""
+    clip = tmp_path / "leap.mp4"
+    _clip_with_times(clip, [0, 40, 80, 900_080, 900_120, 900_160])
+    src = VideoFileSource(clip, loop=False)
+    src.open()
+    seen = []
+    for _ in range(6):
+        src.read()
+        seen.append(round(src.clip_t * 1000))
+    src.close()
+    assert seen[:3] == [0, 40, 80]
+    assert all(0 < b - a <= 100 for a, b in zip(seen, seen[1:])), seen

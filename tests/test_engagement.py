@@ -325,8 +325,7 @@ def test_replay_into_a_closed_pipe_ends_quietly_with_141(media):
     try:
         first = p.stdout.readline()                # the thumbs-up at 4.48 s
         p.stdout.close()                           # ... and the reader goes (the next one comes at 12.28 s)
-        err = p.stderr.read()
-        p.wait(timeout=120)
+        _, err = p.communicate(timeout=120)
     finally:
         p.kill()
         p.wait()
@@ -348,3 +347,23 @@ def test_replay_warns_that_a_grey_clip_says_little(media, tmp_path):
     assert "grey.mp4 has no colour" in r.stderr, r.stderr
     r, _ = _replay(str(media / "clips" / "thumbs_up_720p.mp4"), "--seconds", "0.1")
     assert "no colour" not in r.stderr, r.stderr
+
+
+def test_a_clip_is_grey_only_if_its_scenes_are_grey_not_because_it_fades_in():
+    from mirror.app.replay import colourless
+    black = np.zeros((64, 64, 3), np.uint8)
+    scene = np.dstack([np.tile(np.linspace(20, 230, 64, dtype=np.uint8), (64, 1))] * 3)
+    coloured = scene.copy()
+    coloured[20:40, 20:40] = (40, 60, 200)
+    assert colourless([black, scene])
+    assert not colourless([black, coloured]) and not colourless([black]) and not colourless([])
+
+
+def test_replay_progress_goes_past_an_estimated_total_without_a_line_per_frame(capsys):
+    from mirror.app.bench import Progress
+    p = Progress("replay x", 3, True)
+    for i in range(1, 8):
+        p.tick(i)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["replay x: 1/3 frames" + lines[0].split("frames", 1)[1],
+                     "replay x: 3/3 frames" + lines[1].split("frames", 1)[1]], lines

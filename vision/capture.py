@@ -142,8 +142,9 @@ class VideoFileSource(FrameSource):
         self._n = 0
         self._in_pass = 0
         self.clip_frames: int | None = None     # frames that decoded in one pass, once a pass has ended
-        self.fps = CLIP_DEFAULT_FPS             # the container's frame rate, once open (if it says a sane one)
-        self.fps_stated = True                  # ... False when it did not
+        self.clip_fps = CLIP_DEFAULT_FPS        # the container's frame rate, once open (if it states a sane one)
+        self.clip_fps_stated = False            # ... True when it did
+        self.frame_count = 0                    # frames as the container states it (an estimate; 0 unknown)
         self.clip_t = 0.0                       # clip time of the frame last read, in seconds
         self._offset = 0.0                      # clip time at the start of this pass
         self._pos: float | None = None          # timestamp of the frame last read in this pass
@@ -163,8 +164,10 @@ class VideoFileSource(FrameSource):
         self._cap, self._first, self._in_pass = cap, img, 0
         self._first_pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps_stated = math.isfinite(fps) and CLIP_FPS_RANGE[0] <= fps <= CLIP_FPS_RANGE[1]
-        self.fps = fps if self.fps_stated else CLIP_DEFAULT_FPS
+        self.clip_fps_stated = math.isfinite(fps) and CLIP_FPS_RANGE[0] <= fps <= CLIP_FPS_RANGE[1]
+        self.clip_fps = fps if self.clip_fps_stated else CLIP_DEFAULT_FPS
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+        self.frame_count = int(count) if math.isfinite(count) and 0 < count < 1e9 else 0
 
     def _next(self) -> tuple[bool, np.ndarray | None]:
         if self._first is not None:
@@ -178,10 +181,12 @@ class VideoFileSource(FrameSource):
 
     def _stamp(self, pos: float) -> None:
         """Take `pos` (the container's timestamp of the frame just decoded) as its
-        time; one frame step on from the last when a container gives none that
-        moves forward."""
-        if self._pos is not None and not (math.isfinite(pos) and pos > self._pos):
-            pos = self._pos + 1.0 / self.fps
+        time; one frame step on from the last when the container gives none that
+        moves forward, or one that leaps (a corrupt timestamp would shift every
+        later frame)."""
+        step = 1.0 / self.clip_fps
+        if self._pos is not None and not (math.isfinite(pos) and 0.0 < pos - self._pos <= max(1.0, 10 * step)):
+            pos = self._pos + step
         elif self._pos is None and not (math.isfinite(pos) and pos >= 0.0):
             pos = 0.0
         self._pos = pos
@@ -210,7 +215,7 @@ class VideoFileSource(FrameSource):
             if not self.loop:
                 raise EndOfStream(self.name)
             # the next pass starts one frame after this one's last frame
-            self._offset += (self._pos or 0.0) + 1.0 / self.fps
+            self._offset += (self._pos or 0.0) + 1.0 / self.clip_fps
             self._pos = None
             ok, img = self._rewind()
             if not ok:

@@ -34,16 +34,18 @@ from vision.person import PoseEstimator
 from vision import models
 
 MAX_DECODED = 240          # unique frames held in memory; the clip loops over them
-MAX_FRAMES = 100_000       # about half an hour at the kiosk's speed
+MAX_FRAMES = 100_000       # nearly an hour at the kiosk's 30 fps (twice that with --naive)
 WARMUP = 8
+DRAIN_S = 10.0             # at most this long for the vision thread to finish its frame when stopped
 COLOR = (60, 40, 200)
 
 
 class BenchStopped(Exception):
     """The bench was asked to stop (`stopping` set) before its end."""
 
-    def __init__(self, frames: int):
-        super().__init__(f"stopped after {frames} frames")
+    def __init__(self, frames: int, naive: bool = False):
+        super().__init__(f"stopped after {frames} frame{'' if frames == 1 else 's'}"
+                         f"{' of the naive run' if naive else ''}")
         self.frames = frames
 
 
@@ -73,19 +75,23 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Progress:
-    def __init__(self, label: str, total: int, enabled: bool):
-        self.label, self.total, self.enabled = label, total, enabled
+    """`label: i/total frames, fps` on stderr: a live line on a terminal, a line
+    every 5 s in a log. `total` None (or 0) when unknown; a run may go past an
+    estimated total, and is then shown as a count."""
+
+    def __init__(self, label: str, total: int | None, enabled: bool):
+        self.label, self.total, self.enabled = label, total or None, enabled
         self.t0 = time.perf_counter()
         self.last = 0.0
         self.tty = sys.stderr.isatty()
 
     def tick(self, i: int) -> None:
         now = time.perf_counter()
-        # A live line on a terminal; a line every 5 s in a log.
         if self.enabled and (now - self.last > (0.5 if self.tty else 5.0) or i == self.total):
             self.last = now
             fps = i / max(1e-6, now - self.t0)
-            line = f"{self.label}: {i}/{self.total} frames, {fps:5.1f} fps"
+            of = f"/{self.total}" if self.total and i <= self.total else ""
+            line = f"{self.label}: {i}{of} frames, {fps:5.1f} fps"
             if self.tty:
                 print("\r" + line, end="\n" if i == self.total else "", file=sys.stderr, flush=True)
             else:
@@ -111,24 +117,40 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
     worker: threading.Thread | None = None
 
     def vision() -> None:
-        for i in range(n):
-            if halt.is_set():
-                return
-            t0 = time.perf_counter()
-            res = pipe.process(Frame(frames[i % len(frames)], time.monotonic(), i))
-            results.put((t0, res))
+        try:
+            for i in range(n):
+                if halt.is_set():
+                    return
+                t0 = time.perf_counter()
+                res = pipe.process(Frame(frames[i % len(frames)], time.monotonic(), i))
+                results.put((t0, res))
+        except BaseException as e:          # handed to the main thread, which would otherwise wait for ever
+            results.put(e)
+            return
         results.put(None)
+
+    def stop_if_asked(done: int) -> None:
+        if stopping is not None and stopping.is_set():
+            raise BenchStopped(done)
 
     try:
         for i in range(WARMUP):
+            stop_if_asked(0)
             pipe.process(Frame(frames[i % len(frames)], time.monotonic(), i))
         worker = threading.Thread(target=vision, name="bench-vision", daemon=True)
         t_start = last = time.perf_counter()
         worker.start()
         done = 0
-        while (item := results.get()) is not None:
-            if stopping is not None and stopping.is_set():
-                raise BenchStopped(done)
+        while True:
+            stop_if_asked(done)
+            try:
+                item = results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
             t_in, res = item
             t1 = time.perf_counter()
             hand_input.update(res.hands, res.frame.ts, res.body)
@@ -155,7 +177,8 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
             # let it finish the frame in hand (it may wait on the full queue)
             # before the models it uses close under it
             halt.set()
-            while worker.is_alive():
+            give_up = time.monotonic() + DRAIN_S
+            while worker.is_alive() and time.monotonic() < give_up:
                 try:
                     results.get(timeout=0.1)
                 except queue.Empty:
@@ -200,7 +223,7 @@ def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool
     t_start = time.perf_counter()
     for i in range(n):
         if stopping is not None and stopping.is_set():
-            raise BenchStopped(i)
+            raise BenchStopped(i, naive=True)
         img = frames[i % len(frames)]
         t0 = time.perf_counter()
         nv.hands.process(img)

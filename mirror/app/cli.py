@@ -219,6 +219,11 @@ def _on_sigterm():
     return stopping
 
 
+def _say_stopped(line: str) -> None:
+    """One line on stderr, on a line of its own after a live progress line."""
+    print(("\n" if sys.stderr.isatty() else "") + line, file=sys.stderr, flush=True)
+
+
 def cmd_bench(args) -> int:
     stopping = _on_sigterm()
     from mirror.app.bench import MAX_FRAMES, BenchStopped, bench
@@ -229,7 +234,7 @@ def cmd_bench(args) -> int:
         bench(cfg, Path(args.video), args.frames, naive=args.naive, as_json=args.json,
               progress=sys.stderr.isatty() or not args.json, stopping=stopping)
     except BenchStopped as e:
-        print(f"mirror bench: {e} by SIGTERM; no result", file=sys.stderr, flush=True)
+        _say_stopped(f"mirror bench: {e} by SIGTERM; no result")
         return EXIT_SIGTERM
     return 0
 
@@ -244,18 +249,15 @@ def cmd_replay(args) -> int:
     except ReplayError as e:
         raise UsageError(str(e))
     except ReplayStopped as e:
-        print(f"mirror replay: {e} by SIGTERM; no result", file=sys.stderr, flush=True)
+        _say_stopped(f"mirror replay: {e} by SIGTERM; no result")
         return EXIT_SIGTERM
     return 0
 
 
 def cmd_run(args) -> int:
-    import signal
-    import threading
     # A stop request (SIGTERM) during the seconds of start-up ends the kiosk
     # cleanly as soon as it is built, instead of killing it half-way.
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stopping = _on_sigterm()
     if args.duration is not None:
         _positive_seconds("--duration", args.duration)
     from mirror.app.kiosk import run_kiosk
@@ -817,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SourceError, CatalogError, ColorError, ModelError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        print(f"mirror {args.command}: interrupted", file=sys.stderr, flush=True)
+        _say_stopped(f"mirror {args.command}: interrupted")
         return 130
     except BrokenPipeError:
         # `mirror gesture *.jpg | head -1`: the reader has what it wanted; leave

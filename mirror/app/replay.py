@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import cv2
-
 from mirror.app.bench import Progress
 from mirror.core import config
 from mirror.core.bus import Event
@@ -51,40 +49,52 @@ class ReplayStopped(Exception):
         self.t, self.frames = t, frames
 
 
+COLOUR_SAMPLE = (0, 10, 20, 40, 80)   # frames looked at for colour (a clip may fade in from black)
+GREY_SPREAD = 4            # a frame whose channels differ by no more than this anywhere is grey
+SCENE_SPREAD = 40          # ... and one with less lightness spread than this is blank, not grey
+
+
 def clip_info(video: Path, err: TextIO | None = None) -> tuple[float, int]:
-    """(frames per second, frame count as the container states it). SourceError
-    when the file is missing or no frame decodes; a warning on `err` when the
-    container states no sane frame rate."""
+    """(frames per second, frame count as the container states it, 0 unknown).
+    SourceError when the file is missing or no frame decodes. Warnings on `err`
+    when the container states no sane frame rate, and when the clip has no colour."""
     check_clip(video)
     src = VideoFileSource(video, loop=False)
     src.open()                      # raises SourceError with one clear line
+    seen = []
     try:
-        first = src.read().image
+        for i in range(COLOUR_SAMPLE[-1] + 1):
+            image = src.read().image
+            if i in COLOUR_SAMPLE:
+                seen.append(image)
+    except EndOfStream:
+        pass
     finally:
         src.close()
-    if err is not None and colourless(first):
+    if err is not None and not src.clip_fps_stated:
+        print(f"mirror replay: warning: {video.name} states no frame rate between {CLIP_FPS_RANGE[0]:g} and "
+              f"{CLIP_FPS_RANGE[1]:g} fps; its frames' own timestamps are used, {src.clip_fps:g} fps where they "
+              f"have none", file=err, flush=True)
+    if err is not None and colourless(seen):
         print(f"mirror replay: warning: {video.name} has no colour; the hand and person models find far fewer "
               f"hands in grey (or infrared) video, so few actions here do not mean few with a colour camera",
               file=err, flush=True)
-    cap = cv2.VideoCapture(str(video))
-    try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    finally:
-        cap.release()
-    if not src.fps_stated and err is not None:
-        print(f"mirror replay: warning: {video.name} states no frame rate between {CLIP_FPS_RANGE[0]:g} and "
-              f"{CLIP_FPS_RANGE[1]:g} fps; its frames' own timestamps are used, {src.fps:g} fps where they "
-              f"have none", file=err, flush=True)
-    return src.fps, count
+    return src.clip_fps, src.frame_count
 
 
-GREY_SPREAD = 4            # a frame whose channels differ by no more than this anywhere is grey
-
-
-def colourless(bgr) -> bool:
-    """The frame is grey: a monochrome or infrared camera, or a grey clip."""
-    small = bgr[::8, ::8].astype(int)
-    return int((small.max(axis=2) - small.min(axis=2)).max()) <= GREY_SPREAD
+def colourless(frames: list) -> bool:
+    """The clip is grey (a monochrome or infrared camera): every frame of
+    `frames` that shows a scene has no colour. Blank frames (a fade from
+    black) say nothing either way."""
+    scenes = 0
+    for bgr in frames:
+        small = bgr[::8, ::8].astype(int)
+        if int(small.max()) - int(small.min()) < SCENE_SPREAD:
+            continue
+        scenes += 1
+        if int((small.max(axis=2) - small.min(axis=2)).max()) > GREY_SPREAD:
+            return False
+    return scenes > 0
 
 
 def check_seconds(seconds: float | None) -> None:
@@ -171,7 +181,7 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
         while True:
             if stopping is not None and stopping.is_set():
                 raise ReplayStopped(log.t, frames)
-            if log.closed:
+            if log.closed:          # (an action was printed to a reader that has gone)
                 raise BrokenPipeError("the reader of the actions went away")
             try:
                 image = src.read().image
@@ -184,7 +194,9 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
             kiosk.camera.step(Frame(image, log.t, frames))
             kiosk.loop.tick(log.t)
             frames += 1
-            progress.tick(min(frames, total))
+            progress.tick(frames)
+        if log.closed:
+            raise BrokenPipeError("the reader of the actions went away")
     finally:
         src.close()
         kiosk.camera.pipeline.close()
