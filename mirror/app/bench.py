@@ -84,6 +84,13 @@ class Progress:
         self.t0 = time.perf_counter()
         self.last = 0.0
         self.tty = sys.stderr.isatty()
+        self.open_line = False        # a live line not yet ended
+
+    def end(self) -> None:
+        """End the live line (a run that went past its estimated total)."""
+        if self.open_line:
+            print(file=sys.stderr, flush=True)
+            self.open_line = False
 
     def tick(self, i: int) -> None:
         now = time.perf_counter()
@@ -93,7 +100,8 @@ class Progress:
             of = f"/{self.total}" if self.total and i <= self.total else ""
             line = f"{self.label}: {i}{of} frames, {fps:5.1f} fps"
             if self.tty:
-                print("\r" + line, end="\n" if i == self.total else "", file=sys.stderr, flush=True)
+                self.open_line = i != self.total
+                print("\r" + line, end="" if self.open_line else "\n", file=sys.stderr, flush=True)
             else:
                 print(line, file=sys.stderr, flush=True)
 

@@ -195,6 +195,7 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
             kiosk.loop.tick(log.t)
             frames += 1
             progress.tick(frames)
+        progress.end()
         if log.closed:
             raise BrokenPipeError("the reader of the actions went away")
     finally:
