@@ -257,3 +257,55 @@ def test_a_taken_port_is_a_clear_error_and_nothing_stays_open():
         asyncio.run(scenario())
     finally:
         taken.close()
+
+
+def test_idle_and_surplus_connections_are_closed_and_the_host_still_answers(monkeypatch):
+    """Connections that send nothing (or half a request) used to stay open until the
+    kiosk ran out of file descriptors; now they go after FIRST_REQUEST_S, and those
+    past MAX_CONNECTIONS at once."""
+    import select
+    import mirror.web.host as web_host
+    monkeypatch.setattr(web_host, "FIRST_REQUEST_S", 1.5)
+    monkeypatch.setattr(web_host, "MAX_CONNECTIONS", 4)
+    port = free_port()
+    host = WebHost([Listener("status", "127.0.0.1", port)])
+
+    def closed(socks: list, within: float) -> list[bool]:
+        """Which of `socks` the host has closed (readable: EOF, as none was answered)."""
+        ready, _, _ = select.select(socks, [], [], within)
+        return [s in ready for s in socks]
+
+    def health() -> int:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            c.request("GET", "/healthz")
+            return c.getresponse().status
+        finally:
+            c.close()
+
+    async def scenario():
+        await host.start()
+        loop = asyncio.get_running_loop()
+        idle = []
+        try:
+            for _ in range(6):
+                idle.append(socket.create_connection(("127.0.0.1", port)))
+                await asyncio.sleep(0.02)
+            idle[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: ")        # half a request
+            await asyncio.sleep(0.3)
+            # the two beyond the cap were closed at once; the first four are still open ...
+            assert await loop.run_in_executor(None, closed, idle, 0.05) == [False] * 4 + [True] * 2
+            # ... until the first-request timeout, the half-sent one included
+            await asyncio.sleep(1.5)
+            assert await loop.run_in_executor(None, closed, idle[:4], 1.0) == [True] * 4
+            assert all(s.recv(64) == b"" for s in idle)
+            for s in idle:
+                s.close()
+            await asyncio.sleep(0.1)
+            assert await loop.run_in_executor(None, health) == 200
+        finally:
+            for s in idle:
+                s.close()
+            await host.stop()
+
+    asyncio.run(scenario())

@@ -25,13 +25,16 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import h11
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger("mirror.web")
@@ -89,6 +92,53 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
         if (message["type"] == "websocket.http.response.body" and not message.get("more_body", False)
                 and getattr(self, "close_sent", False)):
             self.handshake_complete = True
+
+
+class _GuardedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with two limits it lacks: a connection that
+    has not sent a whole request's headers within FIRST_REQUEST_S is closed
+    (uvicorn's keep-alive timer, armed from the start; a complete request
+    cancels it), and beyond MAX_CONNECTIONS on a listener a new connection is
+    closed at once. Without them, idle or half-sent connections from the store
+    network held open until the kiosk ran out of file descriptors."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > MAX_CONNECTIONS:
+            _say_full(self.client)
+            self.transport.close()
+            return
+        self._headers_by = self.loop.time() + FIRST_REQUEST_S
+        self._close_at_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)            # which cancels the timer on any data
+        if self.conn.their_state == h11.IDLE and not self.transport.is_closing():
+            self._close_at_deadline()          # half a request's headers so far
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()         # arms uvicorn's keep-alive timer
+        self._headers_by = self.loop.time() + self.timeout_keep_alive + FIRST_REQUEST_S
+
+    def _close_at_deadline(self) -> None:
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(max(0.0, self._headers_by - self.loop.time()),
+                                                            self.timeout_keep_alive_handler)
+
+
+FIRST_REQUEST_S = 10.0      # a request's headers arrive within this, or the connection goes
+MAX_CONNECTIONS = 400       # per listener, websockets included (the unit allows 4096 open files)
+_last_full_log = 0.0
+
+
+def _say_full(client) -> None:
+    """Log a refused connection at most once a minute (a flood would fill the journal)."""
+    global _last_full_log
+    now = time.monotonic()
+    if now - _last_full_log > 60.0:
+        _last_full_log = now
+        log.warning("web host: more than %d connections on one listener; refusing new ones (the latest from %s)",
+                    MAX_CONNECTIONS, client[0] if client else "?")
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -181,7 +231,7 @@ class WebHost:
     async def _start_one(self, lst: Listener) -> None:
         config = uvicorn.Config(
             _AccessLog(self._apps[lst.name], lst.name) if lst.access_log else self._apps[lst.name],
-            host=lst.host, port=lst.port, http="h11", ws=_WebSocketProtocol, interface="asgi3",
+            host=lst.host, port=lst.port, http=_GuardedH11, ws=_WebSocketProtocol, interface="asgi3",
             lifespan="off", log_config=None, log_level=self.uvicorn_log_level, access_log=False,
             server_header=False, proxy_headers=False, ws_max_size=lst.ws_max_size,
             ws_ping_interval=lst.ws_ping_interval, ws_ping_timeout=lst.ws_ping_timeout,
