@@ -457,3 +457,27 @@ def test_wrong_pins_are_rate_limited_per_address(mirror):
     assert any(f.startswith("Max-Age=") and int(f[8:]) == 480 * 60 for f in flags)
     audit = json.loads(mirror.cli("staff", "audit", "--json").stdout)["audit"]
     assert sum(a["who"] == "web:127.0.0.2" and a["action"] == "staff.login_failed" for a in audit) == 5
+
+
+def test_removing_a_staff_user_ends_their_logins_and_console(mirror):
+    """`mirror staff remove-user` runs in another process; the kiosk's sessions used to
+    outlive it (the removed user could still reserve, audited under their name)."""
+    mirror.cli("staff", "add-user", "Cleo", "--pin-stdin", stdin="73019\n")
+    cookie = mirror.login("73019")
+    anna = mirror.login()
+    with ws_connect(f"ws://127.0.0.1:{mirror.port}/staff/ws", origin=mirror.base,
+                    additional_headers={"Cookie": cookie}, open_timeout=10) as ws:
+        assert json.loads(ws.recv(10))["user"] == "Cleo"
+        mirror.cli("staff", "remove-user", "Cleo")
+        t0 = time.monotonic()
+        said = []
+        try:
+            while True:
+                said.append(json.loads(ws.recv(15)))
+        except Exception:
+            pass
+        assert time.monotonic() - t0 < 15
+        assert said and said[-1]["type"] == "logged_out", said
+        assert ws.close_code == 4001
+    assert mirror.http("GET", "/staff/api/state", cookie=cookie)[0] == 401
+    assert mirror.state(anna)["user"] == "Anna"                      # nobody else is logged out

@@ -80,6 +80,14 @@ class Sessions:
             del self._by_token[s.token]
         return gone
 
+    def keep_only(self, users: set[str]) -> list[StaffSession]:
+        """Drop the sessions of anyone not in `users` (removed with `mirror staff
+        remove-user` while logged in); returns them."""
+        gone = [s for s in self._by_token.values() if s.who not in users]
+        for s in gone:
+            del self._by_token[s.token]
+        return gone
+
     def __len__(self) -> int:
         return len(self._by_token)
 

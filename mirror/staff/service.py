@@ -49,6 +49,7 @@ REQUESTS_MAX = 50
 
 NEWS_MAX = 20
 RESERVATIONS_SHOWN = 100
+USERS_CHECK_S = 5.0                               # how soon a removed staff user's sessions end
 UPKEEP_S = 30.0                                   # how often expired holds are marked and the list re-read
 
 # events the card listens to (besides the prefixes call.* and checkout.*)
@@ -405,6 +406,7 @@ class StaffFeature(Feature):
         self.cfg = cfg.staff
         self.hold_s = cfg.checkout.reservation_hold_h * 3600.0
         self._next_upkeep = 0.0
+        self._next_users_check = 0.0
         self._her_hold: int | None = None          # the stock hold her "Put one aside" made this session
         self.db = StaffDb(cfg.orders_path())
         self.images_dir = Path(images_dir) if images_dir is not None else IMAGES_DIR
@@ -447,6 +449,26 @@ class StaffFeature(Feature):
         if t >= self._next_upkeep:
             self._next_upkeep = t + UPKEEP_S
             self._upkeep()
+        if t >= self._next_users_check and len(self.sessions):
+            self._next_users_check = t + USERS_CHECK_S
+            self.db.submit(lambda db: {u["name"] for u in db.users.list_users()}, done=self._users_now)
+
+    def _users_now(self, users: set[str]) -> None:
+        """(database thread) The staff users as they are: a user removed by `mirror
+        staff remove-user` (another process) is logged out, websockets included."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._log_out_removed, users)
+            except RuntimeError:                    # the loop closed meanwhile
+                pass
+
+    def _log_out_removed(self, users: set[str]) -> None:
+        gone = self.sessions.keep_only(users)
+        for who in sorted({s.who for s in gone}):
+            log.warning("staff console: %s is no longer a staff user; their sessions are ended", who)
+        if gone:
+            self.web.wake_all()                     # their websockets see no session and close (4001)
 
     def _upkeep(self) -> None:
         def job(db) -> list[dict]:
