@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -219,3 +220,13 @@ def test_config_version_missing_or_1_is_migrated_2_is_current_newer_and_non_inte
         assert "expected an integer from 1 to 2" in e.value.problems[0]
     r = subprocess.run([sys.executable, "-m", "mirror", "check-config", str(f)], capture_output=True, text=True)
     assert r.returncode == 2 and "version: got -1" in r.stderr
+
+
+@pytest.mark.parametrize("section", ["call", "staff"])
+def test_allowed_origins_must_be_origins_not_a_wildcard_or_null(section):
+    """`null` would let a sandboxed iframe or a file:// page open the call's websocket."""
+    for bad in ("*", "null", "https://shop.example/path"):
+        with pytest.raises(config.ConfigError, match=f"{section}.allowed_origins: got '{re.escape(bad)}'"):
+            config.build({section: {"allowed_origins": bad}})
+    cfg = config.build({section: {"allowed_origins": "https://shop.example:8443, http://10.0.0.5:8080"}})
+    assert getattr(cfg, section).allowed_origins.startswith("https://shop.example")

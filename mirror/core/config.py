@@ -228,6 +228,13 @@ class PrivacyConfig(_Section):
                                                      "only; by default the camera layer is blanked then")
 
 
+def _origin_problems(section: str, allowed: str) -> list[str]:
+    """`allowed_origins` must list origins (scheme, host, port): not `*`, `null` or a URL with a path."""
+    origins = [o.strip() for o in allowed.split(",") if o.strip()]
+    bad = [o for o in origins if not o.startswith(("http://", "https://")) or "/" in o.split("://", 1)[1].rstrip("/")]
+    return [f"{section}.allowed_origins: got {o!r}, expected an origin like http://host:port (no path)" for o in bad]
+
+
 class CallConfig(_Section):
     enabled: bool = Field(True, description="serve the friend-call web server (join page and signalling)")
     host: str = Field("127.0.0.1", description="address the call's web server listens on (the store-network "
@@ -274,6 +281,7 @@ class CallConfig(_Section):
         if self.enabled and not self.tls_cert and not _is_loopback(self.host):
             problems.append(f"call.tls_cert: empty while call.host is {self.host!r}; browsers only allow the "
                             "camera over https off this machine, so set call.tls_cert and call.tls_key")
+        problems += _origin_problems("call", self.allowed_origins)
         for codec in self.codecs.split(","):
             if codec.strip().upper() not in ("VP8", "H264"):
                 problems.append(f"call.codecs: got {codec.strip()!r}, expected VP8 and/or H264, comma-separated")
@@ -374,10 +382,7 @@ class StaffConfig(_Section):
                             "cross the store's network in clear, so set staff.tls_cert and staff.tls_key (or keep "
                             "staff.host on 127.0.0.1 behind a TLS proxy)")
         _check(problems)
-        origins = [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
-        bad = [o for o in origins
-               if not o.startswith(("http://", "https://")) or "/" in o.split("://", 1)[1].rstrip("/")]
-        _check([f"staff.allowed_origins: got {o!r}, expected an origin like http://host:port (no path)" for o in bad])
+        _check(_origin_problems("staff", self.allowed_origins))
         t = self.webstore_token
         _check([] if not t or (len(t) >= 24 and t.isascii() and t.isprintable() and " " not in t) else
                ["staff.webstore_token: use at least 24 printable characters without spaces (e.g. the output of "
