@@ -172,6 +172,19 @@ def test_login_limiter_counts_failures_per_address_in_a_minute():
     assert not lim.blocked("10.0.0.1", 160.0)            # the first failure is a minute old
 
 
+def test_login_limiter_holds_off_guesses_spread_over_many_addresses():
+    """Forty addresses at five wrong PINs each tried 200 PINs a minute (an attacker probe)."""
+    from mirror.staff.auth import LOGIN_FAILURES_PER_MINUTE_ALL, LoginLimiter
+    lim = LoginLimiter()
+    for i in range(LOGIN_FAILURES_PER_MINUTE_ALL):
+        assert not lim.blocked(f"10.0.1.{i}", 100.0 + i * 0.1)
+        lim.failed(f"10.0.1.{i}", 100.0 + i * 0.1)
+    assert lim.blocked("10.0.2.1", 104.0) and lim.retry_after("10.0.2.1", 104.0) == 56    # a new address too
+    lim.forgive("10.0.1.29", 102.9)                       # a right PIN takes its place back
+    assert not lim.blocked("10.0.2.1", 104.0)
+    assert not lim.blocked("10.0.2.1", 161.0)
+
+
 def test_the_allowed_origins_are_the_listener_itself_and_the_configured_ones():
     from mirror.staff.auth import allowed_origins, origin_problem
     own = allowed_origins("http", "127.0.0.1", 8080, "https://Tablet.store.lan:8443/")

@@ -31,6 +31,7 @@ from typing import Iterable
 COOKIE = "mirror_staff"
 COOKIE_PATH = "/staff"
 LOGIN_FAILURES_PER_MINUTE = 5
+LOGIN_FAILURES_PER_MINUTE_ALL = 30  # from all addresses together: many addresses must not multiply the guesses
 LOGIN_WINDOW_S = 60.0
 MAX_SESSIONS = 500                 # the oldest is dropped beyond this (a script logging in in a loop)
 
@@ -93,10 +94,18 @@ class Sessions:
 
 
 class LoginLimiter:
-    """Failed logins per client address in a sliding window; `now` is monotonic."""
+    """Failed logins per client address, and from all addresses together
+    (`limit_all`), in a sliding window; `now` is monotonic. A PIN is the only
+    credential, so forty addresses at five guesses each would otherwise try two
+    hundred PINs a minute. The price: a flood of wrong PINs holds new logins off
+    for everyone for a minute; consoles already logged in keep working."""
 
-    def __init__(self, limit: int = LOGIN_FAILURES_PER_MINUTE, window_s: float = LOGIN_WINDOW_S):
+    ALL = "*"                                   # the key of the all-addresses count
+
+    def __init__(self, limit: int = LOGIN_FAILURES_PER_MINUTE, window_s: float = LOGIN_WINDOW_S,
+                 limit_all: int = LOGIN_FAILURES_PER_MINUTE_ALL):
         self.limit = limit
+        self.limit_all = limit_all
         self.window_s = window_s
         self._fails: dict[str, collections.deque[float]] = {}
 
@@ -112,34 +121,38 @@ class LoginLimiter:
         return q
 
     def blocked(self, client: str, now: float) -> bool:
-        q = self._recent(client, now)
-        return q is not None and len(q) >= self.limit
+        return self.retry_after(client, now) > 0
 
     def retry_after(self, client: str, now: float) -> int:
         """Seconds until the next attempt from `client` is allowed (0 if it is)."""
-        q = self._recent(client, now)
-        if q is None or len(q) < self.limit:
-            return 0
-        return max(1, int(q[0] + self.window_s - now + 0.999))
+        wait = 0
+        for key, limit in ((client, self.limit), (self.ALL, self.limit_all)):
+            q = self._recent(key, now)
+            if q is not None and len(q) >= limit:
+                # the attempt that frees a place is the (len - limit + 1)-th oldest
+                wait = max(wait, max(1, int(q[len(q) - limit] + self.window_s - now + 0.999)))
+        return wait
 
     def failed(self, client: str, now: float) -> None:
         """Count a failed attempt. The web side counts every attempt as failed before checking the PIN
         (so parallel guesses cannot slip past the limit) and `forgive`s it when the PIN was right."""
         self._fails.setdefault(client, collections.deque()).append(now)
+        self._fails.setdefault(self.ALL, collections.deque()).append(now)
         if len(self._fails) > 10_000:                     # a scan must not grow this without bound
             for k in list(self._fails):
                 self._recent(k, now)                      # drops the clients with nothing recent
 
     def forgive(self, client: str, when: float) -> None:
         """Take back the attempt counted at `when` (the PIN was right)."""
-        q = self._fails.get(client)
-        if q is not None:
-            try:
-                q.remove(when)
-            except ValueError:
-                pass
-            if not q:
-                del self._fails[client]
+        for key in (client, self.ALL):
+            q = self._fails.get(key)
+            if q is not None:
+                try:
+                    q.remove(when)
+                except ValueError:
+                    pass
+                if not q:
+                    del self._fails[key]
 
 
 def _host_for_url(host: str) -> str:
