@@ -104,11 +104,11 @@ class _GuardedH11(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._headers_by = self.loop.time() + FIRST_REQUEST_S
         if len(self.connections) > MAX_CONNECTIONS:
             _say_full(self.client)
             self.transport.close()
             return
-        self._headers_by = self.loop.time() + FIRST_REQUEST_S
         self._close_at_deadline()
 
     def data_received(self, data: bytes) -> None:
