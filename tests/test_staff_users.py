@@ -43,12 +43,12 @@ def test_pins_are_stored_as_argon2_hashes_only(tmp_path, users):
 
 def test_verify_right_and_wrong_pins(users):
     users.add_user("Anna", PIN, now=100.0)
-    users.add_user("Bo Ström", "55555")
+    users.add_user("Bo Ström", "50817")
     assert users.verify("Anna", PIN, now=200.0) == "Anna"
     assert users.verify("anna", PIN) == "Anna"                     # any case of the name
     assert users.verify(None, PIN) == "Anna"                       # the console logs in with the PIN alone
-    assert users.verify(None, "55555") == "Bo Ström"
-    assert users.verify("Anna", "55555") is None                   # someone else's PIN
+    assert users.verify(None, "50817") == "Bo Ström"
+    assert users.verify("Anna", "50817") is None                   # someone else's PIN
     assert users.verify("Anna", "90817") is None
     assert users.verify(None, "00000") is None
     assert users.verify("Nobody", PIN) is None
@@ -61,14 +61,17 @@ def test_names_and_pins_are_checked(users):
     for pin in ("1234", "12a45", "", " 12345", "１２３４５", "1" * 65):           # fullwidth digits are not 0-9
         with pytest.raises(StaffError):
             users.add_user("Anna", pin)
+    for pin in ("11111", "12345", "98765", "0123456789", "000000"):              # the first ones guessed
+        with pytest.raises(StaffError, match="first one guessed"):
+            users.add_user("Anna", pin)
     for name in ("", " Anna", "Anna ", "x" * 41, "cli:root", "tab\there", "new\nline"):
         with pytest.raises(StaffError):
             users.add_user(name, PIN)
-    users.add_user("x" * 40, "11111")
-    users.add_user("Zoë", "22222")
+    users.add_user("x" * 40, "19283")
+    users.add_user("Zoë", "26451")
     users.add_user("Anna", PIN)
     with pytest.raises(StaffError, match="already a staff user 'Anna'"):
-        users.add_user("ANNA", "33333")                              # unique whatever the case
+        users.add_user("ANNA", "39172")                              # unique whatever the case
     with pytest.raises(StaffError, match="another staff user has this PIN"):
         users.add_user("Cleo", PIN)
     assert [u["name"] for u in users.list_users()] == ["Anna", "x" * 40, "Zoë"]
@@ -92,7 +95,7 @@ def test_a_hash_made_with_other_argon2_parameters_is_replaced_at_login(tmp_path)
         old = u.db.execute("SELECT pin_hash FROM staff_users").fetchone()[0]
     assert "m=1024,t=1,p=1" in old
     with StaffUsers(path) as u:                                      # the product's parameters
-        assert u.verify("Anna", "11111") is None
+        assert u.verify("Anna", "19283") is None
         assert u.db.execute("SELECT pin_hash FROM staff_users").fetchone()[0] == old   # no match, no change
         assert u.verify("Anna", PIN) == "Anna"
         new = u.db.execute("SELECT pin_hash FROM staff_users").fetchone()[0]
@@ -119,9 +122,9 @@ def test_audit_entries(users):
     with pytest.raises(StaffError):
         users.audit("Anna", "x.y", {"bad": object()})
     assert len(users.list_audit()) == 3
-    users.add_user("Bo", "77777")                                    # no `by`: no entry
+    users.add_user("Bo", "70394")                                    # no `by`: no entry
     with pytest.raises(StaffError):                                  # a refused change writes no entry
-        users.add_user("bo", "88888", by="cli:root")
+        users.add_user("bo", "84625", by="cli:root")
     assert len(users.list_audit()) == 3
 
 
@@ -169,13 +172,13 @@ def test_cli_staff_users_end_to_end(tmp_path):
                                                   stdin="12a45\n"))
     assert "no PIN on stdin" in one_error_line(mirror(tmp_path, "staff", "add-user", "Bo", "--pin-stdin"))
     assert "already a staff user 'Anna'" in one_error_line(
-        mirror(tmp_path, "staff", "add-user", "anna", "--pin-stdin", stdin="55555\n"))
+        mirror(tmp_path, "staff", "add-user", "anna", "--pin-stdin", stdin="50817\n"))
     assert "another staff user has this PIN" in one_error_line(
         mirror(tmp_path, "staff", "add-user", "Bo", "--pin-stdin", stdin=PIN + "\n"))
     assert "--pin-stdin" in one_error_line(mirror(tmp_path, "staff", "add-user", "Bo"))     # stdin is no terminal
     assert "':'" in one_error_line(mirror(tmp_path, "staff", "add-user", "cli:root", "--pin-stdin",
-                                          stdin="55555\n"))
-    r = mirror(tmp_path, "staff", "add-user", "Bo", "55555")                # a PIN in argv is not accepted
+                                          stdin="50817\n"))
+    r = mirror(tmp_path, "staff", "add-user", "Bo", "50817")                # a PIN in argv is not accepted
     assert r.returncode == 2
 
     r = mirror(tmp_path, "staff", "list-users", "--json")

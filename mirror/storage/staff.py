@@ -76,6 +76,11 @@ def check_pin(pin) -> str:
         raise StaffError(f"a PIN needs at least 5 digits, this one has {len(pin)}")
     if not PIN_RE.fullmatch(pin):
         raise StaffError("a PIN has at most 64 digits")
+    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
+    if steps in ({0}, {1}, {-1}):
+        # the first PINs anyone guesses; staff log in with the PIN alone
+        raise StaffError("a PIN of one digit repeated or a run (11111, 12345, 98765) is the first one guessed; "
+                         "choose another")
     return pin
 
 
