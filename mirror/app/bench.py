@@ -49,6 +49,11 @@ class BenchStopped(Exception):
         self.frames = frames
 
 
+def _stop_if_asked(stopping: threading.Event | None, done: int, naive: bool = False) -> None:
+    if stopping is not None and stopping.is_set():
+        raise BenchStopped(done, naive)
+
+
 def decode(path: Path, n: int) -> list[np.ndarray]:
     check_clip(path)
     src = VideoFileSource(path, loop=False)
@@ -137,20 +142,16 @@ def run_optimised(cfg: Config, frames: list[np.ndarray], n: int, comp: Composito
             return
         results.put(None)
 
-    def stop_if_asked(done: int) -> None:
-        if stopping is not None and stopping.is_set():
-            raise BenchStopped(done)
-
     try:
         for i in range(WARMUP):
-            stop_if_asked(0)
+            _stop_if_asked(stopping, 0)
             pipe.process(Frame(frames[i % len(frames)], time.monotonic(), i))
         worker = threading.Thread(target=vision, name="bench-vision", daemon=True)
         t_start = last = time.perf_counter()
         worker.start()
         done = 0
         while True:
-            stop_if_asked(done)
+            _stop_if_asked(stopping, done)
             try:
                 item = results.get(timeout=0.2)
             except queue.Empty:
@@ -230,8 +231,7 @@ def run_naive(frames: list[np.ndarray], n: int, comp: Compositor, progress: bool
         nv.hands.process(frames[i % len(frames)])
     t_start = time.perf_counter()
     for i in range(n):
-        if stopping is not None and stopping.is_set():
-            raise BenchStopped(i, naive=True)
+        _stop_if_asked(stopping, i, naive=True)
         img = frames[i % len(frames)]
         t0 = time.perf_counter()
         nv.hands.process(img)

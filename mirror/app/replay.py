@@ -181,8 +181,6 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
         while True:
             if stopping is not None and stopping.is_set():
                 raise ReplayStopped(log.t, frames)
-            if log.closed:          # (an action was printed to a reader that has gone)
-                raise BrokenPipeError("the reader of the actions went away")
             try:
                 image = src.read().image
             except EndOfStream:
@@ -193,11 +191,11 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
             log.t = src.clip_t
             kiosk.camera.step(Frame(image, log.t, frames))
             kiosk.loop.tick(log.t)
+            if log.closed:          # an action of this frame was printed to a reader that has gone
+                raise BrokenPipeError("the reader of the actions went away")
             frames += 1
             progress.tick(frames)
         progress.end()
-        if log.closed:
-            raise BrokenPipeError("the reader of the actions went away")
     finally:
         src.close()
         kiosk.camera.pipeline.close()
