@@ -346,3 +346,26 @@ def test_demo_refuses_a_duration_that_is_not_a_positive_number(tmp_path, value):
 @pytest.mark.parametrize("value", ["nan", "-inf", "0"])
 def test_run_refuses_a_duration_that_is_not_a_positive_number(value):
     refused(mirror("run", "--headless", f"--duration={value}"), "--duration", "positive")
+
+
+# --- the command line itself ----------------------------------------------------------------------
+@pytest.mark.parametrize("argv, usage", [(("demo", "--bogus"), "mirror demo"),
+                                         (("staff", "add-user", "ann", "--bogus"), "mirror staff add-user")])
+def test_an_unknown_flag_is_refused_with_its_own_subcommands_usage(argv, usage):
+    r = mirror(*argv)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"usage: {usage} "), r.stderr
+    assert f"{usage}: error: unrecognized arguments: --bogus" in r.stderr, r.stderr
+
+
+def test_verbose_shows_our_debug_lines_without_the_libraries_chatter():
+    code = ("import logging\n"
+            "from mirror.app.logs import setup_logging\n"
+            "setup_logging(verbose=True, journal=False)\n"
+            "logging.getLogger('PIL.TiffImagePlugin').debug('tag: Orientation')\n"
+            "logging.getLogger('matplotlib.font_manager').debug('font cache')\n"
+            "logging.getLogger('matplotlib').info('a real notice')\n"
+            "logging.getLogger('mirror.app.kiosk').debug('ours')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "ours" in r.stderr and "a real notice" in r.stderr, r.stderr
+    assert "Orientation" not in r.stderr and "font cache" not in r.stderr, r.stderr

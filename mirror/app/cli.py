@@ -786,9 +786,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost subcommand's parser that `args` went through (`mirror staff add-user`'s)."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if name not in (subs[0].choices if subs else ()):
+            return parser
+        parser = subs[0].choices[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:       # said by the subcommand that was given them, with its own usage line
+        _chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.verbose:
         _quiet_native_logs()
     if not getattr(args, "func", None):

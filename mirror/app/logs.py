@@ -20,6 +20,7 @@ import sys
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 IDENTIFIER = "smart-mirror"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CHATTY_LIBRARIES = ("matplotlib", "PIL")     # imported by MediaPipe; debug lines about fonts and EXIF tags
 # the LogRecord's own attributes: JournalHandler already sends them as
 # PRIORITY, LOGGER, CODE_*, THREAD_NAME...; only `extra=` keys become fields
 # (EXCEPTION_INFO is the exc_info tuple's repr; the traceback is in MESSAGE and EXCEPTION_TEXT)
@@ -76,6 +77,8 @@ def setup_logging(verbose: bool = False, journal: bool = True, level: str = "inf
         root.removeHandler(h)
     lvl = logging.DEBUG if verbose else getattr(logging, level.upper(), logging.INFO)
     root.setLevel(lvl)
+    for name in CHATTY_LIBRARIES:       # their debug lines would bury ours under --verbose
+        logging.getLogger(name).setLevel(max(lvl, logging.INFO))
     systemd_run = under_systemd()
     handler = None
     if journal and os.path.exists(JOURNAL_SOCKET):
