@@ -54,6 +54,28 @@ def test_journal_is_wal_full_sync_idempotent_and_private(tmp_path):
     assert OrderJournal(tmp_path / "other.db").uid_hash(b"\x04\xaa\xbb\xcc\xdd\xee\xff") not in uid_hashes
 
 
+def test_the_database_and_its_logs_are_readable_by_the_kiosk_user_only(tmp_path):
+    import os
+    from mirror.storage.catalogue import open_database
+    old = os.umask(0o022)                       # a desk machine's usual umask would give 0644
+    try:
+        j = OrderJournal(tmp_path / "o.db")
+        record(j)
+        shop = open_database(tmp_path / "shop.db")
+        shop.execute("CREATE TABLE t (x)")
+        shop.execute("INSERT INTO t VALUES (1)")
+        made = [p for p in tmp_path.iterdir()]
+        assert {p.name for p in made} >= {"o.db", "o.db-wal", "o.db-shm", "shop.db", "shop.db-wal"}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in made} == {p.name: "0o600" for p in made}
+        shop.close()
+        j.close()
+        (tmp_path / "kept.db").touch(0o640)     # a mode the store chose is kept
+        OrderJournal(tmp_path / "kept.db").close()
+        assert (tmp_path / "kept.db").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+
+
 def test_till_orders_reservations_and_cancel(tmp_path):
     j = OrderJournal(tmp_path / "o.db")
     order, _ = record(j, store=False, reservation_hold_s=3600)

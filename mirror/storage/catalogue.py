@@ -33,7 +33,7 @@ import os
 import re
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -75,11 +75,21 @@ class DatabaseError(Exception):
 META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"   # as orders.py
 
 
+def create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, whatever the umask: it holds
+    orders, members and staff. SQLite gives its -wal and -shm the main file's mode.
+    An existing file keeps its mode (the store may have set one on purpose); a file that
+    cannot be made is left for SQLite to report as it would anyway."""
+    with suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def open_database(path: str | os.PathLike) -> sqlite3.Connection:
     """A connection to the kiosk's database, set up like the order journal's (WAL, synchronous=FULL)."""
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
+        create_private(p)
         db = sqlite3.connect(str(p), isolation_level=None, timeout=30.0)
     except (OSError, sqlite3.Error) as e:
         raise DatabaseError(f"cannot open the database {p} ({e}); check the path and its permissions")

@@ -57,6 +57,7 @@ from typing import Callable
 
 from mirror.core.backoff import delay_for, jitter_factor
 from mirror.core.canonical import canonical_json
+from mirror.storage.catalogue import create_private
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ class OrderJournal:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self.db.row_factory = sqlite3.Row
         # Only takes effect on a new file (before its first table): prune() can then give freed
