@@ -172,6 +172,14 @@ def test_login_limiter_counts_failures_per_address_in_a_minute():
     assert not lim.blocked("10.0.0.1", 160.0)            # the first failure is a minute old
 
 
+def test_only_the_first_refusal_of_a_window_is_worth_auditing():
+    from mirror.staff.auth import LoginLimiter
+    lim = LoginLimiter()
+    assert lim.first_refusal("10.0.0.1", 100.0) and lim.first_refusal("10.0.0.2", 100.5)
+    assert not lim.first_refusal("10.0.0.1", 101.0) and not lim.first_refusal("10.0.0.1", 159.9)
+    assert lim.first_refusal("10.0.0.1", 160.0)           # a minute on: a new episode
+
+
 def test_login_limiter_holds_off_guesses_spread_over_many_addresses():
     """Forty addresses at five wrong PINs each tried 200 PINs a minute (an attacker probe)."""
     from mirror.staff.auth import LOGIN_FAILURES_PER_MINUTE_ALL, LoginLimiter
@@ -470,6 +478,8 @@ def test_wrong_pins_are_rate_limited_per_address(mirror):
     assert any(f.startswith("Max-Age=") and int(f[8:]) == 480 * 60 for f in flags)
     audit = json.loads(mirror.cli("staff", "audit", "--json").stdout)["audit"]
     assert sum(a["who"] == "web:127.0.0.2" and a["action"] == "staff.login_failed" for a in audit) == 5
+    refused = [a for a in audit if a["action"] == "staff.login_refused"]      # once, not per refused attempt
+    assert [(a["who"], a["detail"]["client"]) for a in refused] == [("web:127.0.0.2", "127.0.0.2")], refused
 
 
 def test_removing_a_staff_user_ends_their_logins_and_console(mirror):

@@ -108,6 +108,7 @@ class LoginLimiter:
         self.limit_all = limit_all
         self.window_s = window_s
         self._fails: dict[str, collections.deque[float]] = {}
+        self._refused: dict[str, float] = {}       # client -> when its refusals were last audited
 
     def _recent(self, client: str, now: float) -> collections.deque[float] | None:
         q = self._fails.get(client)
@@ -141,6 +142,17 @@ class LoginLimiter:
         if len(self._fails) > 10_000:                     # a scan must not grow this without bound
             for k in list(self._fails):
                 self._recent(k, now)                      # drops the clients with nothing recent
+
+    def first_refusal(self, client: str, now: float) -> bool:
+        """True for the first refused attempt from `client` in a window: that one is audited,
+        the flood after it only counted, so a guesser cannot fill the audit table."""
+        last = self._refused.get(client)
+        if last is not None and now - last < self.window_s:
+            return False
+        if len(self._refused) > 10_000:
+            self._refused = {k: t for k, t in self._refused.items() if now - t < self.window_s}
+        self._refused[client] = now
+        return True
 
     def forgive(self, client: str, when: float) -> None:
         """Take back the attempt counted at `when` (the PIN was right)."""

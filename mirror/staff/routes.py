@@ -320,6 +320,9 @@ class StaffRoutes:
         now = time.monotonic()
         if limiter.blocked(client, now):
             wait = limiter.retry_after(client, now)
+            if limiter.first_refusal(client, now):
+                log.warning("staff console: logins from %s refused for %d s (too many wrong PINs)", client, wait)
+                await self.f.audit(f"web:{client}", "staff.login_refused", {"client": client, "retry_after": wait})
             raise HttpError(429, f"too many wrong PINs from this device; try again in {wait} s",
                             {"Retry-After": str(wait)})
         body = await read_body(request, LoginBody)
