@@ -475,6 +475,7 @@ def test_wrong_pins_are_rate_limited_per_address(mirror):
     assert status == 200
     flags = [f.strip() for f in headers["Set-Cookie"].split(";")]
     assert "HttpOnly" in flags and "SameSite=Strict" in flags and "Path=/staff" in flags and "Secure" not in flags
+    assert "Strict-Transport-Security" not in headers                  # plain http: nothing to pin
     assert any(f.startswith("Max-Age=") and int(f[8:]) == 480 * 60 for f in flags)
     audit = json.loads(mirror.cli("staff", "audit", "--json").stdout)["audit"]
     assert sum(a["who"] == "web:127.0.0.2" and a["action"] == "staff.login_failed" for a in audit) == 5

@@ -59,6 +59,7 @@ def test_over_tls_the_login_cookie_is_secure(cert, tmp_path):      # noqa: F811
             assert status == 200, body
             flags = [f.strip().lower() for f in headers["Set-Cookie"].split(";")]
             assert "secure" in flags and "httponly" in flags and "samesite=strict" in flags
+            assert headers["Strict-Transport-Security"] == "max-age=31536000"
             status, _, _ = await asyncio.to_thread(login, "00000")
             assert status == 401
         finally:

@@ -229,8 +229,9 @@ class WebHost:
 
     # --- one listener ------------------------------------------------------------
     async def _start_one(self, lst: Listener) -> None:
+        app = _StrictTransport(self._apps[lst.name]) if lst.tls_cert else self._apps[lst.name]
         config = uvicorn.Config(
-            _AccessLog(self._apps[lst.name], lst.name) if lst.access_log else self._apps[lst.name],
+            _AccessLog(app, lst.name) if lst.access_log else app,
             host=lst.host, port=lst.port, http=_GuardedH11, ws=_WebSocketProtocol, interface="asgi3",
             lifespan="off", log_config=None, log_level=self.uvicorn_log_level, access_log=False,
             server_header=False, proxy_headers=False, ws_max_size=lst.ws_max_size,
@@ -331,6 +332,32 @@ def _ended(r: _Running, task: asyncio.Task) -> None:
         return
     exc = task.exception()
     log.error("web listener %r stopped on its own%s", r.listener.name, f": {exc}" if exc else "")
+
+
+HSTS = b"max-age=31536000"      # a year; not includeSubDomains: other hosts of the store are not ours to bind
+
+
+class _StrictTransport:
+    """ASGI middleware for a TLS listener: every HTTP response says to use https
+    only (HSTS), so a browser that has once reached it is not talked back down
+    to plain http on the store's network. Browsers ignore it on a bare IP address
+    or a certificate they had to accept by hand."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_hsts(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"strict-transport-security", HSTS)]}
+            await send(message)
+
+        await self.app(scope, receive, with_hsts)
 
 
 class _AccessLog:
