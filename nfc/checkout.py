@@ -15,7 +15,10 @@ Rules:
 * The confirmation only appears after `Saved`, i.e. after the order is
   committed to disk.
 * A tap of the same card with the same cart (a double tap) gives the same
-  idempotency key, so the journal returns the same order.
+  idempotency key, so the journal returns the same order, shown as it now
+  stands (sent, or refused by the store).
+* Once she cancels, her next tap is a new attempt with a new key: a new order,
+  never the cancelled one confirmed again.
 * A different card while a checkout is saving or open is refused politely.
 * A card pulled mid-read (`ReadFailed`) says "tap again"; nothing is written.
 * Cancelling is a gesture (the session's `cancel` action).
@@ -35,9 +38,13 @@ from mirror.core.events import CartChanged, CheckoutDelivered, SessionEnded, Ses
 NOTICE_S = 4.0
 
 
-def idempotency_key(session_id: str, card_id: str, cart: dict) -> str:
-    """The same session + card + cart always gives the same key."""
-    blob = canonical_json({"v": 1, "session": session_id, "card": card_id, "cart": cart})
+def idempotency_key(session_id: str, card_id: str, cart: dict, attempt: int = 0) -> str:
+    """The same session + card + cart (+ attempt: how many checkouts she has
+    cancelled in this session) always gives the same key."""
+    fields = {"v": 1, "session": session_id, "card": card_id, "cart": cart}
+    if attempt:
+        fields["attempt"] = attempt
+    blob = canonical_json(fields)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -77,6 +84,9 @@ class Saved:
     pay: str                       # "store" or "till"
     created: bool
     now: float = 0.0
+    state: str = "recorded"        # an order the journal already had: how it stands now
+    payment_status: str | None = None
+    payment_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,7 @@ class Checkout:
         self.reader_message = ""
         self.seq = 0
         self.present = False           # a shopper's session is open: only then does a tap buy
+        self.attempt = 0               # checkouts cancelled in this session: part of the next key
 
     # --- transitions ------------------------------------------------------
     def _close(self) -> None:
@@ -181,6 +192,7 @@ class Checkout:
             if ev.session_id != self.session_id:
                 self._close()
                 self.notice = None
+                self.attempt = 0
             self.cart, self.session_id = ev.cart, ev.session_id
             return []
         if isinstance(ev, SessionStarted):
@@ -233,9 +245,7 @@ class Checkout:
                 cur.cancel_requested = True
                 return []
             if self.phase == "open" and cur:
-                self._close()
-                self._say("cancelled", f"Order {cur.order_id[:4]}… cancelled", ["Nothing to pay"], ev.now)
-                return [CancelOrder(cur.order_id), Announce("checkout.cancelled", {"order_id": cur.order_id})]
+                return self._cancelled(cur.order_id, ev.now)
             return []
         raise TypeError(f"unknown checkout event {ev!r}")
 
@@ -253,7 +263,7 @@ class Checkout:
         if not self.cart or not self.cart.get("items"):
             self._say("error", "Nothing to check out yet", ["Pick a garment first"], ev.now)
             return [Announce("checkout.refused", {"order_id": "", "reason": "empty cart"})]
-        key = idempotency_key(self.session_id, card_id, self.cart)
+        key = idempotency_key(self.session_id, card_id, self.cart, self.attempt)
         if cur and cur.key == key:
             if self.phase == "open":          # a double tap: the same order, shown again
                 cur.repeat += 1
@@ -272,17 +282,30 @@ class Checkout:
             return []                          # stale: the checkout moved on
         cur.order_id, cur.code, cur.pay, cur.created = ev.order_id, ev.code, ev.pay, ev.created
         if not ev.created:
-            cur.repeat += 1                    # the journal already had it: the same order
+            if ev.state == "cancelled":
+                # never confirm an order that is gone; her next tap starts a new one
+                self._close()
+                self.attempt += 1
+                self._say("cancelled", f"Order {ev.order_id[:4]}… was cancelled", ["Tap again for a new order"],
+                          ev.now)
+                return [Announce("checkout.refused", {"order_id": ev.order_id, "reason": "cancelled"})]
+            cur.repeat += 1                    # the journal already had it: the same order, as it stands
+            cur.payment_status = "rejected" if ev.state == "rejected" else ev.payment_status
+            cur.payment_url = ev.payment_url
         if cur.cancel_requested:
-            self._close()
-            self._say("cancelled", f"Order {ev.order_id[:4]}… cancelled", ["Nothing to pay"], ev.now)
-            return [CancelOrder(ev.order_id), Announce("checkout.cancelled", {"order_id": ev.order_id})]
+            return self._cancelled(ev.order_id, ev.now)
         self.phase = "open"
         self.open_until = ev.now + self.confirm_s
         self.seq += 1
         return [Announce("checkout.confirmed", {"order_id": ev.order_id, "code": ev.code, "pay": ev.pay,
                                                 "key": ev.key, "created": ev.created, "seq": self.seq,
                                                 "t_present": cur.t_present})]
+
+    def _cancelled(self, order_id: str, now: float) -> list:
+        self._close()
+        self.attempt += 1
+        self._say("cancelled", f"Order {order_id[:4]}… cancelled", ["Nothing to pay"], now)
+        return [CancelOrder(order_id), Announce("checkout.cancelled", {"order_id": order_id})]
 
     # --- view -------------------------------------------------------------
     def view(self, now: float) -> CheckoutView | None:

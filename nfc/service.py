@@ -130,7 +130,8 @@ class CheckoutService(Feature):
                         self.bus.publish("checkout.save_failed", key=cmd.key, error=str(e))
                         continue
                     self.bus.publish("checkout.saved", key=cmd.key, order_id=order.order_id, code=order.code,
-                                     pay=order.pay, created=created)
+                                     pay=order.pay, created=created, state=order.state,
+                                     payment_status=order.payment_status, payment_url=order.payment_url)
                     if self.outbox is not None and created:
                         self.outbox.wake()
                 elif isinstance(cmd, C.CancelOrder):
@@ -189,7 +190,8 @@ class CheckoutService(Feature):
         elif ev.name == "action.done" and d.get("action") == "cancel":
             self._run(m.handle(C.CancelGesture(now)))
         elif ev.name == "checkout.saved":
-            self._run(m.handle(C.Saved(d["key"], d["order_id"], d["code"], d["pay"], d["created"], now)))
+            self._run(m.handle(C.Saved(d["key"], d["order_id"], d["code"], d["pay"], d["created"], now,
+                                       d.get("state", "recorded"), d.get("payment_status"), d.get("payment_url"))))
         elif ev.name == "checkout.save_failed":
             self._run(m.handle(C.SaveFailed(d["key"], d["error"], now)))
         elif ev.name == "checkout.delivered":

@@ -79,6 +79,15 @@ def test_tap_double_tap_other_card_and_cancel_through_pcscd(pcscd, store, tmp_pa
         assert db.execute("SELECT state FROM orders").fetchone()[0] == "cancelled"
         assert db.execute("SELECT state FROM reservations").fetchone()[0] == "released"
         assert len(store.created_keys()) == 1 and store.missing_key == 0
+        # She changes her mind and taps again: a new order, never the cancelled one confirmed again
+        # (its till code would have paid for nothing).
+        anew = tap(member_tag(bytes.fromhex("04AA0000000001"), member="M5001", name="Jenny"), pcscd)
+        second = host.wait_for("checkout.confirmed", 60)
+        anew.remove()
+        assert second["created"] and second["order_id"] != shown["order_id"]
+        states = dict(db.execute("SELECT order_id, state FROM orders").fetchall())
+        assert len(states) == 2 and states[shown["order_id"]] == "cancelled"
+        assert states[second["order_id"]] in ("recorded", "sent")        # sent once the outbox delivers it
     finally:
         host.stop()
 

@@ -1,5 +1,7 @@
 """The pure checkout state machine: no I/O, events in, commands and a view out."""
 
+import pytest
+
 from nfc import checkout as C
 
 CART = {"items": [{"sku": "DRESS-0930", "name": "Wrap dress", "colour": "Navy", "size": "S", "price": "79.00",
@@ -76,6 +78,47 @@ def test_cancel_gesture_cancels_the_open_order_and_frees_the_reader():
     assert out[0] == C.CancelOrder("ABCD000000000001") and out[1].name == "checkout.cancelled"
     assert m.view(3.1).kind == "cancelled" and "ABCD… cancelled" in m.view(3.1).title
     assert isinstance(m.handle(C.Tapped(None, "uid-b", now=4.0))[0], C.SaveOrder)   # another card may now pay
+
+
+def test_a_tap_after_she_cancelled_is_a_new_order_not_the_cancelled_one_again():
+    m = machine()
+    first = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=1.0))[0]
+    saved(m, first, order_id="ABCD000000000001")
+    m.handle(C.CancelGesture(now=3.0))
+    again = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=9.0))[0]
+    assert isinstance(again, C.SaveOrder) and again.key != first.key
+    assert again.key == C.idempotency_key("s1", "m:M1", CART, attempt=1)
+    # a double tap of that new attempt is still the same order
+    saved(m, again, order_id="ABCD000000000009")
+    assert m.handle(C.Tapped("M1", "uid-a", "Jenny", now=9.5))[0].name == "checkout.repeat"
+    # a new shopper starts again from the first attempt
+    m.handle(C.CartChanged(CART, "s2"))
+    assert m.handle(C.Tapped("M1", "uid-a", "Jenny", now=30.0))[0].key == C.idempotency_key("s2", "m:M1", CART)
+
+
+def test_an_order_the_journal_has_as_cancelled_is_never_confirmed():
+    m = machine()
+    cmd = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=1.0))[0]
+    out = m.handle(C.Saved(cmd.key, "ABCD000000000001", "K7Q2M9", "till", False, 1.1, state="cancelled"))
+    assert [a.name for a in out] == ["checkout.refused"] and out[0].data["reason"] == "cancelled"
+    v = m.view(1.2)
+    assert v.kind == "cancelled" and "was cancelled" in v.title and not v.code
+    retry = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=2.0))[0]
+    assert isinstance(retry, C.SaveOrder) and retry.key != cmd.key
+
+
+@pytest.mark.parametrize("state, payment, line", [
+    ("rejected", None, "The store checkout could not take it; staff will help at the till"),
+    ("sent", "paid", "Store checkout: paid"),
+    ("recorded", None, "Sending it to the store checkout…")])
+def test_a_repeat_of_an_order_already_on_file_shows_how_it_stands(state, payment, line):
+    m = machine()
+    cmd = m.handle(C.Tapped("M1", "uid-a", "Jenny", now=1.0))[0]
+    m.handle(C.Saved(cmd.key, "ABCD000000000001", "K7Q2M9", "store", False, 1.1, state=state,
+                     payment_status=payment, payment_url="https://pay.example/x" if payment else None))
+    v = m.view(1.2)
+    assert v.kind == "confirmed" and line in v.lines and "Same order — you already tapped" in v.lines
+    assert ("Pay on your phone: https://pay.example/x" in v.lines) == bool(payment)
 
 
 def test_cancel_while_saving_cancels_as_soon_as_it_is_written():

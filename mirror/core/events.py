@@ -340,6 +340,9 @@ class CheckoutSaved:
     code: str
     pay: str
     created: bool
+    state: str = "recorded"            # the journal's state of the order (an older one may be sent, rejected...)
+    payment_status: str | None = None
+    payment_url: str | None = None
 
 
 @event("checkout.save_failed")
