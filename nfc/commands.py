@@ -42,7 +42,7 @@ def nfc_read(reader: str = "", timeout: float = 30.0, as_json: bool = False) -> 
         print(f"ndef    {len(tag.records)} record(s), {len(tag.ndef_message)} bytes "
               f"(Type 4 v{cc.version >> 4}.{cc.version & 15}, MLe {cc.mle}, file {cc.file_id:04X})")
     for i, r in enumerate(out["ndef"]):
-        extra = f"  text={r['text']!r}" if "text" in r else f"  uri={r['uri']}" if "uri" in r else ""
+        extra = f"  text={r['text']!r}" if "text" in r else f"  uri={r['uri']!r}" if "uri" in r else ""
         payload = r["payload_hex"]
         print(f"  [{i}] tnf={r['tnf']} type={r['type']!r} payload={len(payload) // 2} bytes{extra}")
     member = member_from_records(tag.records)

@@ -30,7 +30,7 @@ from typing import Callable
 from smartcard import scard as S
 
 from mirror.core.backoff import Backoff
-from nfc.type4 import CardRemovedError, TagError, TagRead, read_tag
+from nfc.type4 import CardRemovedError, TagError, TagFormatError, TagRead, read_tag
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +49,42 @@ class PcscError(Exception):
         super().__init__(f"{what}: {S.SCardGetErrorMessage(hr).strip()} (0x{hr & 0xFFFFFFFF:08X})")
 
 
-def pcsc_transmit(card, protocol) -> Callable[[bytes], tuple[bytes, int]]:
-    """A `transmit` for nfc.type4 over a connected PC/SC card handle."""
+READ_DEADLINE_S = 4.0   # a whole read (a 30 KB tag takes about 2 s); a slower card is given up on
+
+
+def pcsc_transmit(card, protocol, deadline: float | None = None) -> Callable[[bytes], tuple[bytes, int]]:
+    """A `transmit` for nfc.type4 over a connected PC/SC card handle. Past
+    `deadline` (monotonic) no further command is sent: one watcher thread reads
+    every reader, so a card that dawdles would hold the others up."""
     def transmit(apdu: bytes) -> tuple[bytes, int]:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TagError(f"the card answered too slowly (no whole read within {READ_DEADLINE_S:g} s)")
         hr, resp = S.SCardTransmit(card, protocol, list(apdu))
         if hr != S.SCARD_S_SUCCESS:
             # Whatever the exact code (removed, reset, comm error), for the shopper
             # the card left before the read finished: tap again.
             raise CardRemovedError(f"card went away during the read ({PcscError('transmit', hr)})")
-        if len(resp) < 2:
+        if not resp:
             # vpcd answers an empty response when the card's socket closed mid-APDU.
             raise CardRemovedError(f"card went away during the read (empty response to {apdu[:4].hex()})")
+        if len(resp) < 2:
+            raise TagFormatError(f"the card answered {apdu[:4].hex()} with {len(resp)} byte, no status word")
         return bytes(resp[:-2]), (resp[-2] << 8) | resp[-1]
     return transmit
 
 
-def read_card(ctx, reader: str) -> TagRead:
-    """Connect to the card on `reader`, read it, disconnect."""
+def read_card(ctx, reader: str, deadline: float | None = None) -> TagRead:
+    """Connect to the card on `reader`, read it within `deadline` (monotonic;
+    default READ_DEADLINE_S from now), disconnect."""
+    if deadline is None:
+        deadline = time.monotonic() + READ_DEADLINE_S
     hr, card, proto = S.SCardConnect(ctx, reader, S.SCARD_SHARE_SHARED, S.SCARD_PROTOCOL_T0 | S.SCARD_PROTOCOL_T1)
     if hr != S.SCARD_S_SUCCESS:
         if hr in SERVICE_LOST:
             raise PcscError("connect", hr)
         raise CardRemovedError(f"card went away before it could be read ({PcscError('connect', hr)})")
     try:
-        return read_tag(pcsc_transmit(card, proto))
+        return read_tag(pcsc_transmit(card, proto, deadline))
     finally:
         S.SCardDisconnect(card, S.SCARD_LEAVE_CARD)
 
@@ -284,7 +296,7 @@ def wait_for_tag(reader_filter: str = "", timeout: float = 30.0, on_notice: Call
                 if now_present and not present[name]:
                     present[name] = True
                     try:
-                        return name, read_card(ctx, name)
+                        return name, read_card(ctx, name, min(deadline, time.monotonic() + READ_DEADLINE_S))
                     except CardRemovedError:
                         failures += 1
                         if on_notice:

@@ -21,6 +21,7 @@ read so far is returned: a partial NDEF message is never used.
 from __future__ import annotations
 
 import struct
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
@@ -77,9 +78,15 @@ def _check(data: bytes, sw: int, what: str) -> bytes:
     return data
 
 
+UID_BYTES = (4, 10)   # ISO 14443 UIDs are 4, 7 or 10 bytes, a FeliCa IDm or an ISO 15693 UID 8
+
+
 def read_uid(transmit: Transmit) -> bytes:
-    data, sw = transmit(GET_UID)
-    return _check(data, sw, "GET DATA (UID)")
+    uid = _check(*transmit(GET_UID), "GET DATA (UID)")
+    if not UID_BYTES[0] <= len(uid) <= UID_BYTES[1]:
+        # no card has it: every such card would be one customer to the order journal
+        raise TagFormatError(f"GET DATA (UID) gave {len(uid)} bytes, not {UID_BYTES[0]}-{UID_BYTES[1]}")
+    return uid
 
 
 def _select_file(transmit: Transmit, fid: int, v1: bool) -> int:
@@ -205,15 +212,32 @@ class Member:
     name: str = ""        # shown on screen only, never stored
 
 
+MEMBER_ID_MAX = 64     # longer is no member id of ours: the tap goes on as an unnamed card
+MEMBER_NAME_MAX = 40   # shown on screen only, so simply cut
+
+
+def _printable(text: str) -> str:
+    """Without control and format characters (a NUL, an escape sequence, a line
+    break, a bidi override): what a tag says ends up on screen, in the database
+    and in a terminal, none of which should obey it."""
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
+
+
+def _member(mid: str, name: str = "") -> Member | None:
+    mid = _printable(mid)
+    if not mid or len(mid) > MEMBER_ID_MAX:
+        return None
+    return Member(mid, _printable(name)[:MEMBER_NAME_MAX])
+
+
 def _from_form(text: str) -> Member | None:
     text = text.strip()
     if not text:
         return None
     if "=" not in text:
-        return Member(text[:64])
+        return _member(text)
     q = urllib.parse.parse_qs(text)
-    mid = (q.get("id") or q.get("member") or [""])[0].strip()
-    return Member(mid[:64], (q.get("name") or [""])[0].strip()[:40]) if mid else None
+    return _member((q.get("id") or q.get("member") or [""])[0], (q.get("name") or [""])[0])
 
 
 def member_from_records(records: list, record_type: str = MEMBER_RECORD_TYPE) -> Member | None:
@@ -236,11 +260,10 @@ def member_from_records(records: list, record_type: str = MEMBER_RECORD_TYPE) ->
     for rec in records:
         if isinstance(rec, ndef.UriRecord):
             q = urllib.parse.parse_qs(urllib.parse.urlsplit(rec.iri).query)
-            if q.get("member", [""])[0].strip():
-                return Member(q["member"][0].strip()[:64], q.get("name", [""])[0].strip()[:40])
+            if (m := _member(q.get("member", [""])[0], q.get("name", [""])[0])) is not None:
+                return m
     for rec in records:
         if isinstance(rec, ndef.TextRecord) and rec.text.lower().startswith("member:"):
-            mid = rec.text.split(":", 1)[1].strip()
-            if mid:
-                return Member(mid[:64])
+            if (m := _member(rec.text.split(":", 1)[1])) is not None:
+                return m
     return None

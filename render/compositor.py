@@ -11,7 +11,10 @@ picture as an RGB array.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +24,16 @@ import numpy as np
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
+
+log = logging.getLogger(__name__)
+OVERLAY_ERROR_LOG_S = 60.0      # a failing overlay is logged at most this often
+
+
+def shown_text(text: str) -> str:
+    """`text` as it can be drawn: control and format characters (a NUL, an
+    escape, a bidi override, as a tag's name may carry) become nothing, so the
+    font neither refuses the line nor draws boxes."""
+    return "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C")
 
 class Overlay(Protocol):
     """Something drawn over the camera picture: a feature's card, a banner ..."""
@@ -94,6 +107,7 @@ class Compositor:
         self.font = pygame.font.Font(None, max(10, round(48 * u)))
         self.font_small = pygame.font.Font(None, max(9, round(34 * u)))
         self._overlays: list[Overlay] = []
+        self._overlay_errors: dict[str, float] = {}
         # The screen's memory is plain B, G, R, X rows (the usual case): the camera
         # view can be scaled straight into it and snapshots are a memory copy.
         scr = self.screen
@@ -149,7 +163,16 @@ class Compositor:
         elif not self._draw_frame_direct(frame_bgr):
             scr.blit(self.frame_surface(frame_bgr), (0, 0))
         for overlay in self._overlays:
-            overlay.draw(self, now)
+            try:
+                overlay.draw(self, now)
+            except Exception:
+                # one feature's broken card must not take the mirror down: it is
+                # left out of this frame, and said in the log (not every frame)
+                key = type(overlay).__name__
+                t = time.monotonic()
+                if t - self._overlay_errors.get(key, -1e9) >= OVERLAY_ERROR_LOG_S:
+                    self._overlay_errors[key] = t
+                    log.exception("overlay %s failed to draw; left out of the picture", key)
         return scr
 
     def panel(self, rect: pygame.Rect, alpha: int, color=(0, 0, 0)) -> None:
@@ -158,6 +181,7 @@ class Compositor:
         self.screen.blit(s, rect.topleft)
 
     def text(self, text, font, pos, *, center=False, shadow=False, color=(255, 255, 255), alpha=255, right=False):
+        text = shown_text(text)
         img = font.render(text, True, color)
         rect = (img.get_rect(center=pos) if center else img.get_rect(topright=pos) if right
                 else img.get_rect(topleft=pos))
@@ -170,7 +194,7 @@ class Compositor:
 
     def toast(self, text: str, y: int, fade: float, small: bool = False) -> None:
         font = self.font if small else self.font_big
-        img = font.render(text, True, (255, 255, 255))
+        img = font.render(shown_text(text), True, (255, 255, 255))
         pad = round(24 * self.u)
         rect = img.get_rect(center=(self.size[0] // 2, y)).inflate(2 * pad, pad)
         self.panel(rect, round(170 * fade))

@@ -114,9 +114,10 @@ def test_bad_input_and_no_pcscd_exit_2_with_one_line(pcscd, tmp_path):
     r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--timeout", "1"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == ["mirror: error: no tag within 1 s"]
-    r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--timeout", "0"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 2 and "--timeout" in r.stderr
+    for bad in ("0", "nan", "inf"):           # nan used to reach pcscd's wait and end in a traceback
+        r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--timeout", bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--timeout" in r.stderr, r.stderr
     r = subprocess.run([sys.executable, "-m", "mirror", "nfc", "read", "--reader", "Acme 9000"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Acme 9000" in r.stderr
@@ -179,6 +180,41 @@ def test_watcher_reports_a_pulled_card_as_read_failed(pcscd):
     assert not any(k == "tap" for k, _ in ev.seen)
 
 
+class SlowTag(Type4Tag):
+    """Answers each command after `delay` seconds (a dawdling phone, a weak field)."""
+    delay = 0.5
+
+    def answer(self, apdu):
+        time.sleep(self.delay)
+        return super().answer(apdu)
+
+
+def test_a_card_too_slow_to_read_is_given_up_on_and_other_readers_go_on(pcscd, monkeypatch):
+    from nfc import readers
+    monkeypatch.setattr(readers, "READ_DEADLINE_S", 1.2)
+    ev = Events()
+    w = ReaderWatcher(ev, poll_s=0.2)
+    w.start()
+    try:
+        ev.wait_for("status")
+        msg = b"".join(ndef.message_encoder(LONG_RECORDS))
+        slow = SlowTag(bytes.fromhex("04000000000011"), msg, mle=0x3B)     # 60+ commands at 0.5 s each
+        fast = member_tag(bytes.fromhex("04000000000012"), member="M42", name="Jo")
+        slow.insert(port=pcscd.vpcd_ports[0])
+        time.sleep(0.3)
+        fast.insert(port=pcscd.vpcd_ports[1])        # tapped on the second reader while the first dawdles
+        t0 = time.monotonic()
+        _, failed = ev.wait_for(("read_failed", "tap"), 10)
+        assert failed["reason"] == "error" and "too slowly" in failed["message"], failed
+        _, tap = ev.wait_for("tap", 5)
+        assert type4.member_from_records(tap["records"]).id == "M42"
+        assert time.monotonic() - t0 < 4.0             # the deadline and one answer, not half a minute
+    finally:
+        w.stop()
+        slow.remove()
+        fast.remove()
+
+
 # --- the Type 4 reader and member ids, against the emulated tag directly -------------
 def transmit_to(card):
     def transmit(apdu):
@@ -191,23 +227,32 @@ def transmit_to(card):
 
 def test_type4_rejects_malformed_tags_and_never_returns_partial_data():
     msg = b"".join(ndef.message_encoder([ndef.TextRecord("x" * 500)]))
-    ok = type4.read_tag(transmit_to(Type4Tag(b"\x04\x01", msg, mle=0x0F)))
+    ok = type4.read_tag(transmit_to(Type4Tag(b"\x04\x01\x00\x00", msg, mle=0x0F)))
     assert ok.records[0].text == "x" * 500 and ok.cc.mle == 0x0F
     with pytest.raises(type4.TagFormatError, match="read-protected"):
-        type4.read_tag(transmit_to(Type4Tag(b"\x04\x02", msg, read_access=0xFF)))
-    bad_len = Type4Tag(b"\x04\x03", msg)
+        type4.read_tag(transmit_to(Type4Tag(b"\x04\x02\x00\x00", msg, read_access=0xFF)))
+    bad_len = Type4Tag(b"\x04\x03\x00\x00", msg)
     bad_len.max_size = 100                              # NLEN larger than the file
     with pytest.raises(type4.TagFormatError, match="exceeds"):
         type4.read_tag(transmit_to(bad_len))
-    garbage = Type4Tag(b"\x04\x04", b"\xd1\x01\xff\x54")   # a record that claims 255 payload bytes
+    garbage = Type4Tag(b"\x04\x04\x00\x00", b"\xd1\x01\xff\x54")   # a record that claims 255 payload bytes
     with pytest.raises(type4.TagFormatError, match="malformed"):
         type4.read_tag(transmit_to(garbage))
     with pytest.raises(type4.CardRemovedError):
-        type4.read_tag(transmit_to(Type4Tag(b"\x04\x05", msg, mle=0x3B, pull_after_reads=4)))
-    picky = type4.read_tag(transmit_to(Type4Tag(b"\x04\x06", msg, select_with_le=False)))
+        type4.read_tag(transmit_to(Type4Tag(b"\x04\x05\x00\x00", msg, mle=0x3B, pull_after_reads=4)))
+    picky = type4.read_tag(transmit_to(Type4Tag(b"\x04\x06\x00\x00", msg, select_with_le=False)))
     assert picky.records[0].text == "x" * 500 and picky.cc.version == 0x20
     plain = type4.read_tag(transmit_to(Card(b"\x01\x02\x03\x04")))
     assert plain.uid == b"\x01\x02\x03\x04" and plain.ndef_message is None and plain.records == []
+
+
+@pytest.mark.parametrize("uid", [b"", b"\x04\x01\x02", bytes(11), bytes(200)])
+def test_a_uid_no_card_has_is_refused_so_such_cards_cannot_share_one_identity(uid):
+    # two shoppers whose cards answered GET DATA with nothing were one customer to the journal
+    with pytest.raises(type4.TagFormatError, match="GET DATA"):
+        type4.read_tag(transmit_to(Card(uid)))
+    for n in (4, 7, 8, 10):
+        assert type4.read_tag(transmit_to(Card(bytes(range(1, n + 1))))).uid == bytes(range(1, n + 1))
 
 
 def test_member_id_from_external_uri_or_text_record():
@@ -219,6 +264,15 @@ def test_member_id_from_external_uri_or_text_record():
         type4.Member("M44", "Ann")
     assert type4.member_from_records([ndef.TextRecord("member: M45")]) == type4.Member("M45", "")
     assert type4.member_from_records([ndef.UriRecord("https://s.example/"), ndef.TextRecord("hello")]) is None
+    # what a tag says reaches the screen, the database and a terminal: control characters do not
+    nul = ndef.Record("urn:nfc:ext:store.example:member", "", "id=M8002&name=Jo%00hn\u202e".encode())
+    assert type4.member_from_records([nul]) == type4.Member("M8002", "John")
+    esc = ndef.Record("urn:nfc:ext:store.example:member", "", b"id=M1%1b[2J%1b]2;X%07%0a")
+    assert type4.member_from_records([esc]) == type4.Member("M1[2J]2;X", "")
+    assert type4.member_from_records([ndef.Record("urn:nfc:ext:store.example:member", "", b"id=%00%01")]) is None
+    # an id longer than any of ours is no member id (it used to be cut to 64, which may name someone else)
+    assert type4.member_from_records([ndef.TextRecord("member:" + "A" * 65)]) is None
+    assert type4.member_from_records([ndef.TextRecord("member:" + "A" * 64)]) == type4.Member("A" * 64, "")
     other = ndef.Record("urn:nfc:ext:other.example:member", "", b"id=M46")
     assert type4.member_from_records([other]) is None
     assert type4.member_from_records([other], "urn:nfc:ext:other.example:member") == type4.Member("M46", "")

@@ -17,6 +17,42 @@ from render.overlays import MessageOverlay, ShopperOverlay, ShopperView
 from vision.capture import FrameSource, SourceError, VideoFileSource
 
 
+def test_an_overlay_that_fails_is_left_out_and_the_others_still_drawn(caplog):
+    """A tag's first name with a NUL in it used to stop the kiosk from the NFC card's draw."""
+    import logging
+    import pygame
+    from render.compositor import shown_text
+
+    class Broken:
+        z = 1
+
+        def draw(self, c, now):
+            raise ValueError("A null character was found in the text")
+
+    class Box:
+        z = 2
+
+        def draw(self, c, now):
+            pygame.draw.rect(c.screen, (255, 0, 0), pygame.Rect(0, 0, 50, 50))
+
+    comp = Compositor(270, 480, headless=True)
+    try:
+        comp.add(Broken())
+        comp.add(Box())
+        frame = np.full((720, 1280, 3), 60, np.uint8)
+        with caplog.at_level(logging.ERROR, logger="render.compositor"):
+            comp.compose(frame, 1.0)
+            comp.compose(frame, 1.1)
+        shot = comp.snapshot()
+        assert tuple(shot[10, 10]) == (255, 0, 0)                  # RGB: the box after the broken card
+        failed = [r for r in caplog.records if "Broken failed to draw" in r.getMessage()]
+        assert len(failed) == 1                                       # logged once, not every frame
+        comp.text("Jo\x00hn\x1b[2J\u202e", comp.font, (10, 100))      # drawn, not refused
+        assert shown_text("Jo\x00hn\x1b[2J\u202e") == "John[2J"
+    finally:
+        comp.close()
+
+
 def test_headless_compositor_draws_the_overlays():
     comp = Compositor(270, 480, headless=True)
     try:

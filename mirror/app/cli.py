@@ -424,6 +424,7 @@ def _nfc(fn, *a, **kw) -> int:
 
 
 def cmd_nfc_read(args) -> int:
+    _positive_seconds("--timeout", args.timeout)
     from nfc.commands import nfc_read
     return _nfc(nfc_read, args.reader or "", args.timeout, args.json)
 
