@@ -202,3 +202,67 @@ def test_store_url_and_retry_settings_are_validated():
                                "MIRROR_CHECKOUT_RETRY_MAX_S": "10"})
     text = "\n".join(e.value.problems)
     assert "checkout.store_url: got 'ftp://x'" in text and "checkout.retry_initial_s: larger" in text
+
+    # what the outbox would only have met at its first delivery, after orders were taken
+    for url, why in [("http://", "names no host"), ("http://127.0.0.1:99999/orders", "port"),
+                     ("https://store.lan/ord ers", "spaces")]:
+        with pytest.raises(config.ConfigError) as e:
+            config.load(None, env={"MIRROR_CHECKOUT_STORE_URL": url})
+        assert why in e.value.problems[0], e.value.problems
+    for token in ("abc\ndef", "jeton-\u20ac", "tok en"):
+        with pytest.raises(config.ConfigError) as e:
+            config.load(None, env={"MIRROR_CHECKOUT_STORE_TOKEN": token})
+        assert "checkout.store_token" in e.value.problems[0] and token not in e.value.problems[0]   # a secret
+    assert config.load(None, env={"MIRROR_CHECKOUT_STORE_URL": "https://store.lan:8443/orders",
+                                  "MIRROR_CHECKOUT_STORE_TOKEN": "eyJhb.c2_-x+/=="}).checkout.store_token
+
+
+@pytest.mark.parametrize("reply, status, url", [
+    ('{"payment_status": {"state": "pending"}, "payment_url": ["x"]}', None, None),
+    ('{"status": {"code": 1}}', None, None),
+    ('{"payment_status": 7, "payment_url": "javascript:alert(1)"}', None, None),
+    ('{"payment_status": "paid\\u0000\\u001b[2J", "payment_url": "https://pay.example/o/1"}', "paid[2J",
+     "https://pay.example/o/1"),
+    ('[1, 2]', None, None)])
+def test_a_store_reply_of_any_shape_closes_its_order_and_the_next_one_is_sent(tmp_path, store, reply, status, url):
+    """A reply with a nested payment_status once jammed the outbox: the same order re-sent
+    every second, and the orders behind it never tried."""
+    j = OrderJournal(tmp_path / "o.db")
+    first, _ = record(j, card="m:A")
+    second, _ = record(j, card="m:B")
+    client = StoreClient(store.url, timeout_s=1)
+    real_post = client.post
+    client.post = lambda it: (201, reply) if it.order_id == first.order_id else real_post(it)
+    ob = Outbox(tmp_path / "o.db", client, backoff_initial_s=0.05, backoff_max_s=0.1)
+    ob.start()
+    try:
+        deadline = time.monotonic() + 10
+        while j.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        ob.stop()
+    a, b = j.get(first.order_id), j.get(second.order_id)
+    assert (a.state, a.payment_status, a.payment_url) == ("sent", status, url)
+    assert b.state == "sent" and store.applied == {second.order_id: 1} and j.pending_count() == 0
+
+
+def test_a_request_that_cannot_be_made_is_retried_and_never_logs_the_token(tmp_path, caplog):
+    """A token with a line break used to end the outbox thread, quoting the token in the log."""
+    import logging
+    j = OrderJournal(tmp_path / "o.db")
+    order, _ = record(j)
+    client = StoreClient("http://127.0.0.1:9/orders", timeout_s=0.5, token="s3cret\nX")   # as a hand-made client
+    ob = Outbox(tmp_path / "o.db", client, backoff_initial_s=0.05, backoff_max_s=0.1)
+    with caplog.at_level(logging.WARNING):
+        ob.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(j.list_orders()[0]["deliveries"]) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ob._thread.is_alive()
+        finally:
+            ob.stop()
+    attempts = j.list_orders()[0]["deliveries"]
+    assert len(attempts) >= 3 and {d["outcome"] for d in attempts} == {"conn_error"}
+    assert "checkout.store_token" in attempts[0]["error"]
+    assert "s3cret" not in caplog.text and all("s3cret" not in (d["error"] or "") for d in attempts)

@@ -22,9 +22,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import socket
 import tomllib
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -316,6 +318,28 @@ class NfcConfig(_Section):
         return self
 
 
+BEARER_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")    # RFC 6750's b64token
+
+
+def _store_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the store checkout's endpoint, or None. Checked here, at
+    load, because the outbox only meets the URL at its first delivery."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "which has spaces or control characters"
+    u = urllib.parse.urlsplit(url)
+    if u.scheme not in ("http", "https"):
+        return "expected an http:// or https:// URL"
+    if not u.hostname:
+        return "which names no host; for example https://checkout.store.lan/orders"
+    try:
+        u.port
+    except ValueError:
+        return "whose port is not a number from 1 to 65535"
+    if u.port == 0:
+        return "whose port is not a number from 1 to 65535"
+    return None
+
+
 class CheckoutConfig(_Section):
     enabled: bool = Field(True, description="tap-to-checkout: turn a tap into an order")
     store_url: str = Field("", description="the store checkout's order endpoint (http/https); empty = pay at the "
@@ -342,9 +366,13 @@ class CheckoutConfig(_Section):
     @model_validator(mode="after")
     def _rules(self) -> CheckoutConfig:
         problems = _not_above(self, "checkout", "retry_initial_s", "retry_max_s")
-        if self.store_url and not self.store_url.startswith(("http://", "https://")):
-            problems.append(f"checkout.store_url: got {self.store_url!r}, expected an http:// or https:// URL "
-                            "(or empty to pay at the till)")
+        if self.store_url and (why := _store_url_problem(self.store_url)):
+            problems.append(f"checkout.store_url: got {self.store_url!r}, {why} (or leave it empty to pay at the "
+                            "till)")
+        if self.store_token and not BEARER_TOKEN_RE.fullmatch(self.store_token):
+            # said without the value: it is a secret
+            problems.append("checkout.store_token: has characters a bearer token cannot carry (space, line break, "
+                            "quote, non-ASCII); copy the token exactly as the store's checkout issued it")
         _check(problems)
         return self
 

@@ -486,15 +486,7 @@ class OrderJournal:
                        (now, outcome, http_status, error, attempt_id))
             if outcome in ("ok", "rejected"):
                 db.execute("UPDATE outbox SET done_at=?, outcome=? WHERE id=?", (now, outcome, item.id))
-                payment_status = payment_url = None
-                if reply:
-                    try:
-                        data = json.loads(reply)
-                        if isinstance(data, dict):
-                            payment_status = data.get("payment_status") or data.get("status")
-                            payment_url = data.get("payment_url")
-                    except ValueError:
-                        pass
+                payment_status, payment_url = _payment_of(reply)
                 if item.kind == "create":
                     new_state = "sent" if outcome == "ok" else "rejected"
                     db.execute("UPDATE orders SET state=CASE WHEN state='cancelled' THEN state ELSE ? END, "
@@ -638,6 +630,37 @@ class OrderJournal:
         return out
 
 
+PAYMENT_STATUS_MAX = 60      # shown on the mirror as "Store checkout: <status>"
+PAYMENT_URL_MAX = 300        # shown as "Pay on your phone: <url>"
+
+
+def _payment_of(reply: str | None) -> tuple[str | None, str | None]:
+    """The payment status and link in the store's JSON reply, each None unless it is a
+    plain piece of text the mirror can show: a store that nests them, sends numbers or
+    a link that is no http(s) URL must not stop its own order's delivery (nor the others
+    queued behind it)."""
+    try:
+        data = json.loads(reply) if reply else None
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+
+    def text(v, most: int) -> str | None:
+        if not isinstance(v, str):
+            return None
+        v = "".join(ch for ch in v if ch.isprintable()).strip()
+        return v[:most] or None
+
+    status = text(data.get("payment_status"), PAYMENT_STATUS_MAX) or text(data.get("status"), PAYMENT_STATUS_MAX)
+    url = data.get("payment_url")
+    url = url.strip() if isinstance(url, str) else ""
+    if not (len(url) <= PAYMENT_URL_MAX and url.startswith(("https://", "http://")) and url.isprintable()
+            and " " not in url):
+        url = None            # cut or cleaned, a link would lead somewhere else
+    return status, url
+
+
 # --- delivery to the store's checkout ------------------------------------------
 class StoreClient:
     """POSTs JSON to the store's checkout with an Idempotency-Key header."""
@@ -676,6 +699,9 @@ def classify(status: int) -> str:
     return "rejected"
 
 
+OUTBOX_ERROR_MAX_S = 60.0   # longest pause after the outbox's own failures (not the store's)
+
+
 class Outbox:
     """Delivers outbox entries on its own thread, forever, until stopped."""
 
@@ -706,6 +732,7 @@ class Outbox:
 
     def run(self) -> None:
         journal = None
+        failures = 0
         while not self._stop.is_set():
             try:
                 if journal is None:
@@ -718,12 +745,17 @@ class Outbox:
                     self._wake.clear()
                     continue
                 self.deliver(journal, item)
-            except sqlite3.Error:
-                log.exception("outbox: database error; retrying")
+                failures = 0
+            except Exception as e:
+                # the thread must outlive anything: a dead outbox delivers nothing, silently
+                failures += 1
+                wait = delay_for(failures, 1.0, OUTBOX_ERROR_MAX_S, 1.0)
+                log.exception("outbox: %s; trying again in %.0f s", "database error" if isinstance(e, sqlite3.Error)
+                              else "unexpected error", wait)
                 if journal is not None:
                     journal.close()
                 journal = None
-                self._stop.wait(1.0)
+                self._stop.wait(wait)
         if journal is not None:
             journal.close()
 
@@ -738,6 +770,11 @@ class Outbox:
             outcome, error = "timeout", f"no reply within {self.client.timeout:g} s"
         except (OSError, http.client.HTTPException) as e:
             outcome, error = "conn_error", f"{type(e).__name__}: {e}"[:300]
+        except Exception as e:
+            # not the network: the request could not even be made (a header the
+            # token broke). Its message may quote the token, so it is not kept.
+            outcome, error = "conn_error", (f"{type(e).__name__} while making the request; check "
+                                            "checkout.store_url and checkout.store_token")
         crashpoint("after_delivery")
         now = time.time()
         retry_at = None
