@@ -49,6 +49,45 @@ def test_camera_loss_is_reported_and_recovered_with_backoff():
         sup.stop()
 
 
+class LockedFolderCamera(FlakyCamera):
+    """A camera whose path cannot be read at first (a folder's permissions), then can."""
+
+    def open(self):
+        if time.monotonic() < self.state["down_until"]:
+            raise PermissionError(13, "Permission denied", "/srv/clips/locked")
+
+
+def test_a_camera_that_cannot_be_read_is_retried_not_the_end_of_capture():
+    """A PermissionError while opening used to end the capture thread for good."""
+    state = {"reads": 0, "down_until": time.monotonic() + 0.6}
+    events = []
+    sup = SupervisedSource(lambda: LockedFolderCamera(state), stall_timeout=1.0, backoff_initial=0.05,
+                           backoff_max=0.2, on_event=lambda n, m: events.append((n, m)))
+    sup.start()
+    try:
+        said = ""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "camera.restored" not in [n for n, _ in events]:
+            said = said or sup.problem
+            time.sleep(0.02)
+        assert "camera unavailable, retrying" in said and "Permission denied" in said      # on screen meanwhile
+        assert [n for n, _ in events] == ["camera.restored"] and sup.ok and sup.reconnects >= 2
+    finally:
+        sup.stop()
+
+
+def test_an_undecodable_picture_in_a_looping_folder_is_said_once(tmp_path, caplog):
+    import logging
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((10, 10, 3), 50, np.uint8))
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    src = ImageFolderSource(tmp_path, loop=True, fps=1000)
+    src.open()
+    with caplog.at_level(logging.WARNING, logger="vision.capture"):
+        for _ in range(10):
+            src.read()
+    assert sum("b.jpg" in r.getMessage() for r in caplog.records) == 1
+
+
 class StallingCamera(FrameSource):
     def __init__(self):
         self.n = 0

@@ -453,6 +453,7 @@ class ImageFolderSource(FrameSource):
         self.name = f"images {self.path}"
         self._pace = _Paced(fps)
         self._files: list[Path] = []
+        self._skipped: set[Path] = set()
         self._i = 0
         self._n = 0
 
@@ -475,7 +476,9 @@ class ImageFolderSource(FrameSource):
             try:
                 img = read_image(f)
             except SourceError as e:
-                log.warning("skipping %s", e)
+                if f not in self._skipped:          # said once, not on every pass through the folder
+                    self._skipped.add(f)
+                    log.warning("skipping %s", e)
                 continue
             self._pace.wait()
             self._n += 1
@@ -665,7 +668,9 @@ class SupervisedSource:
             try:
                 src = self.factory()
                 src.open()
-            except SourceError as e:
+            except Exception as e:  # not there, not readable (a folder's permissions), not a camera: retry
+                if not isinstance(e, (SourceError, OSError)):
+                    log.debug("opening the camera failed", exc_info=True)
                 self.problem = f"camera unavailable, retrying: {e}"
                 if self.ok or self.reconnects == 0:
                     log.warning("%s", self.problem)
@@ -691,6 +696,7 @@ class SupervisedSource:
                         self._cond.notify_all()
                     backoff.reset()
             except EndOfStream:
+                log.info("camera: %s ended (camera.loop is off)", src.name)
                 self.ended = True
                 with self._cond:
                     self._cond.notify_all()
