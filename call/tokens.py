@@ -142,20 +142,37 @@ class RateLimiter:
         return True
 
 
+SECRET_BYTES = 32
+
+
+class SecretFileError(Exception):
+    """call.secret_file cannot be used; the message is one line for the user."""
+
+
 def load_secret(path: Path) -> bytes:
-    """A per-kiosk secret kept in a file (created 0600 on first use). Without
-    one configured the kiosk makes a fresh random secret at each start, which
-    is enough: tokens are bound to a shopper session, and sessions do not
-    outlive the process."""
+    """A per-kiosk secret kept in a file (created 0600 on first use; an existing
+    one is never overwritten). Without one configured the kiosk makes a fresh
+    random secret at each start, which is enough: tokens are bound to a shopper
+    session, and sessions do not outlive the process."""
     try:
         data = path.read_bytes()
-        if len(data) >= 32:
-            return data
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    except (FileNotFoundError, NotADirectoryError):
+        data = None
+    except OSError as e:
+        raise SecretFileError(f"call.secret_file {path} cannot be read ({e.strerror}); make it readable by the "
+                              "kiosk's user") from None
+    if data is not None:
+        if len(data) < SECRET_BYTES:
+            raise SecretFileError(f"call.secret_file {path} holds {len(data)} bytes, a join-link secret needs "
+                                  f"{SECRET_BYTES}; delete it and the kiosk makes a new one")
+        return data
+    data = secrets.token_bytes(SECRET_BYTES)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise SecretFileError(f"call.secret_file {path} cannot be made ({e.strerror}); point it into the kiosk's "
+                              "state folder (e.g. /var/lib/smart-mirror/join.key) or leave it empty") from None
     return data

@@ -118,9 +118,52 @@ def test_call_without_tls_only_on_a_loopback_address_browsers_trust(tmp_path):
     for host in ("127.0.0.1.nip.io", "0.0.0.0", "192.168.1.20", "no-such-host.invalid"):
         with pytest.raises(config.ConfigError) as e:
             config.load(None, env={"MIRROR_CALL_HOST": host})
-        assert e.value.problems == [f"call.tls_cert: empty while call.host is {host!r}; browsers only allow the "
-                                    "camera over https off this machine, so set call.tls_cert and call.tls_key"]
+        assert e.value.problems[0] == (f"call.tls_cert: empty while call.host is {host!r}; browsers only allow "
+                                       "the camera over https off this machine, so set call.tls_cert and "
+                                       "call.tls_key")
     assert config.load(None, env={"MIRROR_CALL_HOST": "0.0.0.0", "MIRROR_CALL_ENABLED": "false"}).call.host == "0.0.0.0"
+
+
+def test_a_wildcard_listener_needs_the_address_people_reach_it_at(tmp_path):
+    """On 0.0.0.0 the join link read https://0.0.0.0:8443/join and no tablet could log in to the console."""
+    cert = tmp_path / "c.pem"
+    cert.write_text("-")
+    tls = {"MIRROR_CALL_TLS_CERT": str(cert), "MIRROR_CALL_TLS_KEY": str(cert),
+           "MIRROR_STAFF_TLS_CERT": str(cert), "MIRROR_STAFF_TLS_KEY": str(cert)}
+    for host in ("0.0.0.0", "::"):
+        with pytest.raises(config.ConfigError) as e:
+            config.load(None, env={**tls, "MIRROR_CALL_HOST": host, "MIRROR_STAFF_HOST": host,
+                                   "MIRROR_STAFF_PORT": "8080"})
+        said = " ".join(e.value.problems)
+        assert f"call.public_url: empty while call.host is {host!r}" in said
+        assert f"staff.allowed_origins: empty while staff.host is {host!r}" in said
+    ok = config.load(None, env={**tls, "MIRROR_CALL_HOST": "0.0.0.0", "MIRROR_STAFF_HOST": "0.0.0.0",
+                                "MIRROR_CALL_PUBLIC_URL": "https://mirror3.store.lan:8443",
+                                "MIRROR_STAFF_ALLOWED_ORIGINS": "https://mirror3.store.lan:8080"})
+    assert ok.call.public_url and ok.staff.allowed_origins
+
+
+def test_a_join_secret_file_the_kiosk_cannot_use_is_said_by_check_config_and_never_overwritten(tmp_path):
+    from call.tokens import SecretFileError, load_secret
+    short = tmp_path / "short.key"
+    short.write_bytes(b"12345")
+    with pytest.raises(config.ConfigError, match=r"call.secret_file: .* holds 5 bytes, .* delete it"):
+        config.load(None, env={"MIRROR_CALL_SECRET_FILE": str(short)})
+    with pytest.raises(SecretFileError, match="holds 5 bytes"):
+        load_secret(short)
+    assert short.read_bytes() == b"12345"                     # was silently replaced
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(config.ConfigError, match=r"cannot be made \(.*a-file is not a writable folder\)"):
+        config.load(None, env={"MIRROR_CALL_SECRET_FILE": str(blocker / "join.key")})
+    with pytest.raises(SecretFileError, match="cannot be made"):
+        load_secret(blocker / "join.key")
+    with pytest.raises(config.ConfigError, match="is not a regular file"):
+        config.load(None, env={"MIRROR_CALL_SECRET_FILE": str(tmp_path)})
+    made = load_secret(tmp_path / "new" / "join.key")         # made once, 0600, then read back
+    assert len(made) == 32 and load_secret(tmp_path / "new" / "join.key") == made
+    assert (tmp_path / "new" / "join.key").stat().st_mode & 0o777 == 0o600
+    assert config.load(None, env={"MIRROR_CALL_SECRET_FILE": str(tmp_path / "new" / "join.key")}).call.secret_file
 
 
 def test_control_section_replaces_call_control_socket(tmp_path):

@@ -79,6 +79,33 @@ def _tls_problems(model: BaseModel, section: str, info: ValidationInfo) -> list[
     return problems
 
 
+SECRET_MIN_BYTES = 32
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")
+
+
+def _secret_file_problem(path: str, info: ValidationInfo) -> str | None:
+    """Why the kiosk could not read or make call.secret_file, or None. Said here so
+    that `check-config` finds it, not a crash at start (under the unit, /etc is
+    read-only). An existing file too short is never overwritten."""
+    f = _context_dir(info) / Path(path).expanduser()
+    if f.exists():
+        if not f.is_file():
+            return f"call.secret_file: {path!r} is not a regular file"
+        if not os.access(f, os.R_OK):
+            return f"call.secret_file: {path!r} cannot be read; make it readable by the kiosk's user"
+        if f.stat().st_size < SECRET_MIN_BYTES:
+            return (f"call.secret_file: {path!r} holds {f.stat().st_size} bytes, a join-link secret needs "
+                    f"{SECRET_MIN_BYTES}; delete it and the kiosk makes a new one")
+        return None
+    folder = f.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return (f"call.secret_file: {path!r} does not exist and cannot be made ({folder} is not a writable folder); "
+                "point it into the kiosk's state folder (e.g. /var/lib/smart-mirror/join.key) or leave it empty")
+    return None
+
+
 def _not_above(model: BaseModel, section: str, low: str, high: str) -> list[str]:
     """A first retry delay must not exceed the longest one."""
     if getattr(model, low) > getattr(model, high):
@@ -283,6 +310,11 @@ class CallConfig(_Section):
         if self.enabled and not self.tls_cert and not _is_loopback(self.host):
             problems.append(f"call.tls_cert: empty while call.host is {self.host!r}; browsers only allow the "
                             "camera over https off this machine, so set call.tls_cert and call.tls_key")
+        if self.enabled and not self.public_url and self.host in WILDCARD_HOSTS:
+            problems.append(f"call.public_url: empty while call.host is {self.host!r}; a join link needs the "
+                            "address friends' browsers reach the mirror at, e.g. https://mirror3.store.lan:8443")
+        if self.secret_file and (why := _secret_file_problem(self.secret_file, info)):
+            problems.append(why)
         problems += _origin_problems("call", self.allowed_origins)
         for codec in self.codecs.split(","):
             if codec.strip().upper() not in ("VP8", "H264"):
@@ -409,6 +441,10 @@ class StaffConfig(_Section):
             problems.append(f"staff.tls_cert: empty while staff.host is {self.host!r}; staff PINs and cookies would "
                             "cross the store's network in clear, so set staff.tls_cert and staff.tls_key (or keep "
                             "staff.host on 127.0.0.1 behind a TLS proxy)")
+        if self.enabled and self.host in WILDCARD_HOSTS and not self.allowed_origins.strip():
+            problems.append(f"staff.allowed_origins: empty while staff.host is {self.host!r}; the console's "
+                            "login only accepts pages from the origins it knows, so name the address the "
+                            "tablets open, e.g. https://mirror3.store.lan:8080")
         _check(problems)
         _check(_origin_problems("staff", self.allowed_origins))
         t = self.webstore_token
