@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,39 @@ def test_a_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path):
         assert request(sock, "status")["ok"]
 
 
+def test_connections_beyond_the_cap_are_told_so_and_idle_ones_are_closed(tmp_path, monkeypatch):
+    """4,200 idle connections used up the kiosk's files: its web listeners stopped answering."""
+    from mirror.app import control
+    monkeypatch.setattr(control, "MAX_CLIENTS", 3)
+    monkeypatch.setattr(control, "IDLE_S", 1.0)
+    sock = tmp_path / "control.sock"
+    with Running(sock):
+        idle = []
+        for _ in range(3):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(str(sock))
+            idle.append(c)
+        time.sleep(0.2)
+        replies, closed = talk(sock, b'{"cmd": "status"}\n')
+        assert closed and replies[0]["ok"] is False and "busy" in replies[0]["error"]
+        time.sleep(1.5)                                       # the three idle ones are closed ...
+        for c in idle:
+            c.settimeout(2)
+            assert c.recv(1) == b""
+            c.close()
+        assert request(sock, "status")["ok"]                  # ... and the next client is served
+
+
+def test_the_client_says_so_in_one_line_when_the_kiosk_takes_no_more_connections(tmp_path, monkeypatch):
+    sock = tmp_path / "control.sock"
+    with Running(sock):
+        def full(self, address):
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        monkeypatch.setattr(socket.socket, "connect", full)
+        with pytest.raises(ControlError, match="takes no more connections just now"):
+            request(sock, "status")
+
+
 # --- request lines -----------------------------------------------------------------------------------------
 def test_an_over_long_line_gets_an_error_reply_and_the_connection_is_closed(tmp_path, caplog):
     sock = tmp_path / "control.sock"
@@ -306,3 +340,24 @@ def test_the_client_trusts_a_folder_root_gave_to_the_kiosk_user(tmp_path):
     finally:
         t.join(5)
         server.close()
+
+
+def test_a_second_kiosk_on_the_same_config_refuses_to_start(tmp_path):
+    """It used to log three errors and run on unreachable, sharing the order journal."""
+    import subprocess
+    import sys
+    import cv2
+    import numpy as np
+    from tests.kiosk_proc import kiosk_config
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), np.full((72, 128, 3), 90, np.uint8))
+    cfg = kiosk_config(tmp_path, frames, "[call]\nenabled = false\n[staff]\nenabled = false\n")
+    with Running(tmp_path / "control.sock"):                 # the first kiosk's socket, answering
+        r = subprocess.run([sys.executable, "-m", "mirror", "run", "--headless", "--duration", "20", "--config",
+                            str(cfg)], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, SDL_VIDEODRIVER="dummy"))
+        assert request(tmp_path / "control.sock", "status")["ok"]      # and left alone
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("mirror: error: another kiosk is running"), r.stderr

@@ -815,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     from mirror.core.colors import ColorError
     from vision.models import ModelError
     from call.tokens import SecretFileError
+    from mirror.app.control import AnotherKiosk
     try:
         rc = args.func(args)
         sys.stdout.flush()          # inside the try: a reader that went away is seen here
@@ -830,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         return _fail(f"{e.source}: {e.problems[0]}" + (f" (and {len(e.problems) - 1} more; run mirror check-config)"
                                                       if len(e.problems) > 1 else ""))
-    except (UsageError, SourceError, CatalogError, ColorError, ModelError, SecretFileError) as e:
+    except (UsageError, SourceError, CatalogError, ColorError, ModelError, SecretFileError, AnotherKiosk) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         _say_stopped(f"mirror {args.command}: interrupted")

@@ -64,7 +64,15 @@ class ControlError(Exception):
     pass
 
 
+class AnotherKiosk(ControlError):
+    """A live kiosk already answers on this control socket: this one must not start beside it
+    (it would share the order journal and find every port taken)."""
+
+
 MAX_LINE = 64 * 1024                  # longest request line; a longer one is answered and the connection closed
+MAX_CLIENTS = 32                      # connections at once; more are told so and closed (a flood must not use up
+                                      # the kiosk's files: the web listeners and the camera need them too)
+IDLE_S = 30.0                         # a connection that sends no request line for this long is closed
 DEFAULT_GROUP = "smart-mirror"        # control.group's default (mirror/core/config.py ControlConfig)
 REFUSED_GROUPS = ("video",)           # everyone who may use the camera must not drive the kiosk
 
@@ -163,6 +171,7 @@ class ControlServer:
         self.group = group
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
+        self._clients = 0
 
     def _make_folder(self, gid: int | None) -> int | None:
         """Create the socket's folder 0700 (0750 + group with a socket group), then check it;
@@ -210,7 +219,9 @@ class ControlServer:
                                "stop it or remove the socket")
         finally:
             probe.close()
-        raise ControlError(f"another kiosk is running (its control socket {self.path} answers)")
+        raise AnotherKiosk(f"another kiosk is running (its control socket {self.path} answers), so this one "
+                           "does not start; stop it first (systemctl stop smart-mirror) or give this one its own "
+                           "control.socket, ports and checkout.db_path")
 
     async def start(self) -> None:
         gid = self._make_folder(group_id(self.group))
@@ -255,6 +266,18 @@ class ControlServer:
         return req, None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= MAX_CLIENTS:
+            _warn_once("control-full", "control socket: more than %d connections at once; refusing new ones "
+                       "until some close", MAX_CLIENTS)
+            try:
+                writer.write(b'{"ok": false, "error": "the kiosk is busy (too many control connections); '
+                             b'try again"}\n')
+                await asyncio.wait_for(writer.drain(), 1.0)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+            writer.close()
+            return
+        self._clients += 1
         peer = _peer_user(writer.get_extra_info("socket"))
 
         async def reply(obj: dict) -> None:
@@ -264,7 +287,9 @@ class ControlServer:
         try:
             while True:
                 try:
-                    line = await reader.readline()
+                    line = await asyncio.wait_for(reader.readline(), IDLE_S)
+                except asyncio.TimeoutError:
+                    break                                 # idle: its file is worth more to the kiosk
                 except (asyncio.LimitOverrunError, ValueError):
                     log.warning("control socket: a request line longer than %d bytes was refused", MAX_LINE)
                     await reply({"ok": False, "error": f"request line longer than {MAX_LINE} bytes; "
@@ -293,6 +318,7 @@ class ControlServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._clients -= 1
             writer.close()
 
 
@@ -348,6 +374,13 @@ def request(path: Path, cmd: str, /, timeout: float = 10.0, **args) -> dict:
     except PermissionError:
         s.close()
         raise ControlError(f"no permission to use {path}; run as the kiosk's user or a member of its group")
+    except BlockingIOError:
+        s.close()
+        raise ControlError(f"the kiosk on {path} takes no more connections just now (its queue is full); "
+                           "try again in a moment")
+    except OSError as e:
+        s.close()
+        raise ControlError(f"cannot reach the kiosk on {path} ({e.strerror or e}); is it running?")
     try:
         s.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
         buf = b""

@@ -22,7 +22,7 @@ from typing import Callable
 from mirror.app.aio import AsyncThread
 from mirror.app.camera import CameraVision
 from mirror.app.catalog_source import kiosk_catalog
-from mirror.app.control import ControlServer, socket_path
+from mirror.app.control import AnotherKiosk, ControlServer, socket_path
 from mirror.app.frameloop import FrameLoop
 from mirror.app.push_probe import PushProbe
 from mirror.app import health
@@ -253,6 +253,9 @@ class Kiosk:
                                          group=self.cfg.control.group)
             try:
                 self.aio.run(self.control.start())
+            except AnotherKiosk:
+                self.aio.stop()
+                raise
             except Exception as e:          # the kiosk runs on without its control socket
                 log.error("control socket unavailable: %s (check control.socket)", e)
                 self.control = None
