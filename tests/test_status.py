@@ -121,3 +121,30 @@ port = {free_port()}
         kiosk.terminate()
         kiosk.wait(30)
     assert kiosk.returncode == 0, kiosk.stderr.read()[-2000:]
+
+
+def test_sighup_stops_the_kiosk_cleanly_with_a_status_systemd_restarts(media, tmp_path):
+    """Killed by SIGHUP (a terminal closed, `systemctl kill -s HUP`), it left its socket behind,
+    said nothing, and systemd took the signal for a clean exit: no restart, a dark mirror."""
+    import signal
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0001.png"), cv2.imread(str(media / "images" / "pointing_up.jpg")))
+    cfg = kiosk_config(tmp_path, frames, "[call]\nenabled = false\n[staff]\nenabled = false\n"
+                                         f"[checkout]\ndb_path = \"{tmp_path / 'orders.db'}\"\n")
+    kiosk = start_kiosk(cfg, PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (tmp_path / "control.sock").exists():
+            assert kiosk.poll() is None, kiosk.stderr.read()[-2000:]
+            time.sleep(0.2)
+        assert (tmp_path / "control.sock").exists()
+        kiosk.send_signal(signal.SIGHUP)
+        assert kiosk.wait(30) == 129
+    finally:
+        if kiosk.poll() is None:
+            kiosk.kill()
+            kiosk.wait(10)
+    err = kiosk.stderr.read()
+    assert "Traceback" not in err and "SIGHUP: stopping" in err, err[-2000:]
+    assert not (tmp_path / "control.sock").exists()

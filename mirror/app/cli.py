@@ -592,8 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Smart-mirror kiosk: live mirrored view, hand gestures, garment recolouring.",
         epilog="Config keys are documented in config/mirror.toml. Logs go to the systemd journal when available. "
                "Exit status: 0 done; 2 bad input (one line on stderr says what and how to fix it); "
-               "130 interrupted (Ctrl-C); 141 the reader of its output went away (| head); "
-               "143 stopped by SIGTERM.")
+               "129 the kiosk stopped on SIGHUP (systemd starts it again); 130 interrupted (Ctrl-C); "
+               "141 the reader of its output went away (| head); 143 stopped by SIGTERM.")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

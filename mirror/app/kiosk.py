@@ -345,6 +345,9 @@ class Kiosk:
         self.loop.stop()
 
 
+EXIT_HUNG_UP = 129
+
+
 def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = None,
               stopping: threading.Event | None = None) -> int:
     """Run until the duration ends or SIGTERM (systemd's stop). `stopping` may
@@ -358,15 +361,28 @@ def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = N
     built: list[Kiosk] = []
     appliance = Appliance(status=lambda: kiosk_facts(built[0]) if built else {})
 
+    hung_up: list[bool] = []
+
     def on_term(*_):
         stopping.set()
         appliance.stopping()            # before the slow shutdown work
         if built:
             built[0].stop()
+
+    def on_hup(*_):
+        # The terminal went away, or `systemctl kill -s HUP`: there is no config
+        # reload, so stop cleanly and exit 129 (128 + SIGHUP), which systemd's
+        # Restart=on-failure answers with a fresh start; dying of the signal
+        # itself counts as a clean exit there and left the mirror dark.
+        if not hung_up:
+            hung_up.append(True)
+            log.warning("SIGHUP: stopping; under systemd the kiosk starts again")
+        on_term()
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
     # Threads started while the models load (MediaPipe's own among them) inherit a
-    # mask that keeps SIGTERM away from them; it is handled on the main thread.
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    # mask that keeps SIGTERM and SIGHUP away from them; they are handled on the main thread.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
     try:
         # a model that cannot load: one line and exit 2 (cli.main), not a traceback
         with model_errors_in_one_line():
@@ -381,4 +397,4 @@ def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = N
     log.info("kiosk starting with camera source %s", cfg.camera.source)
     stats = kiosk.run(duration)
     log.info("kiosk stopped after %.1f s, %d frames", stats["seconds"], stats["frames"])
-    return 0
+    return EXIT_HUNG_UP if hung_up else 0
