@@ -172,6 +172,8 @@ def test_control_section_replaces_call_control_socket(tmp_path):
     cfg = config.load(f, env={})
     assert cfg.control.socket == "run/control.sock"
     assert cfg.resolve(cfg.control.socket) == tmp_path / "run" / "control.sock"
+    from mirror.app.control import socket_path           # the kiosk and its clients agree, wherever they run
+    assert socket_path(cfg) == socket_path(cfg, client=True) == tmp_path / "run" / "control.sock"
     assert list(config.SECTIONS).index("control") == list(config.SECTIONS).index("logging") + 1
     # A version 1 file (no version, or version = 1) is migrated; in a version 2 file the old key is unknown.
     f.write_text('version = 2\n[control]\nsocket = "x"\npath = "y"\n[call]\ncontrol_socket = "z"\n')

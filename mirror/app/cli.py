@@ -284,7 +284,7 @@ def _control(args, cmd: str, **req) -> dict:
     from mirror.app.control import ControlError, request, socket_path
     cfg = _load_config(args.config)
     try:
-        return request(socket_path(cfg.control.socket, client=True), cmd, **req)
+        return request(socket_path(cfg, client=True), cmd, **req)
     except ControlError as e:
         raise UsageError(str(e))
 
@@ -500,7 +500,7 @@ def cmd_staff_list_users(args) -> int:
 def cmd_staff_push(args) -> int:
     from mirror.app.control import socket_path
     from mirror.app.staff_commands import CommandError, staff_push
-    sock = socket_path(_load_config(args.config).control.socket, client=True)
+    sock = socket_path(_load_config(args.config), client=True)
     try:
         return staff_push(sock, args.skus, args.json)
     except CommandError as e:

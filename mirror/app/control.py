@@ -56,8 +56,11 @@ def default_socket_path(client: bool = False) -> Path:
     return cands[0]
 
 
-def socket_path(configured: str, client: bool = False) -> Path:
-    return Path(configured) if configured else default_socket_path(client)
+def socket_path(cfg, client: bool = False) -> Path:
+    """The config's control.socket (a relative one is taken from the config file's
+    folder, as every path in it is), else the default place."""
+    configured = cfg.control.socket
+    return cfg.resolve(configured) if configured else default_socket_path(client)
 
 
 class ControlError(Exception):

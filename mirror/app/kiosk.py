@@ -249,7 +249,7 @@ class Kiosk:
     def _start(self) -> None:
         self.aio.start()
         if self.serve:
-            self.control = ControlServer(socket_path(self.cfg.control.socket), self._commands(),
+            self.control = ControlServer(socket_path(self.cfg), self._commands(),
                                          group=self.cfg.control.group)
             try:
                 self.aio.run(self.control.start())
