@@ -369,3 +369,12 @@ def test_verbose_shows_our_debug_lines_without_the_libraries_chatter():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
     assert "ours" in r.stderr and "a real notice" in r.stderr, r.stderr
     assert "Orientation" not in r.stderr and "font cache" not in r.stderr, r.stderr
+
+
+def test_check_config_says_a_database_it_cannot_read_instead_of_ok(tmp_path):
+    """It logged an ERROR and still printed "ok" for a checkout.db_path that is a folder."""
+    (tmp_path / "orders.db").mkdir()
+    r = mirror("check-config", "config/mirror.toml",
+               env=dict(os.environ, MIRROR_CHECKOUT_DB_PATH=str(tmp_path / "orders.db")))
+    line = refused(r, "cannot read the catalogue", "checkout.db_path")
+    assert "ok" not in r.stdout

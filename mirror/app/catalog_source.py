@@ -46,9 +46,10 @@ def _read_csv(path: Path) -> Catalog:
         raise CatalogError(str(e).splitlines()[0]) from None
 
 
-def kiosk_catalog(cfg: Config, *, seed: bool = True) -> Catalog:
+def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Catalog:
     """The catalogue the kiosk shows (CatalogError with one line for a bad catalogue file; a
-    database that cannot be read logs an error and falls back to the bundled CSV).
+    database that cannot be read logs an error and falls back to the bundled CSV, or with
+    `strict` (check-config) is a CatalogError too).
 
     `seed=False` never writes: an empty database reads the bundled CSV instead."""
     if cfg.catalog.path:
@@ -68,6 +69,9 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True) -> Catalog:
                 log.info("catalogue: the database had no products; seeded %d from %s", n, SEED_CSV)
             return _core(cat.list_products())
     except (DatabaseError, CatalogueError, OSError) as e:
+        if strict:
+            raise CatalogError(f"{db_path}: cannot read the catalogue ({str(e).splitlines()[0]}); check "
+                               "checkout.db_path") from None
         # the mirror still shows her the bundled garments; the checkout deals with a broken database itself
         log.error("%s: cannot read the catalogue (%s); showing the bundled %s until it is fixed "
                   "(mirror catalog import FILE.csv)", db_path, str(e).splitlines()[0], SEED_CSV.name)

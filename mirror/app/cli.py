@@ -54,12 +54,16 @@ def _load_config(path: str | None):
 def cmd_check_config(args) -> int:
     from mirror.app.catalog_source import kiosk_catalog
     from mirror.core import config
+    from mirror.core.catalog import CatalogError
     try:
         cfg = config.load(args.file)
-        kiosk_catalog(cfg, seed=False)
+        kiosk_catalog(cfg, seed=False, strict=True)
     except config.ConfigError as e:
         for p in e.problems:
             print(f"{e.source}: {p}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CatalogError as e:
+        print(f"{args.file}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{args.file}: ok")
     return 0
