@@ -41,6 +41,26 @@ def test_unreadable_config_gives_one_clear_line(tmp_path):
         config.load(tmp_path / "missing.toml", env={})
 
 
+def test_a_pipe_a_device_a_huge_file_a_bom_and_a_whole_section_in_the_environment(tmp_path):
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)                                   # check-config used to wait on it for ever
+    with pytest.raises(config.ConfigError, match="not a regular file"):
+        config.load(fifo, env={})
+    with pytest.raises(config.ConfigError, match="not a regular file"):
+        config.load("/dev/zero", env={})              # a MemoryError traceback before
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * (2 << 20) + b"\n")
+    with pytest.raises(config.ConfigError, match="bytes; a config is a short TOML text file"):
+        config.load(big, env={})
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes("\ufeffversion = 2\n[camera]\nfps = 15\n".encode())   # as a Windows editor saves it
+    assert config.load(bom, env={}).camera.fps == 15
+    with pytest.raises(config.ConfigError) as e:
+        config.load(None, env={"MIRROR_CAMERA": "garbage"})
+    assert e.value.problems == ["environment: MIRROR_CAMERA names the whole [camera] section; set one key, such "
+                                "as MIRROR_CAMERA_SOURCE=..., or unset MIRROR_CAMERA"]
+
+
 def test_file_source_needs_a_path(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[camera]\nsource = "video"\n')

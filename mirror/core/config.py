@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import tomllib
 import typing
 import urllib.parse
@@ -741,6 +742,13 @@ def build(data: dict, *, base_dir: str = ".", source: str = "config",
     try:
         overrides = _env_overrides(env)
     except SettingsError as e:
+        m = re.search(r'field "([a-z_]+)"', str(e))
+        if m and m.group(1) in SECTIONS:
+            # MIRROR_CAMERA=...: pydantic-settings reads a whole section from it, as JSON
+            var = f"MIRROR_{m.group(1).upper()}"
+            raise ConfigError([f"environment: {var} names the whole [{m.group(1)}] section; set one key, such "
+                               f"as {var}_{next(iter(SECTIONS[m.group(1)].model_fields)).upper()}=..., or unset "
+                               f"{var}"], source) from None
         raise ConfigError([f"environment: {e} ({e.__cause__})"], source) from None
     merged = dict(data)
     env_keys = {}
@@ -760,13 +768,24 @@ def build(data: dict, *, base_dir: str = ".", source: str = "config",
     return cfg
 
 
+CONFIG_MAX_BYTES = 1 << 20
+
+
 def load(path: str | os.PathLike | None, *, env: typing.Mapping[str, str] | None = None) -> Config:
     """Load and validate a TOML config file; None gives the embedded defaults."""
     if path is None:
         return build({}, env=env, source="defaults")
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        st = p.stat()
+        if stat.S_ISREG(st.st_mode) and st.st_size > CONFIG_MAX_BYTES:
+            raise ConfigError([f"is {st.st_size} bytes; a config is a short TOML text file like "
+                               f"config/mirror.toml (at most {CONFIG_MAX_BYTES // 1024} KiB)"], str(p))
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # a pipe would wait for ever, a device never end
+            raise ConfigError(["is not a regular file (a pipe or a device); pass the TOML file itself"], str(p))
+        # utf-8-sig: a byte-order mark, as some Windows editors save, is no error
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError([f"file not found; create it or pass an existing file (see {CONFIG_DIR / 'mirror.toml'})"], str(p))
     except IsADirectoryError:
