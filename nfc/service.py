@@ -7,7 +7,9 @@ Threads:
   synchronous) and publishes `checkout.saved` / `checkout.save_failed`; it also
   prunes the journal (`checkout.keep_days`) when it starts and then once a day;
 * `start()` opens the journal with its integrity check (`OrderJournal.open_checked`):
-  a corrupt file is moved aside and the kiosk runs on with a fresh one;
+  a corrupt file is moved aside and the kiosk runs on with a fresh one; one that
+  cannot be opened at all (a read-only folder) is tried again on `checkout-retry`
+  with backoff, and checkout starts once it opens;
 * `outbox` (mirror.storage.orders.Outbox), only with a store URL: delivers orders
   and publishes `checkout.delivered`.
 
@@ -27,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from mirror.core.backoff import delay_for
 from mirror.core.bus import Event, EventBus
 from mirror.core.config import Config
 from mirror.core.feature import Feature
@@ -36,6 +39,9 @@ from nfc.overlay import CheckoutOverlay
 from nfc.type4 import member_from_records
 
 log = logging.getLogger(__name__)
+
+JOURNAL_RETRY_S = 2.0        # a journal that cannot be opened is tried again after this, doubling ...
+JOURNAL_RETRY_MAX_S = 60.0   # ... up to this
 
 
 class CheckoutService(Feature):
@@ -58,6 +64,9 @@ class CheckoutService(Feature):
         self._measured_seq = 0
         self.last_prune: dict | None = None
         self.latencies_ms: list[float] = []
+        self._stopping = threading.Event()
+        self._journal_ready = threading.Event()
+        self._retry: threading.Thread | None = None
         for name in ("nfc.*", "cart.changed", "session.started", "session.ended", "action.done", "checkout.saved",
                      "checkout.save_failed", "checkout.delivered"):
             bus.subscribe(name, self._on_event)
@@ -67,10 +76,31 @@ class CheckoutService(Feature):
         try:
             # quick_check first (a corrupt file is moved aside, one ERROR line); creates the schema, the salt
             self.journal = OrderJournal.open_checked(self.db_path)
-        except Exception as e:                          # the kiosk runs on without checkout
-            log.error("checkout unavailable: cannot open the order journal %s: %s", self.db_path, e)
+        except Exception as e:                          # the kiosk runs on without checkout, and tries again
+            log.error("checkout unavailable: cannot open the order journal %s: %s; trying again", self.db_path, e)
             self.machine.handle(C.ReaderStatus(False, f"Checkout unavailable: cannot open the order journal ({e})"))
+            self._retry = threading.Thread(target=self._retry_journal, name="checkout-retry", daemon=True)
+            self._retry.start()
             return
+        self._start_parts()
+
+    def _retry_journal(self) -> None:
+        """Until the journal opens (its folder made writable, a disk remounted): the
+        check runs here, off the frame loop, which then opens its own connection."""
+        failures = 0
+        while not self._stopping.is_set():
+            failures += 1
+            if self._stopping.wait(delay_for(failures, JOURNAL_RETRY_S, JOURNAL_RETRY_MAX_S)):
+                return
+            try:
+                OrderJournal.open_checked(self.db_path).close()
+            except Exception as e:
+                log.debug("the order journal still cannot be opened: %s", e)
+                continue
+            self._journal_ready.set()
+            return
+
+    def _start_parts(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="checkout-writer", daemon=True)
         self._writer.start()
         co = self.cfg.checkout
@@ -90,6 +120,7 @@ class CheckoutService(Feature):
                  f"store checkout {co.store_url}" if co.store_url else "pay at the till")
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.watcher is not None:
             self.watcher.stop()
         self._jobs.put(None)
@@ -201,6 +232,16 @@ class CheckoutService(Feature):
         return [self.overlay]
 
     def before_frame(self, now: float) -> None:
+        if self._journal_ready.is_set() and self.journal is None:
+            self._journal_ready.clear()
+            try:
+                self.journal = OrderJournal(self.db_path)     # checked on the retry thread just now
+            except Exception as e:
+                log.error("the order journal opened and failed again: %s", e)
+            else:
+                log.info("checkout available again: the order journal %s opened", self.db_path)
+                self.machine.handle(C.ReaderStatus(True, ""))
+                self._start_parts()
         self.machine.handle(C.Tick(time.monotonic()))
         self._view = self.overlay.view = self.machine.view(time.monotonic())
 

@@ -206,5 +206,25 @@ def test_kiosk_runs_on_when_the_order_journal_cannot_open(tmp_path):
         svc.before_frame(time.monotonic())
         assert svc.overlay.view.kind == "retry"             # no order, no promise
         assert not (blocker / "o.db").exists()
+        # The folder becomes usable (a disk remounted, permissions mended): checkout comes back by
+        # itself, where it used to stay off until a restart.
+        blocker.unlink()
+        blocker.mkdir()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and svc.journal is None:
+            svc.before_frame(time.monotonic())
+            time.sleep(0.05)
+        assert svc.journal is not None and (blocker / "o.db").exists()
+        svc.before_frame(time.monotonic() + 10)              # past the retry notice
+        assert svc.overlay.view is None or svc.overlay.view.kind != "status"
+        bus.publish("session.started", id="s")
+        bus.publish("nfc.tap", reader="r", uid=b"\x01\x02\x03\x04", records=[], t_present=time.monotonic())
+        bus.dispatch()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (svc.overlay.view is None or svc.overlay.view.kind != "confirmed"):
+            bus.dispatch()
+            svc.before_frame(time.monotonic())
+            time.sleep(0.02)
+        assert svc.overlay.view.kind == "confirmed"          # an order taken again
     finally:
         svc.stop()
