@@ -295,3 +295,11 @@ def test_allowed_origins_must_be_origins_not_a_wildcard_or_null(section):
             config.build({section: {"allowed_origins": bad}})
     cfg = config.build({section: {"allowed_origins": "https://shop.example:8443, http://10.0.0.5:8080"}})
     assert getattr(cfg, section).allowed_origins.startswith("https://shop.example")
+
+
+def test_a_stall_timeout_shorter_than_three_frames_is_refused():
+    """At 1 fps a 0.5 s stall timeout lost the camera between every two frames, for ever."""
+    with pytest.raises(config.ConfigError, match=r"camera.stall_timeout_s: 0.5 s is under three frames at "
+                                                 r"camera.fps = 1 \(3 s\)"):
+        config.load(None, env={"MIRROR_CAMERA_FPS": "1", "MIRROR_CAMERA_STALL_TIMEOUT_S": "0.5"})
+    assert config.load(None, env={"MIRROR_CAMERA_FPS": "2", "MIRROR_CAMERA_STALL_TIMEOUT_S": "1.5"}).camera.fps == 2

@@ -145,6 +145,10 @@ class CameraConfig(_Section):
         if self.source in ("video", "images", "recorded_depth") and not self.path:
             problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {self.source!r}")
         problems += _not_above(self, "camera", "reconnect_initial_s", "reconnect_max_s")
+        if self.stall_timeout_s < 3.0 / self.fps:
+            # a frame every 1/fps s: shorter than three of those, the camera is "lost" between frames, for ever
+            problems.append(f"camera.stall_timeout_s: {self.stall_timeout_s:g} s is under three frames at "
+                            f"camera.fps = {self.fps} ({3.0 / self.fps:g} s); raise it or the frame rate")
         _check(problems)
         return self
 
