@@ -216,17 +216,23 @@ def test_bench_missing_video_exit_2(tmp_path):
 
 
 def test_demo_headless_writes_recording_screenshots_and_stats(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "mirror", "demo", "--seconds", "6", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "DISPLAY": ""})
+    state = tmp_path / "state"
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "mirror", "demo", "--seconds", "6", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "DISPLAY": "", "XDG_STATE_HOME": str(state)})
     assert r.returncode == 0, r.stderr
+    # everything it writes is in --out: its catalogue once went into the kiosk's own database
+    assert not state.exists() or not any(state.rglob("*")), list(state.rglob("*"))
+    assert (out / "orders.db").exists()
     assert "render" in r.stdout and "fps" in r.stdout          # live stats
-    stats = json.loads((tmp_path / "stats.json").read_text())
+    stats = json.loads((out / "stats.json").read_text())
     assert stats["frames"] > 0
-    rec = cv2.VideoCapture(str(tmp_path / "demo.mp4"))          # a playable recording of what was shown
+    rec = cv2.VideoCapture(str(out / "demo.mp4"))          # a playable recording of what was shown
     ok, first = rec.read()
     rec.release()
     assert ok and first.shape == (480, 270, 3) and first.std() > 5
-    assert (tmp_path / "02-circle.png").exists()
+    assert (out / "02-circle.png").exists()
     assert stats["actions"].count("next_color") == 2            # the scripted swipe and button press
 
 

@@ -87,10 +87,12 @@ def run_demo(out_dir: Path, seconds: float = 18.0, headless: bool | None = None,
     cfg = cfg.replace("display", fullscreen=False, width=540, height=960)
     out_dir.mkdir(parents=True, exist_ok=True)
     # No port, no reader, no network: the call's server notifications and the
-    # tap come from the timeline, and the order is "pay at the till" in out_dir.
+    # tap come from the timeline, and the order is "pay at the till" in out_dir,
+    # which holds the catalogue it seeds too: the demo writes nowhere else (not
+    # the kiosk's own database in the state folder).
+    cfg = cfg.replace("checkout", store_url="", db_path=str((out_dir / "orders.db").resolve()))
     features = [lambda c, bus, size: CallService(c, bus, screen_width=size[0], serve=False),
-                lambda c, bus, size: CheckoutService(c.replace("checkout", store_url=""), bus,
-                                                     db_path=out_dir / "orders.db", watch=False)]
+                lambda c, bus, size: CheckoutService(c, bus, watch=False)]
     kiosk = Kiosk(cfg, source_factory=lambda: VideoFileSource(config.DEMO_CLIP, loop=True, fps=25),
                   headless=headless, features=features, serve=False)
     timeline = Timeline(kiosk.bus, demo_timeline(), out_dir)
