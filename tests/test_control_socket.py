@@ -361,3 +361,15 @@ def test_a_second_kiosk_on_the_same_config_refuses_to_start(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("mirror: error: another kiosk is running"), r.stderr
+
+
+def test_a_request_that_arrives_after_its_client_gave_up_is_not_done(tmp_path):
+    """A push sent while the kiosk was stopped (SIGSTOP) was carried out on resume, after
+    `mirror staff push` had already said "nothing pushed"."""
+    sock = tmp_path / "control.sock"
+    with Running(sock):
+        late, _ = talk(sock, json.dumps({"cmd": "status", "deadline": time.time() - 1}).encode() + b"\n")
+        assert late == [{"ok": False, "error": "the request came after the client stopped waiting; not done"}]
+        on_time, _ = talk(sock, json.dumps({"cmd": "status", "deadline": time.time() + 10}).encode() + b"\n")
+        assert on_time[0]["ok"]
+        assert request(sock, "status")["ok"]                  # the client sends its own deadline

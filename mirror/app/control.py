@@ -24,6 +24,7 @@ import os
 import pwd
 import socket
 import stat
+import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -309,7 +310,13 @@ class ControlServer:
                 req["peer"] = peer                        # the kernel's word, never the client's
                 cmd = req.get("cmd")
                 handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
-                if handler is None:
+                deadline = req.pop("deadline", None)
+                if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) and time.time() > deadline:
+                    # the kiosk was held up (stopped, swapping) past the client's wait: it has told
+                    # its user nothing happened, so nothing may
+                    log.warning("control command %r came after its client gave up; not done", cmd)
+                    answer = {"ok": False, "error": "the request came after the client stopped waiting; not done"}
+                elif handler is None:
                     answer = {"ok": False, "error": f"unknown command; expected one of {', '.join(self.handlers)}"}
                 else:
                     try:
@@ -385,7 +392,8 @@ def request(path: Path, cmd: str, /, timeout: float = 10.0, **args) -> dict:
         s.close()
         raise ControlError(f"cannot reach the kiosk on {path} ({e.strerror or e}); is it running?")
     try:
-        s.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+        # the kiosk does nothing asked after this: a client that gave up has said "nothing pushed"
+        s.sendall((json.dumps({"cmd": cmd, **args, "deadline": time.time() + timeout}) + "\n").encode())
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)
