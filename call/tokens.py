@@ -20,6 +20,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror.core.config import SECRET_BYTES
+
 # Reasons sent to the friend's page; it has a message for each.
 FORGED, EXPIRED, USED, ENDED, RATE_LIMITED = "forged", "expired", "used", "ended", "rate_limited"
 
@@ -142,7 +144,6 @@ class RateLimiter:
         return True
 
 
-SECRET_BYTES = 32
 
 
 class SecretFileError(Exception):

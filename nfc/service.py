@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from mirror.core.backoff import delay_for
 from mirror.core.bus import Event, EventBus
@@ -55,7 +56,9 @@ class CheckoutService(Feature):
         self.watch = cfg.nfc.enabled if watch is None else watch
         self.machine = C.Checkout(confirm_s=cfg.checkout.confirm_s)
         self.overlay = CheckoutOverlay()
-        self.journal: OrderJournal | None = None
+        # the journal's salted UID hash, for the main thread: it needs nothing else of the
+        # journal, so it keeps no connection (the writer and the outbox open their own)
+        self.uid_hash: Callable[[bytes], str] | None = None
         self.watcher = None
         self.outbox: Outbox | None = None
         self._jobs: queue.Queue = queue.Queue()
@@ -67,6 +70,7 @@ class CheckoutService(Feature):
         self._stopping = threading.Event()
         self._journal_ready = threading.Event()
         self._retry: threading.Thread | None = None
+        self._ready_hash: Callable[[bytes], str] | None = None
         for name in ("nfc.*", "cart.changed", "session.started", "session.ended", "action.done", "checkout.saved",
                      "checkout.save_failed", "checkout.delivered"):
             bus.subscribe(name, self._on_event)
@@ -75,7 +79,7 @@ class CheckoutService(Feature):
     def start(self, loop=None) -> None:
         try:
             # quick_check first (a corrupt file is moved aside, one ERROR line); creates the schema, the salt
-            self.journal = OrderJournal.open_checked(self.db_path)
+            self.uid_hash = self._salted_hash()
         except Exception as e:                          # the kiosk runs on without checkout, and tries again
             log.error("checkout unavailable: cannot open the order journal %s: %s; trying again", self.db_path, e)
             self.machine.handle(C.ReaderStatus(False, f"Checkout unavailable: cannot open the order journal ({e})"))
@@ -84,16 +88,23 @@ class CheckoutService(Feature):
             return
         self._start_parts()
 
+    def _salted_hash(self) -> Callable[[bytes], str]:
+        journal = OrderJournal.open_checked(self.db_path)
+        try:
+            return journal.uid_hash              # needs only the salt read at open, not the connection
+        finally:
+            journal.close()
+
     def _retry_journal(self) -> None:
-        """Until the journal opens (its folder made writable, a disk remounted): the
-        check runs here, off the frame loop, which then opens its own connection."""
+        """Until the journal opens (its folder made writable, a disk remounted), off the
+        frame loop: a write lock held elsewhere may keep the open waiting for seconds."""
         failures = 0
         while not self._stopping.is_set():
             failures += 1
             if self._stopping.wait(delay_for(failures, JOURNAL_RETRY_S, JOURNAL_RETRY_MAX_S)):
                 return
             try:
-                OrderJournal.open_checked(self.db_path).close()
+                self._ready_hash = self._salted_hash()
             except Exception as e:
                 log.debug("the order journal still cannot be opened: %s", e)
                 continue
@@ -128,9 +139,6 @@ class CheckoutService(Feature):
             self._writer.join(timeout=5)
         if self.outbox is not None:
             self.outbox.stop()
-        if self.journal is not None:
-            self.journal.close()
-            self.journal = None
 
     # --- the writer thread (all journal writes) ----------------------------
     def _write_loop(self) -> None:
@@ -201,18 +209,18 @@ class CheckoutService(Feature):
         now = time.monotonic()
         m = self.machine
         if ev.name == "nfc.tap":
-            if self.journal is None:
+            if self.uid_hash is None:
                 self._run(m.handle(C.ReadFailed("error", now)))
                 return
             member = member_from_records(d.get("records") or [], self.cfg.nfc.member_record)
-            uid_hash = self.journal.uid_hash(d["uid"]) if self.journal else ""
+            uid_hash = self.uid_hash(d["uid"])
             self._run(m.handle(C.Tapped(member.id if member else None, uid_hash, member.name if member else "",
                                         d.get("t_present") or now, now)))
             if member:                  # the session asks her whether staff may see her profile
                 self.bus.publish("member.tapped", member_id=member.id, first_name=member.name)
         elif ev.name == "nfc.read_failed":
             self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now)))
-        elif ev.name == "nfc.status" and self.journal is not None:
+        elif ev.name == "nfc.status" and self.uid_hash is not None:
             m.handle(C.ReaderStatus(bool(d.get("ok")), d.get("message", "")))
         elif ev.name == "cart.changed":
             m.handle(ev.payload)
@@ -232,16 +240,12 @@ class CheckoutService(Feature):
         return [self.overlay]
 
     def before_frame(self, now: float) -> None:
-        if self._journal_ready.is_set() and self.journal is None:
+        if self._journal_ready.is_set() and self.uid_hash is None:
             self._journal_ready.clear()
-            try:
-                self.journal = OrderJournal(self.db_path)     # checked on the retry thread just now
-            except Exception as e:
-                log.error("the order journal opened and failed again: %s", e)
-            else:
-                log.info("checkout available again: the order journal %s opened", self.db_path)
-                self.machine.handle(C.ReaderStatus(True, ""))
-                self._start_parts()
+            self.uid_hash = self._ready_hash
+            log.info("checkout available again: the order journal %s opened", self.db_path)
+            self.machine.handle(C.ReaderStatus(True, ""))
+            self._start_parts()
         self.machine.handle(C.Tick(time.monotonic()))
         self._view = self.overlay.view = self.machine.view(time.monotonic())
 

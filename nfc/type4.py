@@ -21,12 +21,13 @@ read so far is returned: a partial NDEF message is never used.
 from __future__ import annotations
 
 import struct
-import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
 
 import ndef
+
+from mirror.core.text import printable
 
 Transmit = Callable[[bytes], tuple[bytes, int]]
 
@@ -216,18 +217,11 @@ MEMBER_ID_MAX = 64     # longer is no member id of ours: the tap goes on as an u
 MEMBER_NAME_MAX = 40   # shown on screen only, so simply cut
 
 
-def _printable(text: str) -> str:
-    """Without control and format characters (a NUL, an escape sequence, a line
-    break, a bidi override): what a tag says ends up on screen, in the database
-    and in a terminal, none of which should obey it."""
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
-
-
 def _member(mid: str, name: str = "") -> Member | None:
-    mid = _printable(mid)
+    mid = printable(mid)
     if not mid or len(mid) > MEMBER_ID_MAX:
         return None
-    return Member(mid, _printable(name)[:MEMBER_NAME_MAX])
+    return Member(mid, printable(name)[:MEMBER_NAME_MAX])
 
 
 def _from_form(text: str) -> Member | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,15 +24,11 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
+from mirror.core.text import without_controls as shown_text  # noqa: E402
+
 log = logging.getLogger(__name__)
 OVERLAY_ERROR_LOG_S = 60.0      # a failing overlay is logged at most this often
 
-
-def shown_text(text: str) -> str:
-    """`text` as it can be drawn: control and format characters (a NUL, an
-    escape, a bidi override, as a tag's name may carry) become nothing, so the
-    font neither refuses the line nor draws boxes."""
-    return "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C")
 
 class Overlay(Protocol):
     """Something drawn over the camera picture: a feature's card, a banner ..."""

@@ -378,3 +378,10 @@ def test_check_config_says_a_database_it_cannot_read_instead_of_ok(tmp_path):
                env=dict(os.environ, MIRROR_CHECKOUT_DB_PATH=str(tmp_path / "orders.db")))
     line = refused(r, "cannot read the catalogue", "checkout.db_path")
     assert "ok" not in r.stdout
+    # a corrupt one is no reason to keep the kiosk from starting (the unit runs check-config first):
+    # mirror run moves it aside and starts afresh
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(os.urandom(8192))
+    r = mirror("check-config", "config/mirror.toml", env=dict(os.environ, MIRROR_CHECKOUT_DB_PATH=str(corrupt)))
+    assert r.returncode == 0 and r.stdout.strip().endswith(": ok"), r.stderr
+    assert "corrupt" in r.stderr and "move it aside" in r.stderr

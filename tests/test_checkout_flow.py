@@ -211,10 +211,10 @@ def test_kiosk_runs_on_when_the_order_journal_cannot_open(tmp_path):
         blocker.unlink()
         blocker.mkdir()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and svc.journal is None:
+        while time.monotonic() < deadline and svc.uid_hash is None:
             svc.before_frame(time.monotonic())
             time.sleep(0.05)
-        assert svc.journal is not None and (blocker / "o.db").exists()
+        assert svc.uid_hash is not None and (blocker / "o.db").exists()
         svc.before_frame(time.monotonic() + 10)              # past the retry notice
         assert svc.overlay.view is None or svc.overlay.view.kind != "status"
         bus.publish("session.started", id="s")

@@ -54,10 +54,10 @@ def test_journal_is_wal_full_sync_idempotent_and_private(tmp_path):
     assert OrderJournal(tmp_path / "other.db").uid_hash(b"\x04\xaa\xbb\xcc\xdd\xee\xff") not in uid_hashes
 
 
-def test_the_database_and_its_logs_are_readable_by_the_kiosk_user_only(tmp_path):
+def test_the_database_and_its_logs_are_readable_by_the_kiosk_and_its_group_only(tmp_path):
     import os
     from mirror.storage.catalogue import open_database
-    old = os.umask(0o022)                       # a desk machine's usual umask would give 0644
+    old = os.umask(0o027)                       # 0o022 would give 0644; 0o077 would shut the staff group out
     try:
         j = OrderJournal(tmp_path / "o.db")
         record(j)
@@ -66,7 +66,7 @@ def test_the_database_and_its_logs_are_readable_by_the_kiosk_user_only(tmp_path)
         shop.execute("INSERT INTO t VALUES (1)")
         made = [p for p in tmp_path.iterdir()]
         assert {p.name for p in made} >= {"o.db", "o.db-wal", "o.db-shm", "shop.db", "shop.db-wal"}
-        assert {p.name: oct(p.stat().st_mode & 0o777) for p in made} == {p.name: "0o600" for p in made}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in made} == {p.name: "0o640" for p in made}
         shop.close()
         j.close()
         (tmp_path / "kept.db").touch(0o640)     # a mode the store chose is kept
@@ -213,8 +213,9 @@ def test_store_url_and_retry_settings_are_validated():
         with pytest.raises(config.ConfigError) as e:
             config.load(None, env={"MIRROR_CHECKOUT_STORE_TOKEN": token})
         assert "checkout.store_token" in e.value.problems[0] and token not in e.value.problems[0]   # a secret
-    assert config.load(None, env={"MIRROR_CHECKOUT_STORE_URL": "https://store.lan:8443/orders",
-                                  "MIRROR_CHECKOUT_STORE_TOKEN": "eyJhb.c2_-x+/=="}).checkout.store_token
+    for token in ("eyJhb.c2_-x+/==", "12|AbCdEf0123456789", "key:secret"):   # JWT, Laravel Sanctum, key:secret
+        assert config.load(None, env={"MIRROR_CHECKOUT_STORE_URL": "https://store.lan:8443/orders",
+                                      "MIRROR_CHECKOUT_STORE_TOKEN": token}).checkout.store_token == token
 
 
 @pytest.mark.parametrize("reply, status, url", [

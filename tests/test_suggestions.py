@@ -352,3 +352,41 @@ def test_kiosk_shows_pushed_cards_and_a_thumbs_up_puts_one_in_the_cart(media, tm
                              "size": "M", "by": "shopper"}]
     assert "confirm" in stats["actions"]
     assert [c["sku"] for c in k.session.suggestions] == ["SHOE-0315"]
+
+
+def test_a_push_that_gets_the_database_after_its_sender_gave_up_is_not_made(tmp_path):
+    """`mirror staff push` waits 10 s; a push stuck behind a long catalogue import used to
+    reach the mirror after the command had said nothing was pushed."""
+    import asyncio
+    import time
+    from mirror.app.catalog_source import kiosk_catalog
+    from mirror.core import config
+    from mirror.core.bus import EventBus
+    from mirror.staff.service import CardError, StaffFeature
+    cfg = config.load(None, env={"MIRROR_CHECKOUT_DB_PATH": str(tmp_path / "o.db")})
+    kiosk_catalog(cfg)                                   # seeds the catalogue, as the kiosk does
+    bus = EventBus()
+    pushed = []
+    bus.subscribe("suggestions.pushed", lambda ev: pushed.append(ev.data["push_id"]))
+    staff = StaffFeature(cfg, bus)
+
+    async def scenario():
+        staff.start(asyncio.get_running_loop())
+        bus.publish("presence.changed", present=True)
+        bus.publish("session.started", id="s1")
+        bus.dispatch()
+        try:
+            await staff.push("control:ann", ["SHOE-0315"], None, deadline=time.monotonic() - 0.1)
+        except CardError as e:
+            assert e.status == 504 and "nothing pushed" in str(e)
+        else:
+            raise AssertionError("a late push was made")
+        bus.dispatch()
+        assert pushed == []
+        out = await staff.push("control:ann", ["SHOE-0315"], None, deadline=time.monotonic() + 10)
+        bus.dispatch()
+        assert out["ok"] and pushed == [out["push_id"]]
+    try:
+        asyncio.run(scenario())
+    finally:
+        staff.stop()

@@ -665,12 +665,16 @@ class SupervisedSource:
     def _run(self) -> None:
         backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self._stop.is_set():
+            src = None
             try:
                 src = self.factory()
                 src.open()
             except Exception as e:  # not there, not readable (a folder's permissions), not a camera: retry
                 if not isinstance(e, (SourceError, OSError)):
                     log.debug("opening the camera failed", exc_info=True)
+                if src is not None:
+                    with contextlib.suppress(Exception):
+                        src.close()         # half open (a depth pipeline started): let the next try have it
                 self.problem = f"camera unavailable, retrying: {e}"
                 if self.ok or self.reconnects == 0:
                     log.warning("%s", self.problem)

@@ -69,10 +69,24 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Ca
                 log.info("catalogue: the database had no products; seeded %d from %s", n, SEED_CSV)
             return _core(cat.list_products())
     except (DatabaseError, CatalogueError, OSError) as e:
+        first = str(e).splitlines()[0]
+        if strict and not _corrupt(e):
+            raise CatalogError(f"{db_path}: cannot read the catalogue ({first}); check checkout.db_path") from None
         if strict:
-            raise CatalogError(f"{db_path}: cannot read the catalogue ({str(e).splitlines()[0]}); check "
-                               "checkout.db_path") from None
+            # `mirror run` moves a corrupt file aside and starts afresh (OrderJournal.open_checked): no
+            # reason to keep the kiosk from starting (the unit runs check-config before it)
+            log.warning("%s is corrupt (%s); mirror run will move it aside and start a fresh database",
+                        db_path, first)
+            return _read_csv(SEED_CSV)
         # the mirror still shows her the bundled garments; the checkout deals with a broken database itself
         log.error("%s: cannot read the catalogue (%s); showing the bundled %s until it is fixed "
                   "(mirror catalog import FILE.csv)", db_path, str(e).splitlines()[0], SEED_CSV.name)
         return _read_csv(SEED_CSV)
+
+
+
+def _corrupt(e: BaseException) -> bool:
+    """A damaged file (SQLite's own error, or the one our wrapper was raised from)."""
+    import sqlite3
+    from mirror.storage.orders import is_corruption
+    return any(isinstance(x, sqlite3.Error) and is_corruption(x) for x in (e, e.__cause__, e.__context__))

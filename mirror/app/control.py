@@ -282,13 +282,13 @@ class ControlServer:
             writer.close()
             return
         self._clients += 1
-        peer = _peer_user(writer.get_extra_info("socket"))
 
         async def reply(obj: dict) -> None:
             writer.write((json.dumps(obj) + "\n").encode())
             await writer.drain()
 
         try:
+            peer = _peer_user(writer.get_extra_info("socket"))
             while True:
                 try:
                     line = await asyncio.wait_for(reader.readline(), IDLE_S)
@@ -311,7 +311,10 @@ class ControlServer:
                 cmd = req.get("cmd")
                 handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
                 deadline = req.pop("deadline", None)
-                if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) and time.time() > deadline:
+                if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
+                    deadline = None
+                req["deadline"] = deadline                # for a handler that waits before it acts
+                if deadline is not None and time.monotonic() > deadline:
                     # the kiosk was held up (stopped, swapping) past the client's wait: it has told
                     # its user nothing happened, so nothing may
                     log.warning("control command %r came after its client gave up; not done", cmd)
@@ -392,8 +395,9 @@ def request(path: Path, cmd: str, /, timeout: float = 10.0, **args) -> dict:
         s.close()
         raise ControlError(f"cannot reach the kiosk on {path} ({e.strerror or e}); is it running?")
     try:
-        # the kiosk does nothing asked after this: a client that gave up has said "nothing pushed"
-        s.sendall((json.dumps({"cmd": cmd, **args, "deadline": time.time() + timeout}) + "\n").encode())
+        # the kiosk does nothing asked after this: a client that gave up has said "nothing pushed".
+        # CLOCK_MONOTONIC is one clock for every process of this boot, and no NTP step moves it.
+        s.sendall((json.dumps({"cmd": cmd, **args, "deadline": time.monotonic() + timeout}) + "\n").encode())
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)

@@ -379,7 +379,8 @@ def run_kiosk(cfg: Config, *, headless: bool = False, duration: float | None = N
             log.warning("SIGHUP: stopping; under systemd the kiosk starts again")
         on_term()
     signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_hup)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:     # `nohup mirror run` keeps running
+        signal.signal(signal.SIGHUP, on_hup)
     # Threads started while the models load (MediaPipe's own among them) inherit a
     # mask that keeps SIGTERM and SIGHUP away from them; they are handled on the main thread.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})

@@ -80,30 +80,29 @@ def _tls_problems(model: BaseModel, section: str, info: ValidationInfo) -> list[
     return problems
 
 
-SECRET_MIN_BYTES = 32
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")
+SECRET_BYTES = 32              # a join-link signing secret (call/tokens.py load_secret makes and reads it)
 
 
 def _secret_file_problem(path: str, info: ValidationInfo) -> str | None:
-    """Why the kiosk could not read or make call.secret_file, or None. Said here so
-    that `check-config` finds it, not a crash at start (under the unit, /etc is
-    read-only). An existing file too short is never overwritten."""
+    """What is wrong with call.secret_file whoever reads the config, or None. Said here
+    so that `check-config` finds it, not a crash at start; whether the kiosk's user may
+    read or create it is `load_secret`'s to say (staff in its group load this config too,
+    for `mirror status`, and may not read the key)."""
     f = _context_dir(info) / Path(path).expanduser()
-    if f.exists():
-        if not f.is_file():
+    try:
+        if f.is_dir():
+            return f"call.secret_file: {path!r} is a folder; name a file in it, such as join.key"
+        if f.exists() and not f.is_file():
             return f"call.secret_file: {path!r} is not a regular file"
-        if not os.access(f, os.R_OK):
-            return f"call.secret_file: {path!r} cannot be read; make it readable by the kiosk's user"
-        if f.stat().st_size < SECRET_MIN_BYTES:
+        if f.is_file() and f.stat().st_size < SECRET_BYTES:
             return (f"call.secret_file: {path!r} holds {f.stat().st_size} bytes, a join-link secret needs "
-                    f"{SECRET_MIN_BYTES}; delete it and the kiosk makes a new one")
-        return None
-    folder = f.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        return (f"call.secret_file: {path!r} does not exist and cannot be made ({folder} is not a writable folder); "
-                "point it into the kiosk's state folder (e.g. /var/lib/smart-mirror/join.key) or leave it empty")
+                    f"{SECRET_BYTES}; delete it and the kiosk makes a new one")
+        blocker = next((d for d in f.parents if d.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            return f"call.secret_file: {path!r} cannot be made: {blocker} is a file, not a folder"
+    except OSError:
+        return None            # not ours to see: the kiosk's user may (load_secret says if not)
     return None
 
 
@@ -145,10 +144,10 @@ class CameraConfig(_Section):
         if self.source in ("video", "images", "recorded_depth") and not self.path:
             problems.append(f"camera.path: empty, expected a file or folder path when camera.source = {self.source!r}")
         problems += _not_above(self, "camera", "reconnect_initial_s", "reconnect_max_s")
-        if self.stall_timeout_s < 3.0 / self.fps:
-            # a frame every 1/fps s: shorter than three of those, the camera is "lost" between frames, for ever
-            problems.append(f"camera.stall_timeout_s: {self.stall_timeout_s:g} s is under three frames at "
-                            f"camera.fps = {self.fps} ({3.0 / self.fps:g} s); raise it or the frame rate")
+        if self.stall_timeout_s < 2.0 / self.fps:
+            # a frame every 1/fps s: under two of those, the camera is "lost" between frames, for ever
+            problems.append(f"camera.stall_timeout_s: {self.stall_timeout_s:g} s is under two frames at "
+                            f"camera.fps = {self.fps} ({2.0 / self.fps:g} s); raise it or the frame rate")
         _check(problems)
         return self
 
@@ -318,7 +317,7 @@ class CallConfig(_Section):
         if self.enabled and not self.public_url and self.host in WILDCARD_HOSTS:
             problems.append(f"call.public_url: empty while call.host is {self.host!r}; a join link needs the "
                             "address friends' browsers reach the mirror at, e.g. https://mirror3.store.lan:8443")
-        if self.secret_file and (why := _secret_file_problem(self.secret_file, info)):
+        if self.enabled and self.secret_file and (why := _secret_file_problem(self.secret_file, info)):
             problems.append(why)
         problems += _origin_problems("call", self.allowed_origins)
         for codec in self.codecs.split(","):
@@ -355,7 +354,8 @@ class NfcConfig(_Section):
         return self
 
 
-BEARER_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")    # RFC 6750's b64token
+BEARER_TOKEN_RE = re.compile(r"[\x21-\x7e]+")   # what an HTTP header carries: visible ASCII, no space
+                                                 # (wider than RFC 6750's b64token: "12|AbC" tokens work)
 
 
 def _store_url_problem(url: str) -> str | None:

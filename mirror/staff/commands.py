@@ -65,7 +65,7 @@ class StaffCommands:
             return _fail(400, f"expected \"skus\": a list of 1 to {MAX_SKUS} SKUs of 1 to {MAX_SKU_LEN} characters")
         who = f"control:{req.get('peer') or 'unknown'}"
         try:
-            out = await self.f.push(who, [s.strip() for s in skus], None)
+            out = await self.f.push(who, [s.strip() for s in skus], None, deadline=req.get("deadline"))
         except CardError as e:
             return _fail(e.status, str(e))
         except UnknownProduct as e:

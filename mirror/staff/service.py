@@ -602,7 +602,9 @@ class StaffFeature(Feature):
             return self.card.snapshot(time.time())
 
     # --- staff actions (on the loop) ----------------------------------------------------------
-    async def push(self, who: str, skus: list[str], session_id: str | None) -> dict:
+    async def push(self, who: str, skus: list[str], session_id: str | None, deadline: float | None = None) -> dict:
+        """`deadline` (monotonic): a control-socket client stops waiting then; a push that only
+        gets the database after it (a long catalogue import) is not made."""
         t_sent = time.monotonic()
         with self.lock:
             present, current, her_size = self.card.present, self.card.session_id, self.card.size
@@ -613,6 +615,8 @@ class StaffFeature(Feature):
         push_id = secrets.token_hex(6)
 
         def build(db) -> list[dict]:            # on the database thread: the items, then the audit entry
+            if deadline is not None and time.monotonic() > deadline:
+                raise CardError(504, "the push came too late: its sender had stopped waiting; nothing pushed")
             items = suggestion_items(db.catalogue, skus, her_size, self.images_dir, time.time())
             db.users.audit(who, "staff.push_suggestions", {"skus": [i["sku"] for i in items], "push_id": push_id,
                                                             "session_id": current})

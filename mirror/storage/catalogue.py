@@ -75,13 +75,20 @@ class DatabaseError(Exception):
 META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"   # as orders.py
 
 
+DATABASE_MODE = 0o640   # the kiosk writes; its group (staff running `mirror orders`) reads; nobody else
+
+
 def create_private(path: Path) -> None:
-    """Create the database file readable by its owner only, whatever the umask: it holds
-    orders, members and staff. SQLite gives its -wal and -shm the main file's mode.
-    An existing file keeps its mode (the store may have set one on purpose); a file that
-    cannot be made is left for SQLite to report as it would anyway."""
+    """Create the database file with DATABASE_MODE, whatever the umask: it holds orders,
+    members and staff. SQLite gives its -wal and -shm the main file's mode. An existing
+    file keeps its mode (the store may have set one on purpose); a file that cannot be
+    made is left for SQLite to report as it would anyway."""
     with suppress(OSError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_MODE)
+        try:
+            os.fchmod(fd, DATABASE_MODE)          # the umask may have taken the group's read
+        finally:
+            os.close(fd)
 
 
 def open_database(path: str | os.PathLike) -> sqlite3.Connection:

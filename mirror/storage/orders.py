@@ -57,6 +57,7 @@ from typing import Callable
 
 from mirror.core.backoff import delay_for, jitter_factor
 from mirror.core.canonical import canonical_json
+from mirror.core.text import printable
 from mirror.storage.catalogue import create_private
 
 log = logging.getLogger(__name__)
@@ -647,10 +648,7 @@ def _payment_of(reply: str | None) -> tuple[str | None, str | None]:
         return None, None
 
     def text(v, most: int) -> str | None:
-        if not isinstance(v, str):
-            return None
-        v = "".join(ch for ch in v if ch.isprintable()).strip()
-        return v[:most] or None
+        return (printable(v)[:most] or None) if isinstance(v, str) else None
 
     status = text(data.get("payment_status"), PAYMENT_STATUS_MAX) or text(data.get("status"), PAYMENT_STATUS_MAX)
     url = data.get("payment_url")
@@ -740,6 +738,7 @@ class Outbox:
                     journal.recover_in_flight()
                 item, due = journal.next_due(time.time())
                 if item is None:
+                    failures = 0                  # a pass that worked: the next error starts short again
                     wait = 1.0 if due is None else max(0.0, min(1.0, due - time.time()))
                     self._wake.wait(wait)
                     self._wake.clear()

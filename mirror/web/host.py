@@ -353,8 +353,9 @@ class _StrictTransport:
 
         async def with_hsts(message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"strict-transport-security", HSTS)]}
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"strict-transport-security" for k, _ in headers):
+                    message = {**message, "headers": [*headers, (b"strict-transport-security", HSTS)]}
             await send(message)
 
         await self.app(scope, receive, with_hsts)
