@@ -47,8 +47,8 @@ if [ "$SYSTEM" = 1 ] && command -v systemctl >/dev/null 2>&1; then
   systemctl reset-failed "${UNITS[@]}" 2>/dev/null || true
 fi
 
-rm -rf "$ROOT/opt/smart-mirror"
-say "removed /opt/smart-mirror"
+rm -rf "$ROOT/opt/smart-mirror" "$ROOT/var/cache/smart-mirror"
+say "removed /opt/smart-mirror and its cache (/var/cache/smart-mirror)"
 
 if [ "$PURGE" = 1 ]; then
   rm -rf "$ROOT/var/lib/smart-mirror" "$ROOT/etc/smart-mirror"

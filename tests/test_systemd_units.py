@@ -88,6 +88,8 @@ def test_the_kiosk_unit_is_a_hardened_notify_service():
     env = dict(v.split("=", 1) for v in svc["Environment"])
     assert env["SDL_VIDEODRIVER"] == "wayland"
     assert env["XDG_RUNTIME_DIR"] == "/run/smart-mirror-display" and env["WAYLAND_DISPLAY"] == "wayland-0"
+    # matplotlib (imported by MediaPipe) keeps its font cache in the unit's cache directory, not a home
+    assert one["CacheDirectory"] == "smart-mirror" and env["MPLCONFIGDIR"].startswith("/var/cache/smart-mirror/")
     assert one["MemoryMax"] and one["TasksMax"]
     assert inst["WantedBy"] == ["graphical.target"]
 
