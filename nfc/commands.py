@@ -31,7 +31,7 @@ def nfc_read(reader: str = "", timeout: float = 30.0, as_json: bool = False) -> 
         raise CommandError(f"the tag could not be read: {e}") from None
     out = {"reader": name, "uid": tag.uid.hex(), "ndef": [record_json(r) for r in tag.records]}
     if as_json:
-        print(json.dumps(out, ensure_ascii=False))
+        print(json.dumps(out))      # ASCII: a tag's C1 or bidi characters arrive escaped, not raw in a terminal
         return 0
     print(f"reader  {name}")
     print(f"uid     {out['uid']}")

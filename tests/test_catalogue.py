@@ -320,3 +320,26 @@ def test_cli_catalog_import_and_export(tmp_path):
         entries = u.list_audit(10)
     assert [e["action"] for e in entries] == ["catalog.import"]                   # only the change is audited
     assert entries[0]["who"].startswith("cli:") and entries[0]["detail"]["products"] == n
+
+
+def test_pages_found_corrupt_while_reading_the_catalogue_do_not_stop_the_kiosk(tmp_path, monkeypatch):
+    """A sound header with damaged pages: SQLite says so only when a query reaches them,
+    and its own error (not our wrapper) used to end check-config and mirror run in a
+    traceback, before the journal's check could move the file aside."""
+    import sqlite3
+    from mirror.app.catalog_source import kiosk_catalog
+    from mirror.core import config
+    from mirror.storage.catalogue import Catalogue
+    cfg = config.load(None, env={"MIRROR_CHECKOUT_DB_PATH": str(tmp_path / "o.db")})
+    kiosk_catalog(cfg)                                        # seeded: a real database
+
+    def damaged(self):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+    monkeypatch.setattr(Catalogue, "list_products", damaged)
+    bundled = kiosk_catalog(cfg)                              # the kiosk shows the bundled garments
+    assert bundled.products
+    assert kiosk_catalog(cfg, seed=False, strict=True).products     # check-config: a warning, not a refusal
+    monkeypatch.setattr(Catalogue, "list_products", lambda self: (_ for _ in ()).throw(
+        sqlite3.OperationalError("unable to open database file")))
+    with pytest.raises(Exception, match="cannot read the catalogue"):
+        kiosk_catalog(cfg, seed=False, strict=True)           # what run cannot mend is still refused

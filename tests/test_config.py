@@ -150,7 +150,7 @@ def test_a_wildcard_listener_needs_the_address_people_reach_it_at(tmp_path):
     cert.write_text("-")
     tls = {"MIRROR_CALL_TLS_CERT": str(cert), "MIRROR_CALL_TLS_KEY": str(cert),
            "MIRROR_STAFF_TLS_CERT": str(cert), "MIRROR_STAFF_TLS_KEY": str(cert)}
-    for host in ("0.0.0.0", "::"):
+    for host in ("0.0.0.0", "::", "", "0:0:0:0:0:0:0:0"):     # an empty host binds every address too
         with pytest.raises(config.ConfigError) as e:
             config.load(None, env={**tls, "MIRROR_CALL_HOST": host, "MIRROR_STAFF_HOST": host,
                                    "MIRROR_STAFF_PORT": "8080"})

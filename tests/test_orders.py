@@ -224,7 +224,8 @@ def test_store_url_and_retry_settings_are_validated():
     ('{"payment_status": 7, "payment_url": "javascript:alert(1)"}', None, None),
     ('{"payment_status": "paid\\u0000\\u001b[2J", "payment_url": "https://pay.example/o/1"}', "paid[2J",
      "https://pay.example/o/1"),
-    ('[1, 2]', None, None)])
+    ('[1, 2]', None, None),
+    ('[' * 100000 + ']' * 100000, None, None)])          # deeper than the JSON parser goes
 def test_a_store_reply_of_any_shape_closes_its_order_and_the_next_one_is_sent(tmp_path, store, reply, status, url):
     """A reply with a nested payment_status once jammed the outbox: the same order re-sent
     every second, and the orders behind it never tried."""

@@ -14,6 +14,7 @@ colours at the next restart.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 from mirror.core.catalog import Catalog, CatalogError, Colour, Product, load_catalog
@@ -57,9 +58,9 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Ca
         return _read_csv(path) if path.suffix.lower() == ".csv" else load_catalog(path)
     from mirror.storage.catalogue import Catalogue, CatalogueError, DatabaseError
     db_path = cfg.orders_path()
-    if not seed and not db_path.exists():
-        return _read_csv(SEED_CSV)
     try:
+        if not seed and not db_path.exists():
+            return _read_csv(SEED_CSV)
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with Catalogue(db_path) as cat:
             if cat.count() == 0:
@@ -68,7 +69,7 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Ca
                 n = cat.import_csv(SEED_CSV.read_bytes(), str(SEED_CSV))
                 log.info("catalogue: the database had no products; seeded %d from %s", n, SEED_CSV)
             return _core(cat.list_products())
-    except (DatabaseError, CatalogueError, OSError) as e:
+    except (DatabaseError, CatalogueError, OSError, sqlite3.Error) as e:   # sqlite3's own: pages found corrupt
         first = str(e).splitlines()[0]
         if strict and not _corrupt(e):
             raise CatalogError(f"{db_path}: cannot read the catalogue ({first}); check checkout.db_path") from None
@@ -87,6 +88,5 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Ca
 
 def _corrupt(e: BaseException) -> bool:
     """A damaged file (SQLite's own error, or the one our wrapper was raised from)."""
-    import sqlite3
     from mirror.storage.orders import is_corruption
     return any(isinstance(x, sqlite3.Error) and is_corruption(x) for x in (e, e.__cause__, e.__context__))

@@ -80,7 +80,18 @@ def _tls_problems(model: BaseModel, section: str, info: ValidationInfo) -> list[
     return problems
 
 
-WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")
+def _is_wildcard(host: str) -> bool:
+    """A bind address that means every address (0.0.0.0, ::, an empty host and their
+    other spellings): no one name or address to put in a link or an Origin."""
+    h = host.strip().strip("[]")
+    if not h:
+        return True
+    try:
+        return ipaddress.ip_address(h).is_unspecified
+    except ValueError:
+        return False
+
+
 SECRET_BYTES = 32              # a join-link signing secret (call/tokens.py load_secret makes and reads it)
 
 
@@ -314,7 +325,7 @@ class CallConfig(_Section):
         if self.enabled and not self.tls_cert and not _is_loopback(self.host):
             problems.append(f"call.tls_cert: empty while call.host is {self.host!r}; browsers only allow the "
                             "camera over https off this machine, so set call.tls_cert and call.tls_key")
-        if self.enabled and not self.public_url and self.host in WILDCARD_HOSTS:
+        if self.enabled and not self.public_url and _is_wildcard(self.host):
             problems.append(f"call.public_url: empty while call.host is {self.host!r}; a join link needs the "
                             "address friends' browsers reach the mirror at, e.g. https://mirror3.store.lan:8443")
         if self.enabled and self.secret_file and (why := _secret_file_problem(self.secret_file, info)):
@@ -363,7 +374,10 @@ def _store_url_problem(url: str) -> str | None:
     load, because the outbox only meets the URL at its first delivery."""
     if any(ch.isspace() or not ch.isprintable() for ch in url):
         return "which has spaces or control characters"
-    u = urllib.parse.urlsplit(url)
+    try:
+        u = urllib.parse.urlsplit(url)
+    except ValueError as e:                 # "http://[::1/o": an unclosed IPv6 bracket
+        return f"which is not a URL ({e})"
     if u.scheme not in ("http", "https"):
         return "expected an http:// or https:// URL"
     if not u.hostname:
@@ -446,7 +460,7 @@ class StaffConfig(_Section):
             problems.append(f"staff.tls_cert: empty while staff.host is {self.host!r}; staff PINs and cookies would "
                             "cross the store's network in clear, so set staff.tls_cert and staff.tls_key (or keep "
                             "staff.host on 127.0.0.1 behind a TLS proxy)")
-        if self.enabled and self.host in WILDCARD_HOSTS and not self.allowed_origins.strip():
+        if self.enabled and _is_wildcard(self.host) and not self.allowed_origins.strip():
             problems.append(f"staff.allowed_origins: empty while staff.host is {self.host!r}; the console's "
                             "login only accepts pages from the origins it knows, so name the address the "
                             "tablets open, e.g. https://mirror3.store.lan:8080")

@@ -642,7 +642,7 @@ def _payment_of(reply: str | None) -> tuple[str | None, str | None]:
     queued behind it)."""
     try:
         data = json.loads(reply) if reply else None
-    except ValueError:
+    except (ValueError, RecursionError):      # not JSON, or nested past the parser's depth
         return None, None
     if not isinstance(data, dict):
         return None, None
