@@ -343,3 +343,14 @@ def test_pages_found_corrupt_while_reading_the_catalogue_do_not_stop_the_kiosk(t
         sqlite3.OperationalError("unable to open database file")))
     with pytest.raises(Exception, match="cannot read the catalogue"):
         kiosk_catalog(cfg, seed=False, strict=True)           # what run cannot mend is still refused
+
+
+def test_check_config_leaves_an_empty_database_file_as_it_found_it(tmp_path):
+    """It used to write the catalogue's tables into it (0 -> 69,632 bytes)."""
+    from mirror.app.catalog_source import kiosk_catalog
+    from mirror.core import config
+    empty = tmp_path / "orders.db"
+    empty.touch()
+    cfg = config.load(None, env={"MIRROR_CHECKOUT_DB_PATH": str(empty)})
+    assert kiosk_catalog(cfg, seed=False, strict=True).products        # the bundled garments
+    assert empty.stat().st_size == 0 and sorted(x.name for x in tmp_path.iterdir()) == ["orders.db"]

@@ -59,8 +59,8 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Ca
     from mirror.storage.catalogue import Catalogue, CatalogueError, DatabaseError
     db_path = cfg.orders_path()
     try:
-        if not seed and not db_path.exists():
-            return _read_csv(SEED_CSV)
+        if not seed and (not db_path.exists() or db_path.stat().st_size == 0):
+            return _read_csv(SEED_CSV)          # nothing to read, and `seed=False` writes nothing (no schema)
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with Catalogue(db_path) as cat:
             if cat.count() == 0:
