@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pygame
 
-from render.compositor import Compositor, shown_text
+from mirror.core.text import without_controls
+from render.compositor import Compositor
 
 
 @dataclass
@@ -77,7 +78,7 @@ class CallOverlay:
         # rise from just above the buttons' first row (mirror/controls.py) toward the tile
         y = anchor.bottom + round(200 * u) - round(160 * u * rise)
         label = {"like": f"{name} likes it", "love": f"{name} loves it"}.get(kind, f"{name}: {text}")
-        img = c.font_small.render(shown_text(label), True, (255, 255, 255))
+        img = c.font_small.render(without_controls(label), True, (255, 255, 255))
         icon = round(44 * u)
         rect = pygame.Rect(0, 0, img.get_width() + icon + round(36 * u), max(icon, img.get_height()) + round(16 * u))
         rect.topright = (x, y)

@@ -144,8 +144,6 @@ class RateLimiter:
         return True
 
 
-
-
 class SecretFileError(Exception):
     """call.secret_file cannot be used; the message is one line for the user."""
 

@@ -24,7 +24,7 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
-from mirror.core.text import without_controls as shown_text  # noqa: E402
+from mirror.core.text import without_controls  # noqa: E402
 
 log = logging.getLogger(__name__)
 OVERLAY_ERROR_LOG_S = 60.0      # a failing overlay is logged at most this often
@@ -176,7 +176,7 @@ class Compositor:
         self.screen.blit(s, rect.topleft)
 
     def text(self, text, font, pos, *, center=False, shadow=False, color=(255, 255, 255), alpha=255, right=False):
-        text = shown_text(text)
+        text = without_controls(text)
         img = font.render(text, True, color)
         rect = (img.get_rect(center=pos) if center else img.get_rect(topright=pos) if right
                 else img.get_rect(topleft=pos))
@@ -189,7 +189,7 @@ class Compositor:
 
     def toast(self, text: str, y: int, fade: float, small: bool = False) -> None:
         font = self.font if small else self.font_big
-        img = font.render(shown_text(text), True, (255, 255, 255))
+        img = font.render(without_controls(text), True, (255, 255, 255))
         pad = round(24 * self.u)
         rect = img.get_rect(center=(self.size[0] // 2, y)).inflate(2 * pad, pad)
         self.panel(rect, round(170 * fade))

@@ -249,15 +249,20 @@ def test_replay_stops_on_sigterm_with_143_and_no_result(media):
     assert "frames, " not in err.split(said[0])[-1]                               # nor a summary after it
 
 
-def test_replay_loops_a_one_frame_clip(media, tmp_path):
+def _one_frame_clip(media, path, change=lambda img: img):
+    """A 25 fps clip of the thumbs-up clip's first frame, through `change`."""
     import cv2
     cap = cv2.VideoCapture(str(media / "clips" / "thumbs_up_720p.mp4"))
     ok, img = cap.read()
     cap.release()
-    one = tmp_path / "one.mp4"
-    w = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (img.shape[1], img.shape[0]))
-    w.write(img)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (img.shape[1], img.shape[0]))
+    w.write(change(img))
     w.release()
+    return path
+
+
+def test_replay_loops_a_one_frame_clip(media, tmp_path):
+    one = _one_frame_clip(media, tmp_path / "one.mp4")
     r, result = _replay(str(one))
     assert result["frames"] == 1 and result["seconds"] == 0.04
     assert "one.mp4: 1 frame, " in r.stderr and "0 actions" in r.stderr
@@ -336,13 +341,8 @@ def test_replay_into_a_closed_pipe_ends_quietly_with_141(media):
 
 def test_replay_warns_that_a_grey_clip_says_little(media, tmp_path):
     import cv2
-    cap = cv2.VideoCapture(str(media / "clips" / "thumbs_up_720p.mp4"))
-    ok, img = cap.read()
-    cap.release()
-    grey = tmp_path / "grey.mp4"
-    w = cv2.VideoWriter(str(grey), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (img.shape[1], img.shape[0]))
-    w.write(cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR))
-    w.release()
+    grey = _one_frame_clip(media, tmp_path / "grey.mp4",
+                           lambda img: cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR))
     r, _ = _replay(str(grey))
     assert "grey.mp4 has no colour" in r.stderr, r.stderr
     r, _ = _replay(str(media / "clips" / "thumbs_up_720p.mp4"), "--seconds", "0.1")

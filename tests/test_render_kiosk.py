@@ -21,7 +21,7 @@ def test_an_overlay_that_fails_is_left_out_and_the_others_still_drawn(caplog):
     """A tag's first name with a NUL in it used to stop the kiosk from the NFC card's draw."""
     import logging
     import pygame
-    from render.compositor import shown_text
+    from mirror.core.text import without_controls
 
     class Broken:
         z = 1
@@ -48,7 +48,7 @@ def test_an_overlay_that_fails_is_left_out_and_the_others_still_drawn(caplog):
         failed = [r for r in caplog.records if "Broken failed to draw" in r.getMessage()]
         assert len(failed) == 1                                       # logged once, not every frame
         comp.text("Jo\x00hn\x1b[2J\u202e", comp.font, (10, 100))      # drawn, not refused
-        assert shown_text("Jo\x00hn\x1b[2J\u202e") == "John[2J"
+        assert without_controls("Jo\x00hn\x1b[2J\u202e") == "John[2J"
     finally:
         comp.close()
 

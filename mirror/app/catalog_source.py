@@ -81,9 +81,8 @@ def kiosk_catalog(cfg: Config, *, seed: bool = True, strict: bool = False) -> Ca
             return _read_csv(SEED_CSV)
         # the mirror still shows her the bundled garments; the checkout deals with a broken database itself
         log.error("%s: cannot read the catalogue (%s); showing the bundled %s until it is fixed "
-                  "(mirror catalog import FILE.csv)", db_path, str(e).splitlines()[0], SEED_CSV.name)
+                  "(mirror catalog import FILE.csv)", db_path, first, SEED_CSV.name)
         return _read_csv(SEED_CSV)
-
 
 
 def _corrupt(e: BaseException) -> bool:

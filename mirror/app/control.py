@@ -310,10 +310,9 @@ class ControlServer:
                 req["peer"] = peer                        # the kernel's word, never the client's
                 cmd = req.get("cmd")
                 handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
-                deadline = req.pop("deadline", None)
+                deadline = req.get("deadline")
                 if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
-                    deadline = None
-                req["deadline"] = deadline                # for a handler that waits before it acts
+                    deadline = req["deadline"] = None     # as a handler that waits before it acts reads it
                 if deadline is not None and time.monotonic() > deadline:
                     # the kiosk was held up (stopped, swapping) past the client's wait: it has told
                     # its user nothing happened, so nothing may

@@ -106,8 +106,8 @@ def _secret_file_problem(path: str, info: ValidationInfo) -> str | None:
             return f"call.secret_file: {path!r} is a folder; name a file in it, such as join.key"
         if f.exists() and not f.is_file():
             return f"call.secret_file: {path!r} is not a regular file"
-        if f.is_file() and f.stat().st_size < SECRET_BYTES:
-            return (f"call.secret_file: {path!r} holds {f.stat().st_size} bytes, a join-link secret needs "
+        if f.is_file() and (size := f.stat().st_size) < SECRET_BYTES:
+            return (f"call.secret_file: {path!r} holds {size} bytes, a join-link secret needs "
                     f"{SECRET_BYTES}; delete it and the kiosk makes a new one")
         blocker = next((d for d in f.parents if d.exists()), None)
         if blocker is not None and not blocker.is_dir():
@@ -383,10 +383,10 @@ def _store_url_problem(url: str) -> str | None:
     if not u.hostname:
         return "which names no host; for example https://checkout.store.lan/orders"
     try:
-        u.port
-    except ValueError:
-        return "whose port is not a number from 1 to 65535"
-    if u.port == 0:
+        port = u.port
+    except ValueError:                      # out of range, or not a number
+        port = 0
+    if port == 0:
         return "whose port is not a number from 1 to 65535"
     return None
 
@@ -467,7 +467,7 @@ class StaffConfig(_Section):
         _check(problems)
         _check(_origin_problems("staff", self.allowed_origins))
         t = self.webstore_token
-        _check([] if not t or (len(t) >= 24 and t.isascii() and t.isprintable() and " " not in t) else
+        _check([] if not t or (len(t) >= 24 and BEARER_TOKEN_RE.fullmatch(t)) else
                ["staff.webstore_token: use at least 24 printable characters without spaces (e.g. the output of "
                 "'openssl rand -hex 24'), or leave it empty to turn the web-store endpoints off"])
         return self
