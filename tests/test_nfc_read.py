@@ -209,9 +209,11 @@ def test_a_card_too_slow_to_read_is_given_up_on_and_other_readers_go_on(pcscd, m
             time.sleep(0.3)
             fast.insert(port=pcscd.vpcd_ports[1])        # tapped on the second reader while the first dawdles
             t0 = time.monotonic()
-            _, failed = ev.wait_for(("read_failed", "tap"), 10)
+            first, data = ev.wait_for(("read_failed", "tap"), 10)    # either may come first on a loaded machine
+            other = "tap" if first == "read_failed" else "read_failed"
+            got = {first: data, other: ev.wait_for(other, 10)[1]}
+            failed, tap = got["read_failed"], got["tap"]
             assert failed["reason"] == "error" and "too slowly" in failed["message"], failed
-            _, tap = ev.wait_for("tap", 5)
             assert type4.member_from_records(tap["records"]).id == "M42"
             assert time.monotonic() - t0 < 8.0             # the deadline and an answer or two, not half a minute
     finally:                                            # no card left on the readers
