@@ -7,10 +7,14 @@ when pcscd stops or restarts (SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, an
 invalid context ...) it releases the context and establishes a new one with
 exponential backoff. It never gives up.
 
-On a new card it connects, reads the UID and the Type 4 NDEF message
-(nfc.type4) and reports a tap; a card that leaves in the middle is reported as
-`read_failed` with reason "removed", never as a partial tap. Everything goes
-out through one callback `emit(kind, **data)`, kinds being:
+On a new card it reads the UID and the Type 4 NDEF message (nfc.type4) on a
+thread of its own (`_ReadJob`), so a card that stalls inside a command holds
+up no other reader, and gives up on it at READ_DEADLINE_S; then it reports a
+tap. A card that leaves in the middle is reported as `read_failed` with reason
+"removed", never as a partial tap. Everything goes out through one callback
+`emit(kind, **data)` (called from the watcher's and the read threads; for one
+reader, a card's `tap` or `read_failed` always comes before its `removed`),
+kinds being:
 
 * `status`: ok (bool), message (str), readers (list)
 * `tap`: reader, uid (bytes), records (ndeflib records), t_present (the
@@ -52,13 +56,16 @@ class PcscError(Exception):
 READ_DEADLINE_S = 4.0   # a whole read (a 30 KB tag takes about 2 s); a slower card is given up on
 
 
+def too_slow() -> str:
+    return f"the card answered too slowly (no whole read within {READ_DEADLINE_S:g} s)"
+
+
 def pcsc_transmit(card, protocol, deadline: float | None = None) -> Callable[[bytes], tuple[bytes, int]]:
     """A `transmit` for nfc.type4 over a connected PC/SC card handle. Past
-    `deadline` (monotonic) no further command is sent: one watcher thread reads
-    every reader, so a card that dawdles would hold the others up."""
+    `deadline` (monotonic) no further command is sent."""
     def transmit(apdu: bytes) -> tuple[bytes, int]:
         if deadline is not None and time.monotonic() > deadline:
-            raise TagError(f"the card answered too slowly (no whole read within {READ_DEADLINE_S:g} s)")
+            raise TagError(too_slow())
         hr, resp = S.SCardTransmit(card, protocol, list(apdu))
         if hr != S.SCARD_S_SUCCESS:
             # Whatever the exact code (removed, reset, comm error), for the shopper
@@ -89,10 +96,34 @@ def read_card(ctx, reader: str, deadline: float | None = None) -> TagRead:
         S.SCardDisconnect(card, S.SCARD_LEAVE_CARD)
 
 
+class _ReadJob:
+    """One card's read, on its own thread with its own PC/SC context (pcsc-lite
+    serialises the calls on one context, and the watcher's sits in
+    SCardGetStatusChange). Its outcome is emitted once: by the thread when the
+    read ends, or by the watcher when the deadline passes first; a late answer
+    is then dropped."""
+
+    def __init__(self, reader: str, t_present: float):
+        self.reader = reader
+        self.t_present = t_present
+        self.deadline = time.monotonic() + READ_DEADLINE_S
+        self.lock = threading.Lock()
+        self.settled = False        # its outcome has been emitted
+        self.removed = False        # the card left before that: "removed" follows the outcome
+        self.thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
 @dataclass
 class _Reader:
     state: int = S.SCARD_STATE_UNAWARE
     present: bool = False
+    job: _ReadJob | None = None         # the read of the card on it, until its thread has ended
+    waiting: tuple[float, float] | None = None   # a card to read once the last read's thread ends:
+    #                                              (t_present, give up at)
 
 
 class ReaderWatcher:
@@ -196,6 +227,7 @@ class ReaderWatcher:
                     break
                 hr, new = S.SCardGetStatusChange(ctx, self.poll_ms, states)
                 t = time.monotonic()
+                self._tend_reads(known)
                 if hr == S.SCARD_E_TIMEOUT:
                     if not readers:
                         relist = True       # also covers pcscd builds without PnP notification
@@ -232,27 +264,93 @@ class ReaderWatcher:
                         ((ev >> 16) - (old >> 16)) % 0x10000 >= 2
                     if present and (not rd.present or replaced):
                         rd.present = True
-                        self._on_card(ctx, name, t)
+                        self._on_card(name, rd, t)
                     elif not present and rd.present:
                         rd.present = False
-                        self.emit("removed", reader=name)
+                        self._on_removed(name, rd)
+                self._tend_reads(known)
         return "stopped"
 
-    def _on_card(self, ctx, reader: str, t_present: float) -> None:
+    def _on_card(self, reader: str, rd: _Reader, t_present: float) -> None:
+        if rd.job is not None and rd.job.running:
+            # the last card's read has not ended (a card lifted and put back, or
+            # a stalled one): this one is read when it has
+            rd.waiting = (t_present, time.monotonic() + READ_DEADLINE_S)
+            return
+        job = rd.job = _ReadJob(reader, t_present)
+        job.thread = threading.Thread(target=self._read, args=(job,), name="nfc-read", daemon=True)
+        job.thread.start()
+
+    def _on_removed(self, reader: str, rd: _Reader) -> None:
+        rd.waiting = None
+        job = rd.job
+        if job is not None:
+            with job.lock:
+                if not job.settled:
+                    job.removed = True      # said after the read's outcome
+                    return
+        self.emit("removed", reader=reader)
+
+    def _tend_reads(self, known: dict[str, _Reader]) -> None:
+        """Give up on reads past their deadline, forget ended ones, start waiting ones."""
+        now = time.monotonic()
+        for name, rd in known.items():
+            job = rd.job
+            if job is not None and now > job.deadline:
+                self._settle(job, "read_failed", reason="error", message=too_slow())
+            if job is not None and not job.running and job.settled:
+                rd.job = job = None
+            if rd.waiting is not None:
+                t_present, give_up = rd.waiting
+                if job is None:
+                    rd.waiting = None
+                    self._on_card(name, rd, t_present)
+                elif now > give_up:
+                    rd.waiting = None
+                    log.warning("NFC: %s is still busy with the last card; the new one was not read", name)
+                    self.emit("read_failed", reader=name, reason="error", t_present=t_present,
+                              message="the reader is still busy with the last card; tap again in a moment")
+
+    def _read(self, job: _ReadJob) -> None:
+        hr, ctx = S.SCardEstablishContext(S.SCARD_SCOPE_USER)
+        if hr != S.SCARD_S_SUCCESS:
+            self._settle(job, "read_failed", reason="error", message=str(PcscError("establish a context", hr)))
+            return
         try:
-            tag = read_card(ctx, reader)
+            tag = read_card(ctx, job.reader, job.deadline)
         except CardRemovedError as e:
-            log.info("NFC: card on %s left mid-read: %s", reader, e)
-            self.emit("read_failed", reader=reader, reason="removed", message=str(e), t_present=t_present)
-            return
-        except PcscError:
-            raise
-        except TagError as e:
-            log.warning("NFC: could not read the card on %s: %s", reader, e)
-            self.emit("read_failed", reader=reader, reason="error", message=str(e), t_present=t_present)
-            return
-        self.emit("tap", reader=reader, uid=tag.uid, records=tag.records, t_present=t_present,
-                  t_read=time.monotonic())
+            self._settle(job, "read_failed", reason="removed", message=str(e))
+        except (TagError, PcscError) as e:
+            self._settle(job, "read_failed", reason="error", message=str(e))
+        except Exception as e:               # a read thread must not end with its card unsaid
+            log.exception("NFC: reading the card on %s failed", job.reader)
+            self._settle(job, "read_failed", reason="error", message=f"could not read the card: {e}")
+        else:
+            self._settle(job, "tap", uid=tag.uid, records=tag.records, t_read=time.monotonic())
+        finally:
+            try:
+                S.SCardReleaseContext(ctx)
+            except Exception:
+                pass
+
+    def _settle(self, job: _ReadJob, kind: str, **data) -> None:
+        """Emit the read's outcome, unless it already was (the other side came first)."""
+        with job.lock:
+            if job.settled:
+                if kind == "tap":
+                    log.info("NFC: the card on %s answered after it was given up on; dropped", job.reader)
+                return
+            job.settled = True
+            if self._stop.is_set():
+                return
+            if kind == "read_failed":
+                if data["reason"] == "removed":
+                    log.info("NFC: card on %s left mid-read: %s", job.reader, data["message"])
+                else:
+                    log.warning("NFC: could not read the card on %s: %s", job.reader, data["message"])
+            self.emit(kind, reader=job.reader, t_present=job.t_present, **data)
+            if job.removed:
+                self.emit("removed", reader=job.reader)
 
 
 def wait_for_tag(reader_filter: str = "", timeout: float = 30.0, on_notice: Callable[[str], None] | None = None):

@@ -6,6 +6,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import ndef
@@ -209,16 +210,112 @@ def test_a_card_too_slow_to_read_is_given_up_on_and_other_readers_go_on(pcscd, m
             time.sleep(0.3)
             fast.insert(port=pcscd.vpcd_ports[1])        # tapped on the second reader while the first dawdles
             t0 = time.monotonic()
-            first, data = ev.wait_for(("read_failed", "tap"), 10)    # either may come first on a loaded machine
-            other = "tap" if first == "read_failed" else "read_failed"
-            got = {first: data, other: ev.wait_for(other, 10)[1]}
-            failed, tap = got["read_failed"], got["tap"]
-            assert failed["reason"] == "error" and "too slowly" in failed["message"], failed
-            assert type4.member_from_records(tap["records"]).id == "M42"
+            got = first_of_each(ev, 10, failed=too_slow, tap=tap_of(fast.uid))
+            assert got["failed"]["reason"] == "error"
+            assert type4.member_from_records(got["tap"]["records"]).id == "M42"
             assert time.monotonic() - t0 < 8.0             # the deadline and an answer or two, not half a minute
     finally:                                            # no card left on the readers
         slow.remove()
         fast.remove()
+
+
+def first_of_each(ev, timeout, **want):
+    """The first event matching each predicate `name=lambda kind, data: ...`, in
+    whatever order they come (a card pcscd still thought present from the test
+    before may come first, and fails)."""
+    got = {}
+    deadline = time.monotonic() + timeout
+    while len(got) < len(want):
+        kind, data = ev.wait_for(("tap", "read_failed", "removed"), max(0.01, deadline - time.monotonic()))
+        for name, pred in want.items():
+            if name not in got and pred(kind, data):
+                got[name] = data
+    return got
+
+
+def too_slow(kind, data):
+    return kind == "read_failed" and "too slowly" in data["message"]
+
+
+def tap_of(uid):
+    return lambda kind, data: kind == "tap" and data["uid"] == uid
+
+
+class HangingTag(Type4Tag):
+    """Hangs once, inside its answer to the `hang_at`-th command (a phone that
+    freezes mid-read): the deadline checked between commands cannot help."""
+    hang_s = 5.0
+
+    def __init__(self, *args, hang_at: int = 3, **kw):
+        super().__init__(*args, **kw)
+        self.hang_at, self.commands = hang_at, 0
+        self.hanging = threading.Event()
+
+    def answer(self, apdu):
+        self.commands += 1
+        if self.commands == self.hang_at:
+            self.hanging.set()
+            time.sleep(self.hang_s)
+        return super().answer(apdu)
+
+
+def test_a_card_hanging_inside_one_answer_is_given_up_on_at_the_deadline_while_other_readers_go_on(
+        pcscd, monkeypatch):
+    from nfc import readers
+    monkeypatch.setattr(readers, "READ_DEADLINE_S", 1.2)
+    hung = HangingTag(bytes.fromhex("04000000000021"), b"".join(ndef.message_encoder(LONG_RECORDS)))
+    fast = member_tag(bytes.fromhex("04000000000022"), member="M43", name="Al")
+    try:
+        with watching() as ev:
+            hung.insert(port=pcscd.vpcd_ports[0])
+            assert hung.hanging.wait(5)
+            t0 = time.monotonic()
+            fast.insert(port=pcscd.vpcd_ports[1])
+            got = first_of_each(ev, 4, failed=too_slow, tap=tap_of(fast.uid))
+            assert time.monotonic() - t0 < hung.hang_s - 1.5     # both while the first card still hangs
+            assert got["failed"]["reader"] != got["tap"]["reader"]
+            time.sleep(hung.hang_s - (time.monotonic() - t0) + 0.5)  # its answer comes at last: dropped
+            hung.remove()
+            gone = first_of_each(ev, 5, gone=lambda k, d: k == "removed" and d["reader"] == got["failed"]["reader"])
+    finally:
+        hung.remove()
+        fast.remove()
+    assert not any(k == "tap" and d["uid"] == hung.uid for k, d in ev.seen)
+    after = ev.seen[ev.seen.index(("removed", gone["gone"])):]
+    assert not any(k in ("tap", "read_failed") and d["reader"] == gone["gone"]["reader"] for k, d in after)
+
+
+def test_a_card_put_on_a_reader_still_busy_with_a_stalled_read_waits_for_it_then_is_told_to_tap_again(monkeypatch):
+    from nfc import readers
+    monkeypatch.setattr(readers, "READ_DEADLINE_S", 0.3)
+    seen = []
+    w = ReaderWatcher(lambda kind, **d: seen.append((kind, d)))
+    reads: dict[float, threading.Event] = {}       # each read hangs (a card frozen mid-answer) until let go
+
+    def hanging_read(job):
+        reads[job.t_present] = threading.Event()
+        reads[job.t_present].wait(5)
+    monkeypatch.setattr(w, "_read", hanging_read)
+    rd = readers._Reader()
+    w._on_card("R", rd, 1.0)
+    time.sleep(0.35)
+    w._tend_reads({"R": rd})
+    assert [(k, d["message"]) for k, d in seen] == [("read_failed", readers.too_slow())]
+    w._on_card("R", rd, 2.0)                       # the next card, while that read still hangs
+    assert list(reads) == [1.0] and rd.waiting is not None
+    reads[1.0].set()
+    rd.job.thread.join(1)
+    w._tend_reads({"R": rd})
+    time.sleep(0.05)
+    assert list(reads) == [1.0, 2.0]               # read as soon as the last read ended
+    time.sleep(0.3)
+    w._tend_reads({"R": rd})                       # that one hangs too ...
+    w._on_card("R", rd, 3.0)
+    time.sleep(0.35)
+    w._tend_reads({"R": rd})                       # ... so the third is given up on, not read
+    assert list(reads) == [1.0, 2.0] and rd.waiting is None
+    assert seen[-1][0] == "read_failed" and "tap again" in seen[-1][1]["message"] and seen[-1][1]["t_present"] == 3.0
+    reads[2.0].set()
 
 
 # --- the Type 4 reader and member ids, against the emulated tag directly -------------
