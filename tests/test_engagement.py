@@ -5,6 +5,7 @@ real clip through `mirror replay` at the end."""
 
 import json
 import math
+import os
 import select
 import signal
 import subprocess
@@ -204,12 +205,14 @@ def test_replay_json_on_the_thumbs_up_clip(media):
 @pytest.mark.parametrize("args,says", [(["nope.mp4"], "not found"), (["{clip}", "--seconds", "0"], "--seconds"),
                                        (["{clip}", "--seconds", "nan"], "--seconds"), (["{bad}"], "cannot decode"),
                                        (["{folder}"], "is a directory; pass a video file"),
-                                       (["{photo}"], "is an image, not a video; pass a clip")])
+                                       (["{photo}"], "is an image, not a video; pass a clip"),
+                                       (["{fifo}"], "is not a regular file; pass a video file")])
 def test_replay_bad_input_is_one_line_exit_2(media, tmp_path, args, says):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
+    os.mkfifo(tmp_path / "pipe.mp4")           # OpenCV would wait on it for a writer for ever
     args = [a.format(clip=media / "clips" / "thumbs_up_720p.mp4", bad=bad, folder=tmp_path,
-                     photo=media / "images" / "victory.jpg") for a in args]
+                     photo=media / "images" / "victory.jpg", fifo=tmp_path / "pipe.mp4") for a in args]
     r = subprocess.run([sys.executable, "-m", "mirror", "replay", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and says in r.stderr and "Traceback" not in r.stderr

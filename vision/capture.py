@@ -153,6 +153,10 @@ class VideoFileSource(FrameSource):
     def open(self) -> None:
         if self.path.is_dir():
             raise SourceError(f"{self.path} is a directory; pass a video file")
+        if self.path.exists() and not self.path.is_file():
+            # a FIFO or a device node: OpenCV would wait on it for ever, or read it as a camera
+            raise SourceError(f"{self.path} is not a regular file; pass a video file (or the camera's device "
+                              f"as camera.source = \"webcam\" with camera.device = N)")
         if not self.path.is_file():
             raise SourceError(f"video file {self.path} not found")
         cap = cv2.VideoCapture(str(self.path))
