@@ -21,6 +21,7 @@ Rules:
   never the cancelled one confirmed again.
 * A different card while a checkout is saving or open is refused politely.
 * A card pulled mid-read (`ReadFailed`) says "tap again"; nothing is written.
+  A failure of a card put down before the one being checked out is ignored.
 * Cancelling is a gesture (the session's `cancel` action).
 * A new session (a new shopper) or the shopper leaving closes the checkout.
 * With nobody at the mirror (no session open) a tap is refused with a
@@ -74,6 +75,7 @@ class Tapped:
 class ReadFailed:
     reason: str                    # "removed" or "error"
     now: float = 0.0
+    t_present: float = 0.0         # when pcscd reported that card (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,11 @@ class Checkout:
                 self.notice = None
             return []
         if isinstance(ev, ReadFailed):
+            if (self.phase in ("saving", "open") and self.current and ev.t_present
+                    and ev.t_present < self.current.t_present):
+                # a card put down before the one being bought, on another reader, given up
+                # on only now: its "try again" must not cover this checkout's confirmation
+                return []
             if ev.reason == "removed":
                 self._say("retry", "Card moved away too soon — tap again",
                           ["Hold it still on the reader until the mirror confirms"], ev.now)

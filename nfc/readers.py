@@ -12,9 +12,11 @@ thread of its own (`_ReadJob`), so a card that stalls inside a command holds
 up no other reader, and gives up on it at READ_DEADLINE_S; then it reports a
 tap. A card that leaves in the middle is reported as `read_failed` with reason
 "removed", never as a partial tap. Everything goes out through one callback
-`emit(kind, **data)` (called from the watcher's and the read threads; for one
-reader, a card's `tap` or `read_failed` always comes before its `removed`),
-kinds being:
+`emit(kind, **data)`, called from the watcher's and the read threads. On one
+reader, a card that was read has its `tap` or `read_failed` before its
+`removed`; one lifted while it waited for the reader gets `removed` only. The
+watcher waits for pcscd only until the next read's deadline, so a stalled card
+is given up on at its deadline whatever the poll. Kinds:
 
 * `status`: ok (bool), message (str), readers (list)
 * `tap`: reader, uid (bytes), records (ndeflib records), t_present (the
@@ -54,6 +56,9 @@ class PcscError(Exception):
 
 
 READ_DEADLINE_S = 4.0   # a whole read (a 30 KB tag takes about 2 s); a slower card is given up on
+
+
+WAITING_CHECK_S = 0.05  # how soon to look again whether a waiting card's reader is free
 
 
 def too_slow() -> str:
@@ -121,9 +126,6 @@ class _ReadJob:
 class _Reader:
     state: int = S.SCARD_STATE_UNAWARE
     present: bool = False
-    job: _ReadJob | None = None         # the read of the card on it, until its thread has ended
-    waiting: tuple[float, float] | None = None   # a card to read once the last read's thread ends:
-    #                                              (t_present, give up at)
 
 
 class ReaderWatcher:
@@ -138,6 +140,11 @@ class ReaderWatcher:
         self.backoff_max = backoff_max_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # by reader name, touched by the watcher thread only; kept when pcscd restarts,
+        # so a read under way then is still given up on at its deadline
+        self._jobs: dict[str, _ReadJob] = {}          # each until its thread has ended
+        self._waiting: dict[str, tuple[float, float]] = {}   # a card to read once the last read's
+        #                                                      thread ends: (t_present, give up at)
         self._ctx = None
         self._status: tuple[bool, str] | None = None
         self.contexts = 0            # how many times a context was (re)established, for tests
@@ -156,6 +163,12 @@ class ReaderWatcher:
                 pass
         if self._thread is not None:
             self._thread.join(timeout=3)
+        # a read thread blocked inside a command cannot be interrupted (SCardCancel
+        # ends only a status wait): give them a moment, then leave them (daemons)
+        give_up = time.monotonic() + 1.0
+        for job in list(self._jobs.values()):
+            if job.thread is not None:
+                job.thread.join(timeout=max(0.0, give_up - time.monotonic()))
 
     def _set_status(self, ok: bool, message: str, readers: list[str] | None = None) -> None:
         if self._status != (ok, message):
@@ -225,7 +238,7 @@ class ReaderWatcher:
                     self._stop.wait(self.poll_ms / 1000)
                     relist = True
                     break
-                hr, new = S.SCardGetStatusChange(ctx, self.poll_ms, states)
+                hr, new = S.SCardGetStatusChange(ctx, self._wait_ms(), states)
                 t = time.monotonic()
                 self._tend_reads(known)
                 if hr == S.SCARD_E_TIMEOUT:
@@ -256,6 +269,7 @@ class ReaderWatcher:
                     if ev & (S.SCARD_STATE_UNKNOWN | S.SCARD_STATE_UNAVAILABLE | S.SCARD_STATE_IGNORE):
                         relist = True
                         rd.present = False
+                        self._waiting.pop(name, None)
                         continue
                     present = bool(ev & S.SCARD_STATE_PRESENT) and not ev & S.SCARD_STATE_MUTE
                     # pcsc-lite counts insertions and removals in the high word: a card
@@ -264,52 +278,65 @@ class ReaderWatcher:
                         ((ev >> 16) - (old >> 16)) % 0x10000 >= 2
                     if present and (not rd.present or replaced):
                         rd.present = True
-                        self._on_card(name, rd, t)
+                        self._on_card(name, t)
                     elif not present and rd.present:
                         rd.present = False
-                        self._on_removed(name, rd)
+                        self._on_removed(name)
                 self._tend_reads(known)
         return "stopped"
 
-    def _on_card(self, reader: str, rd: _Reader, t_present: float) -> None:
-        if rd.job is not None and rd.job.running:
+    def _on_card(self, reader: str, t_present: float) -> None:
+        job = self._jobs.get(reader)
+        if job is not None and job.running:
             # the last card's read has not ended (a card lifted and put back, or
             # a stalled one): this one is read when it has
-            rd.waiting = (t_present, time.monotonic() + READ_DEADLINE_S)
+            self._waiting[reader] = (t_present, time.monotonic() + READ_DEADLINE_S)
             return
-        job = rd.job = _ReadJob(reader, t_present)
+        job = self._jobs[reader] = _ReadJob(reader, t_present)
         job.thread = threading.Thread(target=self._read, args=(job,), name="nfc-read", daemon=True)
         job.thread.start()
 
-    def _on_removed(self, reader: str, rd: _Reader) -> None:
-        rd.waiting = None
-        job = rd.job
+    def _on_removed(self, reader: str) -> None:
+        self._waiting.pop(reader, None)
+        job = self._jobs.get(reader)
         if job is not None:
             with job.lock:
                 if not job.settled:
                     job.removed = True      # said after the read's outcome
                     return
-        self.emit("removed", reader=reader)
+        self._emit("removed", reader=reader)
+
+    def _wait_ms(self) -> int:
+        """How long to wait for a status change: the poll, or less when a read's
+        deadline or a waiting card's turn comes sooner."""
+        now = time.monotonic()
+        due = [job.deadline for job in self._jobs.values() if not job.settled]
+        due += [give_up for _, give_up in self._waiting.values()]
+        if self._waiting:
+            due.append(now + WAITING_CHECK_S)       # whether the last read has ended
+        if not due:
+            return self.poll_ms
+        return max(10, min(self.poll_ms, int((min(due) - now) * 1000) + 1))
 
     def _tend_reads(self, known: dict[str, _Reader]) -> None:
         """Give up on reads past their deadline, forget ended ones, start waiting ones."""
         now = time.monotonic()
-        for name, rd in known.items():
-            job = rd.job
-            if job is not None and now > job.deadline:
+        for name, job in list(self._jobs.items()):
+            if now > job.deadline:
                 self._settle(job, "read_failed", reason="error", message=too_slow())
-            if job is not None and not job.running and job.settled:
-                rd.job = job = None
-            if rd.waiting is not None:
-                t_present, give_up = rd.waiting
-                if job is None:
-                    rd.waiting = None
-                    self._on_card(name, rd, t_present)
-                elif now > give_up:
-                    rd.waiting = None
-                    log.warning("NFC: %s is still busy with the last card; the new one was not read", name)
-                    self.emit("read_failed", reader=name, reason="error", t_present=t_present,
-                              message="the reader is still busy with the last card; tap again in a moment")
+            if job.settled and not job.running:
+                del self._jobs[name]
+        for name, (t_present, give_up) in list(self._waiting.items()):
+            if name not in known:
+                del self._waiting[name]             # the reader went
+            elif name not in self._jobs:
+                del self._waiting[name]
+                self._on_card(name, t_present)
+            elif now > give_up:
+                del self._waiting[name]
+                log.warning("NFC: %s is still busy with the last card; the new one was not read", name)
+                self._emit("read_failed", reader=name, reason="error", t_present=t_present,
+                           message="the reader is still busy with the last card; tap again in a moment")
 
     def _read(self, job: _ReadJob) -> None:
         hr, ctx = S.SCardEstablishContext(S.SCARD_SCOPE_USER)
@@ -348,9 +375,16 @@ class ReaderWatcher:
                     log.info("NFC: card on %s left mid-read: %s", job.reader, data["message"])
                 else:
                     log.warning("NFC: could not read the card on %s: %s", job.reader, data["message"])
-            self.emit(kind, reader=job.reader, t_present=job.t_present, **data)
+            self._emit(kind, reader=job.reader, t_present=job.t_present, **data)
             if job.removed:
-                self.emit("removed", reader=job.reader)
+                self._emit("removed", reader=job.reader)
+
+    def _emit(self, kind: str, **data) -> None:
+        # on a read thread nobody else would see the error, and the events after it must still go
+        try:
+            self.emit(kind, **data)
+        except Exception:
+            log.exception("NFC: handing on the %s event failed", kind)
 
 
 def wait_for_tag(reader_filter: str = "", timeout: float = 30.0, on_notice: Callable[[str], None] | None = None):

@@ -1,8 +1,9 @@
 """The kiosk service for tap-to-checkout: the I/O around nfc.checkout.
 
 Threads:
-* `nfc-watch` (nfc.readers.ReaderWatcher): publishes `nfc.tap`,
-  `nfc.read_failed`, `nfc.removed` and `nfc.status` on the bus;
+* `nfc-watch` and its `nfc-read` threads, one per card being read
+  (nfc.readers.ReaderWatcher): publish `nfc.tap`, `nfc.read_failed`,
+  `nfc.removed` and `nfc.status` on the bus;
 * `checkout-writer`: writes and cancels orders in the journal (SQLite,
   synchronous) and publishes `checkout.saved` / `checkout.save_failed`; it also
   prunes the journal (`checkout.keep_days`) when it starts and then once a day;
@@ -219,7 +220,7 @@ class CheckoutService(Feature):
             if member:                  # the session asks her whether staff may see her profile
                 self.bus.publish("member.tapped", member_id=member.id, first_name=member.name)
         elif ev.name == "nfc.read_failed":
-            self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now)))
+            self._run(m.handle(C.ReadFailed(d.get("reason", "error"), now, d.get("t_present") or 0.0)))
         elif ev.name == "nfc.status" and self.uid_hash is not None:
             m.handle(C.ReaderStatus(bool(d.get("ok")), d.get("message", "")))
         elif ev.name == "cart.changed":

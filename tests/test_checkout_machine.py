@@ -138,6 +138,18 @@ def test_pulled_card_says_tap_again_and_writes_nothing():
     assert m.phase == "idle" and m.view(5.5) is None
 
 
+def test_a_card_given_up_on_after_the_tap_being_bought_does_not_cover_its_confirmation():
+    m = machine()
+    cmd = m.handle(C.Tapped("M1", "uidhash1", "Jenny", t_present=2.0, now=2.1))[0]
+    saved(m, cmd, now=2.2)
+    # a card put down at 1.0 on the other reader stalled; the watcher gives up on it now
+    assert m.handle(C.ReadFailed("error", now=5.0, t_present=1.0)) == []
+    assert m.view(5.1).kind == "confirmed" and m.view(5.1).code == "K7Q2M9"
+    # a card put down after hers still says so
+    assert [a.name for a in m.handle(C.ReadFailed("removed", now=6.0, t_present=5.5))] == ["checkout.read_failed"]
+    assert m.view(6.1).title == "Card moved away too soon — tap again"
+
+
 def test_store_pay_view_follows_delivery_and_reader_status_is_shown():
     m = machine()
     cmd = m.handle(C.Tapped("M1", "u", "", now=1.0))[0]

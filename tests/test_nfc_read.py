@@ -164,9 +164,31 @@ def test_watcher_survives_a_pcscd_restart_and_reads_the_next_tap(pcscd):
     assert not w._thread.is_alive()
 
 
+def readers_empty(timeout: float = 5.0) -> None:
+    """Wait until pcscd has seen every card taken off (a card the test before
+    removed is still "present" until pcscd next polls the reader)."""
+    from smartcard import scard as S
+    hr, ctx = S.SCardEstablishContext(S.SCARD_SCOPE_USER)
+    assert hr == S.SCARD_S_SUCCESS
+    try:
+        _, names = S.SCardListReaders(ctx, [])
+        states = [(r, S.SCARD_STATE_UNAWARE) for r in names or []]
+        deadline = time.monotonic() + timeout
+        while states and time.monotonic() < deadline:
+            hr, states = S.SCardGetStatusChange(ctx, 100, states)
+            if hr == S.SCARD_S_SUCCESS and not any(st & S.SCARD_STATE_PRESENT for _, st, _ in states):
+                return
+            states = [(r, st & ~S.SCARD_STATE_CHANGED) for r, st, _ in states]
+        raise AssertionError(f"a card is still on a reader after {timeout} s")
+    finally:
+        S.SCardReleaseContext(ctx)
+
+
 @contextlib.contextmanager
 def watching():
-    """A ReaderWatcher on the session's pcscd, once it has said how the readers are; its events."""
+    """A ReaderWatcher on the session's pcscd, once it has said how the readers
+    are (with no card left on them); its events."""
+    readers_empty()
     ev = Events()
     w = ReaderWatcher(ev, poll_s=0.2)
     w.start()
@@ -281,41 +303,124 @@ def test_a_card_hanging_inside_one_answer_is_given_up_on_at_the_deadline_while_o
         hung.remove()
         fast.remove()
     assert not any(k == "tap" and d["uid"] == hung.uid for k, d in ev.seen)
-    after = ev.seen[ev.seen.index(("removed", gone["gone"])):]
+    after = ev.seen[next(i for i, (k, d) in enumerate(ev.seen) if d is gone["gone"]):]
     assert not any(k in ("tap", "read_failed") and d["reader"] == gone["gone"]["reader"] for k, d in after)
+
+
+class HeldReads:
+    """Stands in for ReaderWatcher._read: each read hangs (a card frozen
+    mid-answer) until the test lets it go with `end(t_present, outcome)`."""
+
+    def __init__(self, w):
+        self.w, self.started, self.go = w, [], {}
+
+    def __call__(self, job):
+        self.go[job.t_present] = (gate := threading.Event(), [])
+        self.started.append(job.t_present)
+        gate.wait(10)
+        for kind, data in gate_outcome if (gate_outcome := self.go[job.t_present][1]) else []:
+            self.w._settle(job, kind, **data)
+
+    def end(self, t_present, *outcome):
+        gate, out = self.go[t_present]
+        out.extend(outcome)
+        gate.set()
+
+    def wait_started(self, n):
+        deadline = time.monotonic() + 5
+        while len(self.started) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.started)
+
+
+def unit_watcher(monkeypatch, deadline=0.3):
+    from nfc import readers
+    monkeypatch.setattr(readers, "READ_DEADLINE_S", deadline)
+    seen = []
+    w = ReaderWatcher(lambda kind, **d: seen.append((kind, d)))
+    reads = HeldReads(w)
+    monkeypatch.setattr(w, "_read", reads)
+    return w, reads, seen
 
 
 def test_a_card_put_on_a_reader_still_busy_with_a_stalled_read_waits_for_it_then_is_told_to_tap_again(monkeypatch):
     from nfc import readers
-    monkeypatch.setattr(readers, "READ_DEADLINE_S", 0.3)
-    seen = []
-    w = ReaderWatcher(lambda kind, **d: seen.append((kind, d)))
-    reads: dict[float, threading.Event] = {}       # each read hangs (a card frozen mid-answer) until let go
-
-    def hanging_read(job):
-        reads[job.t_present] = threading.Event()
-        reads[job.t_present].wait(5)
-    monkeypatch.setattr(w, "_read", hanging_read)
-    rd = readers._Reader()
-    w._on_card("R", rd, 1.0)
-    time.sleep(0.35)
-    w._tend_reads({"R": rd})
+    w, reads, seen = unit_watcher(monkeypatch)
+    known = {"R": readers._Reader()}
+    w._on_card("R", 1.0)
+    time.sleep(0.4)
+    w._tend_reads(known)
     assert [(k, d["message"]) for k, d in seen] == [("read_failed", readers.too_slow())]
-    w._on_card("R", rd, 2.0)                       # the next card, while that read still hangs
-    assert list(reads) == [1.0] and rd.waiting is not None
-    reads[1.0].set()
-    rd.job.thread.join(1)
-    w._tend_reads({"R": rd})
-    time.sleep(0.05)
-    assert list(reads) == [1.0, 2.0]               # read as soon as the last read ended
-    time.sleep(0.3)
-    w._tend_reads({"R": rd})                       # that one hangs too ...
-    w._on_card("R", rd, 3.0)
-    time.sleep(0.35)
-    w._tend_reads({"R": rd})                       # ... so the third is given up on, not read
-    assert list(reads) == [1.0, 2.0] and rd.waiting is None
+    w._on_card("R", 2.0)                           # the next card, while that read still hangs
+    assert reads.started == [1.0] and "R" in w._waiting
+    assert w._wait_ms() <= 60                      # looked at again soon, not at the next poll
+    reads.end(1.0)
+    w._jobs["R"].thread.join(2)
+    w._tend_reads(known)
+    assert reads.wait_started(2) == [1.0, 2.0]     # read as soon as the last read ended
+    time.sleep(0.4)
+    w._tend_reads(known)                           # that one hangs too ...
+    w._on_card("R", 3.0)
+    time.sleep(0.4)
+    w._tend_reads(known)                           # ... so the third is given up on, not read
+    assert reads.started == [1.0, 2.0] and not w._waiting
     assert seen[-1][0] == "read_failed" and "tap again" in seen[-1][1]["message"] and seen[-1][1]["t_present"] == 3.0
-    reads[2.0].set()
+    reads.end(2.0)
+
+
+def test_a_card_lifted_during_its_read_is_said_removed_once_and_after_the_reads_outcome(monkeypatch):
+    w, reads, seen = unit_watcher(monkeypatch, deadline=5)
+    w._on_card("R", 1.0)
+    reads.wait_started(1)
+    w._on_removed("R")                             # pcscd saw it go before the read said so
+    assert seen == []
+    reads.end(1.0, ("read_failed", {"reason": "removed", "message": "card went away"}))
+    w._jobs["R"].thread.join(2)
+    assert [k for k, _ in seen] == ["read_failed", "removed"]
+    w._on_card("R", 2.0)                           # the next card: read, then lifted after its tap
+    reads.wait_started(2)
+    reads.end(2.0, ("tap", {"uid": b"\x04\x01\x02\x03", "records": []}))
+    w._jobs["R"].thread.join(2)
+    w._on_removed("R")
+    assert [k for k, _ in seen] == ["read_failed", "removed", "tap", "removed"]
+
+
+def test_a_read_given_up_on_says_nothing_more_when_it_ends_and_nothing_is_said_after_stop(monkeypatch):
+    w, reads, seen = unit_watcher(monkeypatch)
+    w._on_card("R", 1.0)
+    reads.wait_started(1)
+    time.sleep(0.4)
+    w._tend_reads({"R": None})
+    reads.end(1.0, ("tap", {"uid": b"\x04\x01\x02\x03", "records": []}))     # its answer, too late
+    w._jobs["R"].thread.join(2)
+    assert [k for k, _ in seen] == ["read_failed"]
+    w._tend_reads({"R": None})
+    w._on_card("R", 2.0)
+    reads.wait_started(2)
+    w.stop()                                       # the kiosk is stopping while a card is read
+    reads.end(2.0, ("tap", {"uid": b"\x04\x01\x02\x03", "records": []}))
+    w._jobs["R"].thread.join(2)
+    assert [k for k, _ in seen] == ["read_failed"]
+
+
+def test_a_stalled_card_is_given_up_on_at_its_deadline_not_at_the_next_poll(pcscd, monkeypatch):
+    from nfc import readers
+    monkeypatch.setattr(readers, "READ_DEADLINE_S", 1.0)
+    hung = HangingTag(bytes.fromhex("04000000000031"), b"".join(ndef.message_encoder(LONG_RECORDS)))
+    readers_empty()
+    ev = Events()
+    w = ReaderWatcher(ev, poll_s=5.0)              # the longest poll the config allows
+    w.start()
+    try:
+        ev.wait_for("status", 10)
+        hung.insert(port=pcscd.vpcd_ports[0])
+        assert hung.hanging.wait(10)
+        t0 = time.monotonic()
+        got = first_of_each(ev, 6, failed=too_slow)
+        assert time.monotonic() - t0 < 2.5, got    # the deadline (1 s from the card), not the 5 s poll
+    finally:
+        hung.remove()
+        w.stop()
 
 
 # --- the Type 4 reader and member ids, against the emulated tag directly -------------
