@@ -271,6 +271,48 @@ def test_a_failing_garment_refresh_is_logged_and_vision_goes_on(monkeypatch, cap
         pipe.close()
 
 
+def test_while_no_hand_is_tracked_the_search_for_one_does_not_hold_the_frame_up(media):
+    """The palm search runs beside the next frames (live): a frame does not wait
+    for it, the hand it finds comes with the next frame, and a tracked hand is
+    waited for again. Off (as `mirror replay` has it), the frame waits."""
+    import time
+
+    import cv2
+
+    from vision import pipeline
+    from vision.capture import Frame
+    img = cv2.imread(str(media / "images" / "victory.jpg"))
+    cfg = config.load(None, env={})
+    for beside in (True, False):
+        pipe = pipeline.VisionPipeline(cfg.vision, cfg.depth)
+        pipe.search_beside = beside
+        slow = pipe.hands._process
+
+        def dawdling(bgr):
+            time.sleep(0.4)                                  # a slow palm search
+            return slow(bgr)
+        pipe.hands._process = dawdling
+        try:
+            pipe.process(Frame(img, 0.0, 0))                 # the first garment model is built in it
+            pipe.hands._misses = pipe.hands._seen = 0        # as if nobody had a hand up so far
+            pipe._search = None
+            t0 = time.perf_counter()
+            first = pipe.process(Frame(img, 0.05, 1))
+            took = time.perf_counter() - t0
+            if beside:
+                assert first.hands == [] and took < 0.3, took
+                time.sleep(0.6)
+                second = pipe.process(Frame(img, 0.1, 2))    # the search's find, a frame late
+                assert len(second.hands) == 1 and second.timings["hands"] == 0.0
+                t0 = time.perf_counter()
+                third = pipe.process(Frame(img, 0.15, 3))    # tracked: waited for, as before
+                assert len(third.hands) == 1 and time.perf_counter() - t0 >= 0.4
+            else:
+                assert len(first.hands) == 1 and took >= 0.4
+        finally:
+            pipe.close()
+
+
 def test_the_product_she_tries_on_picks_the_part_of_her_clothing_recoloured(tmp_path):
     cfg = _small_cfg().replace("checkout", db_path=str(tmp_path / "orders.db"))
     k = Kiosk(cfg, source_factory=DeadCamera, headless=True, features=[], serve=False)

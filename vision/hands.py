@@ -39,6 +39,7 @@ class HandTracker:
         # every frame is tracked.
         self.search_every = 1
         self._misses = 0
+        self._seen = False
 
     def process(self, bgr: np.ndarray) -> list[Hand]:
         if self._misses and self._misses % self.search_every:
@@ -46,7 +47,14 @@ class HandTracker:
             return []
         hands = self._process(bgr)
         self._misses = 0 if hands else self._misses + 1
+        self._seen = bool(hands)
         return hands
+
+    @property
+    def tracking(self) -> bool:
+        """A hand was found on the last frame looked at: the next one tracks it
+        (cheap) instead of searching with the palm detector (costly)."""
+        return self._seen
 
     def _process(self, bgr: np.ndarray) -> list[Hand]:
         h, w = bgr.shape[:2]

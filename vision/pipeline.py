@@ -2,7 +2,8 @@
 
 `VisionPipeline.process(frame)` runs hand tracking and person segmentation at
 the same time on two threads (MediaPipe releases the GIL, so they really run on
-both cores), then the cheap per-frame garment matte. The slow garment model
+both cores), then the cheap per-frame garment matte. While no hand is tracked,
+the search for one is not waited for (`search_beside`). The slow garment model
 (pose + GrabCut) is rebuilt in the background every `garment_refresh_s`.
 
 `render_frame()` turns a frame and its vision result into the recoloured,
@@ -65,6 +66,12 @@ class VisionPipeline:
         self.faces: FaceFinder | None = None
         self.background_refresh = background_refresh
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if parallel else None
+        # While no hand is tracked, the palm search (the costliest hand call, 17 ms
+        # against 6.5 for tracking) runs beside the next frames instead of holding
+        # this one up; a hand it finds arrives a frame late. Off for `mirror replay`,
+        # whose frames must not depend on how fast the machine is.
+        self.search_beside = parallel
+        self._search: cf.Future | None = None
         self._refresher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="garment",
                                                 initializer=self._background)
         # Start that thread now: a model that cannot load fails here, at start-up,
@@ -155,7 +162,20 @@ class VisionPipeline:
         img = frame.image
         t: dict[str, float] = {}
         t0 = time.perf_counter()
-        fut = self._pool.submit(self._timed_hands, img) if self._pool else None
+        fut = beside = None
+        if self._search is not None:
+            if not self._search.done():
+                beside = ([], 0.0)                    # still looking
+            else:
+                found, self._search = self._search.result(), None
+                if found[0]:
+                    beside = found                    # found on the frame before: tracked from the next
+        if beside is None and self._pool:
+            if self.search_beside and not self.hands.tracking:
+                self._search = self._pool.submit(self._timed_hands, img)
+                beside = ([], 0.0)
+            else:
+                fut = self._pool.submit(self._timed_hands, img)
         small = shrink(img, (WORK_WIDTH, round(img.shape[0] * WORK_WIDTH / img.shape[1])))
         person_raw = self.person.process(img)
         person = cv2.resize(person_raw, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -186,7 +206,9 @@ class VisionPipeline:
         else:
             m = np.zeros(small.shape[:2], np.float32)
         t["segment"] = (time.perf_counter() - t0) * 1000
-        if fut is not None:
+        if beside is not None:
+            hands, t["hands"] = beside[0], 0.0
+        elif fut is not None:
             hands, t["hands"] = fut.result()
         else:
             hands, t["hands"] = self._timed_hands(img)

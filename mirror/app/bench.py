@@ -6,6 +6,10 @@ recolouring and composition of the portrait output picture. `--naive` also
 runs the naive pipeline from the brief (hands, selfie segmentation and pose on
 every frame at full resolution, then full-frame recolouring) on the same
 frames, so the ratio comes from one run.
+
+The "hands" stage is the time a frame waited for hand tracking: 0 while no hand
+is tracked, as the search for one then runs beside the frames
+(`VisionPipeline.search_beside`).
 """
 
 from __future__ import annotations

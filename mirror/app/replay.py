@@ -168,8 +168,10 @@ def replay(video: Path, seconds: float | None = None, *, cfg: config.Config | No
     log = ActionLog(out)
     kiosk = Kiosk(cfg, features=[], headless=True, serve=False)
     # the garment model (and with it the body that engagement uses) is rebuilt
-    # synchronously every garment_refresh_s of clip time, as often on any machine
+    # synchronously every garment_refresh_s of clip time, and each frame's hands
+    # are looked for on that frame, as often on any machine
     kiosk.camera.pipeline.background_refresh = False
+    kiosk.camera.pipeline.search_beside = False
     kiosk.bus.subscribe("action.done", log.on_action)
     kiosk.bus.subscribe("motion.circle", log.on_circle)
     src = VideoFileSource(video, loop=seconds is not None)
