@@ -294,15 +294,17 @@ def test_while_no_hand_is_tracked_the_search_for_one_does_not_hold_the_frame_up(
         pipe.hands._process = dawdling
         try:
             pipe.process(Frame(img, 0.0, 0))                 # the first garment model is built in it
-            pipe.hands._misses = pipe.hands._seen = 0        # as if nobody had a hand up so far
-            pipe._search = None
+            if pipe._search is not None:
+                pipe._search.result(10)                      # that frame's own search, if any, done
+                pipe._search = None
+            pipe.hands._misses, pipe.hands._seen = 0, False  # as if nobody had a hand up so far
             t0 = time.perf_counter()
             first = pipe.process(Frame(img, 0.05, 1))
             took = time.perf_counter() - t0
             if beside:
                 assert first.hands == [] and took < 0.3, took
-                time.sleep(0.6)
-                second = pipe.process(Frame(img, 0.1, 2))    # the search's find, a frame late
+                pipe._search.result(10)                      # the search, beside the frames
+                second = pipe.process(Frame(img, 0.1, 2))    # its find, a frame late
                 assert len(second.hands) == 1 and second.timings["hands"] == 0.0
                 t0 = time.perf_counter()
                 third = pipe.process(Frame(img, 0.15, 3))    # tracked: waited for, as before
@@ -311,6 +313,38 @@ def test_while_no_hand_is_tracked_the_search_for_one_does_not_hold_the_frame_up(
                 assert len(first.hands) == 1 and took >= 0.4
         finally:
             pipe.close()
+
+
+def test_a_hand_search_that_fails_costs_one_frame_and_tracking_goes_on(media, caplog):
+    import concurrent.futures as cf
+
+    import cv2
+
+    from vision import pipeline
+    from vision.capture import Frame
+    img = cv2.imread(str(media / "images" / "victory.jpg"))
+    cfg = config.load(None, env={})
+    pipe = pipeline.VisionPipeline(cfg.vision, cfg.depth)
+    real = pipe.hands._process
+    failures = [RuntimeError("the palm detector failed once")]
+
+    def once(bgr):
+        if failures:
+            raise failures.pop()
+        return real(bgr)
+    pipe.hands._process = once
+    try:
+        found = []
+        with caplog.at_level("ERROR", logger="vision.pipeline"):
+            for i in range(6):
+                res = pipe.process(Frame(img, i * 0.05, i))
+                if pipe._search is not None:
+                    cf.wait([pipe._search], 10)              # each search done before the next frame
+                found.append(len(res.hands))
+        assert "hand search on an earlier frame failed" in caplog.text
+        assert found[-1] == 1 and not failures, found
+    finally:
+        pipe.close()
 
 
 def test_the_product_she_tries_on_picks_the_part_of_her_clothing_recoloured(tmp_path):

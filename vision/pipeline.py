@@ -167,9 +167,15 @@ class VisionPipeline:
             if not self._search.done():
                 beside = ([], 0.0)                    # still looking
             else:
-                found, self._search = self._search.result(), None
+                search, self._search = self._search, None
+                try:
+                    found = search.result()
+                except Exception:                     # one failed search must not stop hand tracking
+                    log.exception("hand search on an earlier frame failed")
+                    found = ([], 0.0)
                 if found[0]:
-                    beside = found                    # found on the frame before: tracked from the next
+                    # found on the frame before (its points are a frame old): tracked from the next
+                    beside = found
         if beside is None and self._pool:
             if self.search_beside and not self.hands.tracking:
                 self._search = self._pool.submit(self._timed_hands, img)
