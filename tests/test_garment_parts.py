@@ -340,6 +340,37 @@ def test_a_crop_top_over_a_skirt_of_its_colour_is_two_garments():
     assert lo[185:].sum() == seg[185:].sum() and not lo[:150].any()
 
 
+def _crossed_arms(img, seg, pose, y0=120, y1=140):
+    """Bare forearms crossed flat over the drawn figure's top, rows y0-y1, with
+    pose's elbows and wrists on them: they cut the top in two."""
+    img[y0:y1, 50:151] = (150, 170, 220)
+    seg[y0:y1, 50:151] = 0
+    ym = (y0 + y1) // 2
+    pose[[13, 14, 15, 16]] = [[150, ym, .99], [50, ym, .99], [72, ym - 2, .99], [128, ym + 2, .99]]
+
+
+def test_crossed_arms_over_a_t_shirt_do_not_make_it_a_crop_top():
+    # a black T-shirt over grey trousers, her bare forearms crossed over her middle:
+    # the T-shirt under her arms is still the top, not part of her trousers
+    img, _, seg, pose = _figure((30, 30, 30), (140, 140, 140), skirt=False)
+    _crossed_arms(img, seg, pose)
+    parts = _split_drawn(img, seg, pose)
+    up, lo = _at_figure_size(parts.masks["upper"]), _at_figure_size(parts.masks["lower"])
+    assert up[145:180, 65:135].mean() > 0.9 and not lo[145:180, 65:135].any()
+    assert up[70:118].sum() >= 0.95 * seg[70:118].sum() and not up[220:].any()
+
+
+def test_a_crop_top_with_her_arms_hanging_beside_her_is_still_two_garments():
+    img, _, seg, pose = _figure((40, 40, 200), (40, 40, 200), skirt=True)
+    img[150:185, 60:141] = (150, 170, 220)                 # her midriff
+    seg[150:185, 60:141] = 0
+    _draw_bare_arms(img, np.zeros((H, W), np.float32), pose, (150, 170, 220))
+    pose[[15, 16]] = [[160, 190, .99], [40, 190, .99]]     # her wrists, below her elbows
+    parts = _split_drawn(img, seg, pose)
+    up = parts.masks["upper"] > 0
+    assert parts.kind == "separates" and up[70:150].sum() == seg[70:150].sum() and not up[185:].any()
+
+
 def _one_colour_legs_joined(ankles: tuple[int, int], hidden_ankle: float = 0.99):
     """A one-colour figure whose legs are drawn as one piece from the hips
     (x 60-140) narrowing to x `ankles` at y 385; pose's right ankle seen at

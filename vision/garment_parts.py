@@ -144,6 +144,10 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     kind = "separates"
     # the torso's upper half is surely the top, wherever the waist is
     pieces = _pieces_apart(g, upper_torso, lo_seed)
+    if pieces is not None and _joined_by(g, pieces, lo_seed, _forearms_across(pose, (h, w), sw)):
+        # the bare band between them is her forearms lying across her (crossed
+        # arms), not her midriff: one top, cut in two by her arms
+        pieces = None
     middle = np.abs((xs - mid_h[0]) * -axis[1] + (ys - mid_h[1]) * axis[0]) < 0.3 * sw   # down her body's axis
     if pieces is not None:
         # skin all the way across between them (a crop top, a bare midriff):
@@ -518,6 +522,35 @@ def _trouser_legs(g: np.ndarray, pose: np.ndarray, mid_h: np.ndarray) -> bool:
     if hips < 4 or low >= g.shape[0]:
         return False
     return _span(g, low) >= ONE_LEG * hips and _span(g, low) < 0.8 * hips
+
+
+ACROSS_REACH = 0.3    # a forearm across her reaches this share of its length past the wrist (the hand)
+ACROSS_THICK = 0.3    # ... and is this thick, as a share of her shoulders' width
+
+
+def _forearms_across(pose: np.ndarray, shape: tuple[int, int], sw: float) -> np.ndarray:
+    """Her forearms where they lie across her torso, flatter than 45 degrees
+    with their middle between her shoulders and hips (crossed arms, a hand on
+    her belly): bool mask, as thick as a forearm."""
+    m = np.zeros(shape, np.uint8)
+    body = pose[[11, 12, 23, 24], 0]
+    for elbow, wrist in ((13, 15), (14, 16)):
+        if not (visible(pose, elbow, 0.3) and visible(pose, wrist, 0.3)):
+            continue
+        a, b = pose[elbow, :2], pose[wrist, :2]
+        if abs(b[1] - a[1]) <= abs(b[0] - a[0]) and body.min() <= (a[0] + b[0]) / 2 <= body.max():
+            end = b + ACROSS_REACH * (b - a)
+            cv2.line(m, tuple(np.round(a).astype(int)), tuple(np.round(end).astype(int)), 1,
+                     max(2, round(ACROSS_THICK * sw)))
+    return m > 0
+
+
+def _joined_by(g: np.ndarray, pieces: np.ndarray, lo_seed: np.ndarray, bridge: np.ndarray) -> bool:
+    """The top's pieces join the bottom's seeds once `bridge` counts as garment."""
+    if not bridge.any():
+        return False
+    _, labels = cv2.connectedComponents((g | bridge).astype(np.uint8), connectivity=8)
+    return bool((set(np.unique(labels[pieces])) & set(np.unique(labels[lo_seed]))) - {0})
 
 
 def _pieces_apart(g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray) -> np.ndarray | None:
