@@ -185,12 +185,12 @@ def readers_empty(timeout: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def watching():
+def watching(poll_s: float = 0.2):
     """A ReaderWatcher on the session's pcscd, once it has said how the readers
     are (with no card left on them); its events."""
     readers_empty()
     ev = Events()
-    w = ReaderWatcher(ev, poll_s=0.2)
+    w = ReaderWatcher(ev, poll_s=poll_s)
     w.start()
     try:
         ev.wait_for("status")
@@ -318,7 +318,7 @@ class HeldReads:
         self.go[job.t_present] = (gate := threading.Event(), [])
         self.started.append(job.t_present)
         gate.wait(10)
-        for kind, data in gate_outcome if (gate_outcome := self.go[job.t_present][1]) else []:
+        for kind, data in self.go[job.t_present][1]:
             self.w._settle(job, kind, **data)
 
     def end(self, t_present, *outcome):
@@ -407,20 +407,15 @@ def test_a_stalled_card_is_given_up_on_at_its_deadline_not_at_the_next_poll(pcsc
     from nfc import readers
     monkeypatch.setattr(readers, "READ_DEADLINE_S", 1.0)
     hung = HangingTag(bytes.fromhex("04000000000031"), b"".join(ndef.message_encoder(LONG_RECORDS)))
-    readers_empty()
-    ev = Events()
-    w = ReaderWatcher(ev, poll_s=5.0)              # the longest poll the config allows
-    w.start()
     try:
-        ev.wait_for("status", 10)
-        hung.insert(port=pcscd.vpcd_ports[0])
-        assert hung.hanging.wait(10)
-        t0 = time.monotonic()
-        got = first_of_each(ev, 6, failed=too_slow)
-        assert time.monotonic() - t0 < 2.5, got    # the deadline (1 s from the card), not the 5 s poll
+        with watching(poll_s=5.0) as ev:           # the longest poll the config allows
+            hung.insert(port=pcscd.vpcd_ports[0])
+            assert hung.hanging.wait(10)
+            t0 = time.monotonic()
+            got = first_of_each(ev, 6, failed=too_slow)
+            assert time.monotonic() - t0 < 2.5, got    # the deadline (1 s from the card), not the 5 s poll
     finally:
         hung.remove()
-        w.stop()
 
 
 # --- the Type 4 reader and member ids, against the emulated tag directly -------------

@@ -144,7 +144,8 @@ def split_parts(img: np.ndarray, lab: np.ndarray, seg: np.ndarray, pose: np.ndar
     kind = "separates"
     # the torso's upper half is surely the top, wherever the waist is
     pieces = _pieces_apart(g, upper_torso, lo_seed)
-    if pieces is not None and _joined_by(g, pieces, lo_seed, _forearms_across(pose, (h, w), sw)):
+    if pieces is not None and (across := _forearms_across(pose, (h, w), sw)).any() and \
+            _pieces_apart(g | across, upper_torso, lo_seed) is None:
         # the bare band between them is her forearms lying across her (crossed
         # arms), not her midriff: one top, cut in two by her arms
         pieces = None
@@ -543,14 +544,6 @@ def _forearms_across(pose: np.ndarray, shape: tuple[int, int], sw: float) -> np.
             cv2.line(m, tuple(np.round(a).astype(int)), tuple(np.round(end).astype(int)), 1,
                      max(2, round(ACROSS_THICK * sw)))
     return m > 0
-
-
-def _joined_by(g: np.ndarray, pieces: np.ndarray, lo_seed: np.ndarray, bridge: np.ndarray) -> bool:
-    """The top's pieces join the bottom's seeds once `bridge` counts as garment."""
-    if not bridge.any():
-        return False
-    _, labels = cv2.connectedComponents((g | bridge).astype(np.uint8), connectivity=8)
-    return bool((set(np.unique(labels[pieces])) & set(np.unique(labels[lo_seed]))) - {0})
 
 
 def _pieces_apart(g: np.ndarray, up_seed: np.ndarray, lo_seed: np.ndarray) -> np.ndarray | None:
