@@ -283,13 +283,14 @@ def test_while_no_hand_is_tracked_the_search_for_one_does_not_hold_the_frame_up(
     from vision.capture import Frame
     img = cv2.imread(str(media / "images" / "victory.jpg"))
     cfg = config.load(None, env={})
+    search_s = 1.2      # far above a frame's own time even on a loaded CI machine
     for beside in (True, False):
         pipe = pipeline.VisionPipeline(cfg.vision, cfg.depth)
         pipe.search_beside = beside
         slow = pipe.hands._process
 
         def dawdling(bgr):
-            time.sleep(0.4)                                  # a slow palm search
+            time.sleep(search_s)                             # a slow palm search
             return slow(bgr)
         pipe.hands._process = dawdling
         try:
@@ -302,15 +303,15 @@ def test_while_no_hand_is_tracked_the_search_for_one_does_not_hold_the_frame_up(
             first = pipe.process(Frame(img, 0.05, 1))
             took = time.perf_counter() - t0
             if beside:
-                assert first.hands == [] and took < 0.3, took
+                assert first.hands == [] and took < search_s / 2, took
                 pipe._search.result(10)                      # the search, beside the frames
                 second = pipe.process(Frame(img, 0.1, 2))    # its find, a frame late
                 assert len(second.hands) == 1 and second.timings["hands"] == 0.0
                 t0 = time.perf_counter()
                 third = pipe.process(Frame(img, 0.15, 3))    # tracked: waited for, as before
-                assert len(third.hands) == 1 and time.perf_counter() - t0 >= 0.4
+                assert len(third.hands) == 1 and time.perf_counter() - t0 >= search_s
             else:
-                assert len(first.hands) == 1 and took >= 0.4
+                assert len(first.hands) == 1 and took >= search_s
         finally:
             pipe.close()
 
