@@ -1168,6 +1168,39 @@ def test_a_dress_of_her_skins_colour_is_not_taken_for_skin():
     assert g[200:310, 70:130].mean() > 0.9, "the skirt lost"
 
 
+def test_trousers_of_her_skins_chroma_but_far_darker_than_her_face_are_not_skin():
+    # brown check or khaki trousers: the face's skin model (chroma only)
+    # claims all of her thighs, but they are far darker than her face, as
+    # bare legs in the same light are not; under a black top that is not
+    # enough "skin" for the model to be given up on as a whole
+    skin = (150, 170, 220)                                  # Lab L 188
+    img, _, seg, pose = _figure((30, 30, 30), (73, 91, 129), skirt=False)   # L 108, her chroma
+    person = seg.astype(np.float32)
+    _draw_face(img, person, skin, neck=True)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = _at_figure_size(model.seg)
+    assert g[90:175, 70:130].mean() > 0.9, "the top lost"
+    assert g[215:370, 66:92].mean() > 0.9 and g[215:370, 108:134].mean() > 0.9, "the trousers taken for skin"
+
+
+def test_bare_legs_a_little_darker_than_her_face_are_still_skin():
+    # shorts over bare legs in shade: the legs' lightness is near her face's
+    # (within SKIN_THIGH_DL), so they stay skin
+    skin = (150, 170, 220)
+    legs = (120, 138, 185)                                  # her skin, about 30 darker in L
+    img, _, seg, pose = _figure((40, 40, 200), (120, 60, 20), skirt=False)
+    person = seg.astype(np.float32)
+    img[232:381] = np.where(seg[232:381, :, None] > 0, np.array(legs, np.uint8), img[232:381])
+    pose[[27, 28], 2] = 0.0          # no ankle seen: the bare-shin check has no shin to go by
+    _draw_face(img, person, skin, neck=True)
+    model = GarmentModel.build(img, cv2.GaussianBlur(person, (3, 3), 0), pose)
+    assert model is not None
+    g = _at_figure_size(model.seg)
+    assert g[195:225, 70:130].mean() > 0.9, "the shorts lost"
+    assert g[245:370].mean() < 0.05, "her bare legs taken as garment"
+
+
 def test_compression_specks_in_her_bare_midriff_are_skin_not_garment():
     # a crop top over a bare midriff in a heavily compressed photo: blocks of
     # a slightly different tone dot her skin, outside the face's colour model;

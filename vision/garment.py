@@ -34,6 +34,10 @@ SKIN_MAX_SHARE = 0.75    # more of her than this "skin" means the skin model can
                          # a cream dress 0.83-0.93)
 SKIN_TINT = 0.4          # skin keeps at least this share of the face's tint (distance from grey in Lab)
 SKIN_CHEST = 0.7          # share of her chest the skin model may claim before it is taken for a skin-toned top
+SKIN_THIGHS = 0.5         # share of her thighs the skin model may claim before their lightness is checked
+SKIN_THIGH_DL = 50        # ... and if their median lightness is this far from her face's (Lab L, 0-255),
+                          # they are trousers of skin's chroma (khaki, brown check: 61-82 on tune), not
+                          # bare legs (4-26 on tune: shorts, a sports outfit, a dress's bare shins)
 SKIN_HOLE = 0.001        # a hole in her skin up to this share of her size is skin (JPEG blocks, a navel)
 SKIN_SPECKLE = 0.04      # ... unless such holes are more of that piece of skin than this
 
@@ -62,6 +66,18 @@ def _skin_mask(lab: np.ndarray, ycrcb: np.ndarray, face_pixels_lab: np.ndarray |
             skin[skin] = tint >= SKIN_TINT * face_tint
         return skin
     return rule
+
+
+def _legs_of_skins_chroma(lab: np.ndarray, claimed: np.ndarray, thighs: np.ndarray,
+                          face_pixels_lab: np.ndarray) -> bool:
+    """Whether the "skin" on her thighs is cloth of skin's chroma: the skin
+    model (a* and b* only) claims most of them (`claimed`, of `thighs`), and
+    they are far lighter or darker than her face. Bare legs in the same light
+    are near her face's lightness."""
+    if thighs.sum() < 30 or claimed.sum() < SKIN_THIGHS * thighs.sum():
+        return False
+    dl = abs(float(np.median(lab[claimed][:, 0])) - float(np.median(face_pixels_lab[:, 0])))
+    return dl > SKIN_THIGH_DL
 
 
 def _fill_small_holes(skin: np.ndarray, most: int) -> np.ndarray:
@@ -228,12 +244,17 @@ class GarmentModel:
             if (skin & on_chest).sum() >= SKIN_CHEST * max(1, on_chest.sum()):
                 # Her chest is her skin's colour nearly all over: a skin-toned
                 # top (a beige knit, a cream dress), not bare skin; on her torso
-                # the skin model is not to be trusted (on her legs it still is).
+                # the skin model is not to be trusted (her legs are judged below).
                 skin &= ~core
                 skin_toned_top = True
+            thighs = (seeds > 0) & ~core & inside
+            if face_px is not None and _legs_of_skins_chroma(lab, skin & thighs, thighs, face_px):
+                # her legs are covered by cloth the face's chroma model cannot
+                # tell from skin; below her hips it is not to be trusted
+                skin[int(min(leg[0][1] for leg in layout.legs)):, :] = False
             # a forearm is judged against her top (the chest), a shin against her thighs
             top_px = upper_torso & inside & ~skin
-            thigh_px = (seeds > 0) & ~core & inside & ~skin
+            thigh_px = thighs & ~skin
             bare = _bare_limbs(lab, inside, pose, top_px if top_px.sum() >= 30 else seeds > 0,
                                thigh_px if thigh_px.sum() >= 30 else seeds > 0)
         if bare is not None:
