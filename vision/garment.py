@@ -37,7 +37,7 @@ SKIN_CHEST = 0.7          # share of her chest the skin model may claim before i
 SKIN_THIGHS = 0.5         # share of her thighs the skin model may claim before their lightness is checked
 SKIN_THIGH_DL = 50        # ... and if their median lightness is this far from her face's (Lab L, 0-255),
                           # they are trousers of skin's chroma (khaki, brown check: 61-82 on tune), not
-                          # bare legs (4-26 on tune: shorts, a sports outfit, a dress's bare shins)
+                          # bare legs (1-26 on tune: shorts, a sports outfit, a dress's bare shins)
 SKIN_HOLE = 0.001        # a hole in her skin up to this share of her size is skin (JPEG blocks, a navel)
 SKIN_SPECKLE = 0.04      # ... unless such holes are more of that piece of skin than this
 
