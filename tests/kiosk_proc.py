@@ -34,10 +34,20 @@ socket = "{folder / 'control.sock'}"
     return cfg
 
 
+def as_from_a_terminal() -> None:
+    """`preexec_fn` for a child the test will signal: SIGINT and SIGHUP back to
+    their defaults. A test run started in the background (`cmd &`, nohup)
+    passes them on ignored, and an ignored SIGHUP is one the kiosk honours
+    (`nohup mirror run` keeps running), so the tests would see no stop."""
+    import signal
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_kiosk(cfg: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mirror", "run", "--headless", "--config", str(cfg)], cwd=ROOT,
                             env=dict(os.environ, SDL_VIDEODRIVER="dummy", **env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
 
 
 def stop_kiosk(proc: subprocess.Popen) -> None:

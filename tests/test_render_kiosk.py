@@ -14,6 +14,7 @@ from mirror.app.kiosk import Kiosk
 from mirror.core.session import Session
 from render.compositor import Compositor
 from render.overlays import MessageOverlay, ShopperOverlay, ShopperView
+from tests.kiosk_proc import as_from_a_terminal
 from vision.capture import FrameSource, SourceError, VideoFileSource
 
 
@@ -370,7 +371,8 @@ def _bench_then_signal(media, sig: int) -> tuple[int, str, str, float]:
     import select
     import time
     p = subprocess.Popen([sys.executable, "-m", "mirror", "bench", str(media / "clips" / "open_palm_360p.mp4"),
-                          "--frames", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--frames", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=as_from_a_terminal)
     try:
         ready, _, _ = select.select([p.stderr], [], [], 120)
         assert ready, "no progress within 120 s"
