@@ -219,8 +219,9 @@ def main(argv: list[str]) -> None:
         runs.append(evaluate(args.split, seg, h, m, args.crop, args.tone))
     parts = ("upper", "lower", "full")
     # rows paired by photo, not by place: a truth added while it runs is left out, not misaligned
-    names = [row["name"] for row in runs[0] if all(any(r["name"] == row["name"] for r in run) for run in runs)]
-    runs = [[next(r for r in run if r["name"] == name) for name in names] for run in runs]
+    by_name = [{r["name"]: r for r in run} for run in runs]
+    names = [row["name"] for row in runs[0] if all(row["name"] in rows for rows in by_name)]
+    runs = [[rows[name] for name in names] for rows in by_name]
     print(f"{'photo':32} {'split':8} {'upper':>6} {'lower':>6} {'full':>6}  {'upper range':>11}  kind")
     for k, row in enumerate(runs[0]):
         mine = [run[k] for run in runs]
